@@ -1,0 +1,43 @@
+"""Lower the folded model to an ExecuTorch program (.pte) that the LLM runner accepts."""
+from pathlib import Path
+
+import torch
+from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
+from executorch.exir.passes import MemoryPlanningPass
+from torch.export import Dim
+
+from softfold.export.model import Transformer
+
+
+def runner_metadata(model: Transformer, bos_id: int, eos_ids: list[int]) -> dict:
+    """The constant methods ExecuTorch's TextLLMRunner reads (extension/llm/runner/constants.h)."""
+    return {
+        "get_max_seq_len": model.args.max_context,
+        "get_max_context_len": model.args.max_context,
+        "get_vocab_size": model.args.vocab_size,
+        "get_bos_id": bos_id,
+        "get_eos_ids": list(eos_ids),
+        "use_kv_cache": True,
+        "use_sdpa_with_kv_cache": False,
+        "enable_dynamic_shape": True,
+        "get_n_layers": model.args.n_layers,
+    }
+
+
+def export_pte(model: Transformer, metadata: dict, path: Path) -> None:
+    """forward(tokens [1, T], input_pos [1]) -> logits [1, vocab], XNNPACK-delegated, written to `path`."""
+    example = (torch.zeros(1, 2, dtype=torch.long), torch.tensor([0], dtype=torch.long))
+    seq = Dim("seq", min=1, max=model.args.max_context)
+    with torch.no_grad():
+        program = torch.export.export(model, example, dynamic_shapes=({1: seq}, None), strict=False)
+    edge = to_edge_transform_and_lower(
+        program,
+        partitioner=[XnnpackPartitioner()],
+        compile_config=EdgeCompileConfig(_check_ir_validity=False),
+        constant_methods=metadata,
+    )
+    et_program = edge.to_executorch(ExecutorchBackendConfig(
+        memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False),
+    ))
+    Path(path).write_bytes(et_program.buffer)

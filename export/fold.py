@@ -1,0 +1,51 @@
+"""Fold a soft prompt into the compact model as prefix K/V (DESIGN.md section 2, prefix-kv)."""
+import torch
+
+from softfold.errors import UserError
+from softfold.export.model import SUPPORTED_ARCHITECTURES, ModelArgs, Transformer
+
+
+def _rope_tables(hf_model, n_positions: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin for positions [0, n_positions), from the HF model's own rotary module (all rope types)."""
+    positions = torch.arange(n_positions).unsqueeze(0)
+    probe = torch.zeros(1, dtype=torch.float32)
+    cos, sin = hf_model.model.rotary_emb(probe, positions)
+    return cos[0].float(), sin[0].float()
+
+
+def _load_weights(model: Transformer, hf_model) -> None:
+    state = {k.removeprefix("model."): v.float() for k, v in hf_model.state_dict().items()}
+    state.setdefault("lm_head.weight", state["embed_tokens.weight"])
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith(("prefix_k", "prefix_v", "rope_cos", "rope_sin"))]
+    unexpected = [k for k in unexpected if "rotary_emb" not in k]
+    if missing or unexpected:
+        raise UserError(f"model weights do not match the {model.args.arch} layout: "
+                        f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+
+def check_architecture(config) -> None:
+    if config.model_type not in SUPPORTED_ARCHITECTURES:
+        raise UserError(f"model architecture '{config.model_type}' is not supported yet; "
+                        f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}")
+
+
+@torch.no_grad()
+def build_folded_model(hf_model, soft_prompt: torch.Tensor | None, max_context: int) -> Transformer:
+    """The export model: HF weights + the soft prompt's K/V computed once, in fp32, as constants."""
+    check_architecture(hf_model.config)
+    n_prefix = 0 if soft_prompt is None else soft_prompt.shape[0]
+    args = ModelArgs.from_hf(hf_model.config, max_context)
+    cos, sin = _rope_tables(hf_model, n_prefix + max_context)
+    model = Transformer(args, n_prefix, cos, sin)
+    _load_weights(model, hf_model)
+    if n_prefix:
+        # Prefill the soft prompt through an unfolded twin (same weights, empty prefix) and keep its cache.
+        twin_args = ModelArgs.from_hf(hf_model.config, n_prefix + max_context)
+        twin = Transformer(twin_args, 0, cos, sin)
+        _load_weights(twin, hf_model)
+        twin.forward_embeds(soft_prompt.float().unsqueeze(0), torch.tensor([0]))
+        for (pk, pv), block in zip(model.prefix_kv(), twin.layers):
+            pk.copy_(block.self_attn.kv.k_cache[:, :n_prefix])
+            pv.copy_(block.self_attn.kv.v_cache[:, :n_prefix])
+    return model.eval()

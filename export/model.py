@@ -1,0 +1,166 @@
+"""A compact, export-friendly decoder (Llama / Qwen2 family) with the soft prompt folded in.
+
+The soft prompt's per-layer K/V (`prefix_k`, `prefix_v`, computed once in fp32 by `fold.py`)
+are constants of the module. Every forward writes them into the first N slots of the KV cache,
+so the runtime sees user positions starting at 0 while RoPE positions and attention run over
+N + position. A runner's reset (position back to 0) therefore always keeps the soft prompt.
+
+Attention and cache updates use ExecuTorch's `llama::custom_sdpa` / `llama::update_cache`
+ops (layout [batch, seq, heads, head_dim]); they run eagerly too, once
+`executorch.extension.llm.custom_ops` is imported.
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (registers llama:: ops)
+
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2")
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    arch: str
+    vocab_size: int
+    dim: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    hidden_dim: int
+    norm_eps: float
+    qkv_bias: bool
+    max_context: int  # user positions the cache holds (the soft prompt comes on top)
+
+    @classmethod
+    def from_hf(cls, config, max_context: int) -> "ModelArgs":
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        return cls(
+            arch=config.model_type,
+            vocab_size=config.vocab_size,
+            dim=config.hidden_size,
+            n_layers=config.num_hidden_layers,
+            n_heads=config.num_attention_heads,
+            n_kv_heads=config.num_key_value_heads,
+            head_dim=head_dim,
+            hidden_dim=config.intermediate_size,
+            norm_eps=config.rms_norm_eps,
+            qkv_bias=config.model_type == "qwen2" or bool(getattr(config, "attention_bias", False)),
+            max_context=max_context,
+        )
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(x.dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class KVCache(nn.Module):
+    def __init__(self, n_prefix: int, args: ModelArgs):
+        super().__init__()
+        shape = (1, n_prefix + args.max_context, args.n_kv_heads, args.head_dim)
+        self.register_buffer("k_cache", torch.zeros(shape), persistent=False)
+        self.register_buffer("v_cache", torch.zeros(shape), persistent=False)
+
+    def update(self, start: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        torch.ops.llama.update_cache(k, self.k_cache, start)
+        torch.ops.llama.update_cache(v, self.v_cache, start)
+
+
+class Attention(nn.Module):
+    def __init__(self, args: ModelArgs, n_prefix: int):
+        super().__init__()
+        self.args = args
+        self.q_proj = nn.Linear(args.dim, args.n_heads * args.head_dim, bias=args.qkv_bias)
+        self.k_proj = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=args.qkv_bias)
+        self.v_proj = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=args.qkv_bias)
+        self.o_proj = nn.Linear(args.n_heads * args.head_dim, args.dim, bias=False)
+        self.kv = KVCache(n_prefix, args)
+        kv_shape = (1, n_prefix, args.n_kv_heads, args.head_dim)
+        self.register_buffer("prefix_k", torch.zeros(kv_shape))
+        self.register_buffer("prefix_v", torch.zeros(kv_shape))
+
+    def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        bsz, seqlen, _ = x.shape
+        a = self.args
+        q = self.q_proj(x).view(bsz, seqlen, a.n_heads, a.head_dim)
+        k = self.k_proj(x).view(bsz, seqlen, a.n_kv_heads, a.head_dim)
+        v = self.v_proj(x).view(bsz, seqlen, a.n_kv_heads, a.head_dim)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        if self.prefix_k.shape[1] > 0:
+            self.kv.update(0, self.prefix_k, self.prefix_v)
+        self.kv.update(start, k, v)
+        y = torch.ops.llama.custom_sdpa(q, self.kv.k_cache, self.kv.v_cache, start, None, 0, True)
+        return self.o_proj(y.reshape(bsz, seqlen, a.n_heads * a.head_dim))
+
+
+class MLP(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.gate_proj = nn.Linear(args.dim, args.hidden_dim, bias=False)
+        self.up_proj = nn.Linear(args.dim, args.hidden_dim, bias=False)
+        self.down_proj = nn.Linear(args.hidden_dim, args.dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, args: ModelArgs, n_prefix: int):
+        super().__init__()
+        self.self_attn = Attention(args, n_prefix)
+        self.mlp = MLP(args)
+        self.input_layernorm = RMSNorm(args.dim, args.norm_eps)
+        self.post_attention_layernorm = RMSNorm(args.dim, args.norm_eps)
+
+    def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), start, cos, sin)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Transformer(nn.Module):
+    """forward(tokens [1, T], input_pos [1]) -> logits of the last position [1, vocab]."""
+
+    def __init__(self, args: ModelArgs, n_prefix: int, rope_cos: torch.Tensor, rope_sin: torch.Tensor):
+        super().__init__()
+        self.args = args
+        self.n_prefix = n_prefix
+        self.embed_tokens = nn.Embedding(args.vocab_size, args.dim)
+        self.layers = nn.ModuleList(Block(args, n_prefix) for _ in range(args.n_layers))
+        self.norm = RMSNorm(args.dim, args.norm_eps)
+        self.lm_head = nn.Linear(args.dim, args.vocab_size, bias=False)
+        self.register_buffer("rope_cos", rope_cos)  # [n_prefix + max_context, head_dim]
+        self.register_buffer("rope_sin", rope_sin)
+
+    def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
+        return self.forward_embeds(self.embed_tokens(tokens), input_pos)
+
+    def forward_embeds(self, h: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
+        seqlen = h.shape[1]
+        pos = input_pos[0].item()
+        torch._check_is_size(pos)
+        torch._check(pos + seqlen <= self.args.max_context)
+        start = pos + self.n_prefix
+        cos = self.rope_cos.narrow(0, start, seqlen).view(1, seqlen, 1, -1)
+        sin = self.rope_sin.narrow(0, start, seqlen).view(1, seqlen, 1, -1)
+        for layer in self.layers:
+            h = layer(h, start, cos, sin)
+        return self.lm_head(self.norm(h[:, -1, :]))
+
+    def prefix_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(b.self_attn.prefix_k, b.self_attn.prefix_v) for b in self.layers]

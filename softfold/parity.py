@@ -1,0 +1,209 @@
+"""The parity gate (DESIGN.md section 5): exported bundle vs the fp32 PEFT reference, as data."""
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from softfold.reference import Reference, RefSample, chat_text
+
+GREEDY_TOKENS = 64
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Gate limits. A metric fails when it is on the wrong side of its limit."""
+    max_rel_dlogit: float = 1e-4  # max |Δlogit| / max |reference logit|, over every user position
+    max_mean_kl: float = 1e-6  # mean KL(reference || exported) per position, nats
+    min_top1: float = 0.99  # fraction of positions whose argmax agrees
+    min_top5_overlap: float = 0.98  # mean |top5 ∩ top5| / 5
+    min_exact_match: float = 0.9  # prompts whose greedy continuation equals the reference's
+    min_runner_match: float = 0.9  # prompts whose TextLLMRunner text equals the reference's
+
+
+RECIPE_THRESHOLDS = {"fp32": Thresholds()}
+
+
+@dataclass
+class PromptResult:
+    prompt: str
+    positions: int
+    max_abs_dlogit: float
+    max_abs_logit: float
+    mean_kl: float
+    top1: float
+    top5_overlap: float
+    greedy_prefix: int  # longest common greedy prefix, in new tokens
+    greedy_tokens: int  # new tokens the reference generated
+    exact_match: bool
+    runner_match: bool | None = None
+    dlogit_by_position: list[float] = field(default_factory=list)
+
+
+@dataclass
+class ParityReport:
+    recipe: str
+    thresholds: Thresholds
+    prompts: list[PromptResult]
+    metrics: dict[str, float]
+    failures: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> dict:
+        return {"passed": self.passed, "prompts": len(self.prompts), **self.metrics}
+
+
+class PteForward:
+    """The .pte's `forward` through ExecuTorch's Python runtime: logits at every position."""
+
+    def __init__(self, pte_path: Path):
+        from executorch.runtime import Runtime
+
+        self.method = Runtime.get().load_program(str(pte_path)).load_method("forward")
+
+    def __call__(self, ids: list[int], pos: int) -> torch.Tensor:
+        return self.method.execute([torch.tensor([ids]), torch.tensor([pos])])[0][0]
+
+    def every_position(self, prompt_ids: list[int], continuation: list[int]) -> torch.Tensor:
+        # The runtime's real path: one prefill call, then one decode call per token...
+        rows = [self(prompt_ids, 0)]
+        for i, tok in enumerate(continuation[:-1]):
+            rows.append(self([tok], len(prompt_ids) + i))
+        # ...and the prompt positions before the last, one token at a time.
+        head = [self([tok], i) for i, tok in enumerate(prompt_ids[:-1])]
+        return torch.stack(head + rows)
+
+
+def compare(ref: RefSample, got: torch.Tensor) -> PromptResult:
+    want = ref.logits[: got.shape[0]]
+    dlogit = (got - want).abs().amax(-1)
+    kl = F.kl_div(F.log_softmax(got, -1), F.log_softmax(want, -1), log_target=True, reduction="none").sum(-1)
+    top5 = [len(set(a.tolist()) & set(b.tolist())) / 5 for a, b in zip(got.topk(5).indices, want.topk(5).indices)]
+    start = len(ref.prompt_ids) - 1
+    agree = (got.argmax(-1)[start:] == torch.tensor(ref.continuation)).tolist()
+    prefix = agree.index(False) if False in agree else len(agree)
+    return PromptResult(
+        prompt=ref.prompt, positions=got.shape[0], max_abs_dlogit=dlogit.max().item(),
+        max_abs_logit=want.abs().max().item(), mean_kl=kl.mean().clamp_min(0).item(),
+        top1=(got.argmax(-1) == want.argmax(-1)).float().mean().item(), top5_overlap=sum(top5) / len(top5),
+        greedy_prefix=prefix, greedy_tokens=len(agree), exact_match=prefix == len(agree),
+        dlogit_by_position=[round(x, 8) for x in dlogit.tolist()],
+    )
+
+
+def runner_text(bundle_dir: Path, text: str, max_new_tokens: int) -> str:
+    """Greedy text from ExecuTorch's C++ TextLLMRunner, the engine under Android's LlmModule."""
+    from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
+
+    runner = TextLLMRunner(str(bundle_dir / "model.pte"), str(bundle_dir / "tokenizer.json"))
+    pieces: list[str] = []
+    runner.generate(text, GenerationConfig(echo=False, max_new_tokens=max_new_tokens, temperature=0.0),
+                    token_callback=pieces.append)
+    return "".join(pieces)
+
+
+def aggregate(results: list[PromptResult], t: Thresholds) -> tuple[dict[str, float], list[str]]:
+    n_pos = sum(r.positions for r in results)
+    runner = [r.runner_match for r in results if r.runner_match is not None]
+    metrics = {
+        "max_abs_dlogit": max(r.max_abs_dlogit for r in results),
+        "rel_dlogit": max(r.max_abs_dlogit for r in results) / max(r.max_abs_logit for r in results),
+        "mean_kl": sum(r.mean_kl * r.positions for r in results) / n_pos,
+        "top1": sum(r.top1 * r.positions for r in results) / n_pos,
+        "top5_overlap": sum(r.top5_overlap * r.positions for r in results) / n_pos,
+        "mean_greedy_prefix": sum(r.greedy_prefix for r in results) / len(results),
+        "exact_match": sum(r.exact_match for r in results) / len(results),
+    }
+    if runner:
+        metrics["runner_match"] = sum(runner) / len(runner)
+    checks = [
+        ("rel_dlogit", metrics["rel_dlogit"] <= t.max_rel_dlogit, f"<= {t.max_rel_dlogit}",
+         [r.prompt for r in results if r.max_abs_dlogit > t.max_rel_dlogit * r.max_abs_logit]),
+        ("mean_kl", metrics["mean_kl"] <= t.max_mean_kl, f"<= {t.max_mean_kl}",
+         [r.prompt for r in results if r.mean_kl > t.max_mean_kl]),
+        ("top1", metrics["top1"] >= t.min_top1, f">= {t.min_top1}", [r.prompt for r in results if r.top1 < 1]),
+        ("top5_overlap", metrics["top5_overlap"] >= t.min_top5_overlap, f">= {t.min_top5_overlap}",
+         [r.prompt for r in results if r.top5_overlap < 1]),
+        ("exact_match", metrics["exact_match"] >= t.min_exact_match, f">= {t.min_exact_match}",
+         [r.prompt for r in results if not r.exact_match]),
+    ]
+    if runner:
+        checks.append(("runner_match", metrics["runner_match"] >= t.min_runner_match, f">= {t.min_runner_match}",
+                       [r.prompt for r in results if r.runner_match is False]))
+    failures = [f"{name} = {metrics[name]:.6g}, needs {limit}; prompts: {bad[:5]}"
+                for name, ok, limit, bad in checks if not ok]
+    return {k: round(v, 9) for k, v in metrics.items()}, failures
+
+
+def run_parity(reference: Reference, bundle_dir: Path, prompts: list[str], recipe: str,
+               thresholds: Thresholds | None = None, check_runner: bool = True) -> ParityReport:
+    """Measure the bundle's .pte against the reference on every prompt (chat template applied)."""
+    thresholds = thresholds or RECIPE_THRESHOLDS[recipe]
+    pte = PteForward(bundle_dir / "model.pte")
+    results = []
+    for prompt in tqdm(prompts, desc="parity", unit="prompt", leave=False):
+        ref = reference.sample(prompt, GREEDY_TOKENS)
+        result = compare(ref, pte.every_position(ref.prompt_ids, ref.continuation))
+        if check_runner:
+            expected = reference.tokenizer.decode(ref.continuation)  # the runner emits the EOS piece too
+            got = runner_text(bundle_dir, chat_text(reference.tokenizer, prompt), GREEDY_TOKENS)
+            result.runner_match = got == expected
+        results.append(result)
+    metrics, failures = aggregate(results, thresholds)
+    return ParityReport(recipe, thresholds, results, metrics, failures)
+
+
+def write_reports(report: ParityReport, out_dir: Path) -> None:
+    data = {"recipe": report.recipe, "passed": report.passed, "metrics": report.metrics,
+            "thresholds": asdict(report.thresholds), "failures": report.failures,
+            "prompts": [asdict(r) for r in report.prompts]}
+    (out_dir / "parity.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    (out_dir / "parity.md").write_text(markdown(report))
+
+
+def _bar(values: list[float], width: int = 48) -> str:
+    blocks = " ▁▂▃▄▅▆▇█"
+    if not values:
+        return ""
+    step = max(1, len(values) // width)
+    cols = [max(values[i:i + step]) for i in range(0, len(values), step)]
+    top = max(cols) or 1.0
+    return "".join(blocks[round(v / top * 8)] for v in cols)
+
+
+def markdown(report: ParityReport) -> str:
+    verdict = "PASSED" if report.passed else "FAILED"
+    lines = [f"# Parity: {verdict} ({report.recipe})", "",
+             "Reference: base model fp32 eager PyTorch + PEFT soft prompt. Exported: this bundle's model.", "",
+             "| metric | value | limit |", "|---|---|---|"]
+    t = report.thresholds
+    limits = {"rel_dlogit": f"<= {t.max_rel_dlogit}", "mean_kl": f"<= {t.max_mean_kl}", "top1": f">= {t.min_top1}",
+              "top5_overlap": f">= {t.min_top5_overlap}", "exact_match": f">= {t.min_exact_match}",
+              "runner_match": f">= {t.min_runner_match}"}
+    lines += [f"| {k} | {v:.6g} | {limits.get(k, '')} |" for k, v in report.metrics.items()]
+    if report.failures:
+        lines += ["", "## Failures", ""] + [f"- {f}" for f in report.failures]
+    lines += ["", "## Per prompt", "", "max |Δlogit| along the positions (plot: each column is the max of a span)", "",
+              "| prompt | max abs dlogit | top1 | greedy prefix | exact | runner | abs dlogit by position |",
+              "|---|---|---|---|---|---|---|"]
+    for r in report.prompts:
+        lines.append(f"| {r.prompt[:40]} | {r.max_abs_dlogit:.3g} | {r.top1:.3f} | {r.greedy_prefix}/{r.greedy_tokens} "
+                     f"| {r.exact_match} | {r.runner_match} | `{_bar(r.dlogit_by_position)}` |")
+    return "\n".join(lines) + "\n"
+
+
+def junit_xml(report: ParityReport) -> str:
+    from xml.sax.saxutils import quoteattr
+
+    cases = []
+    for name, value in report.metrics.items():
+        failure = next((f for f in report.failures if f.startswith(name + " ")), None)
+        body = f"<failure message={quoteattr(failure)}/>" if failure else ""
+        cases.append(f'  <testcase classname="parity.{report.recipe}" name="{name}">{body}</testcase>')
+    return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name="softfold-parity" tests="{len(cases)}" '
+            f'failures="{len(report.failures)}">\n' + "\n".join(cases) + "\n</testsuite>\n")

@@ -1,0 +1,126 @@
+"""`softfold export`: load -> fold -> lower -> tokenizer -> parity -> manifest, into one atomic bundle."""
+import json
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from softfold.bundle import atomic_dir, tool_versions, write_manifest
+from softfold.calibrate.prompts import DEFAULT_PROMPTS
+from softfold.errors import UserError
+from softfold.load import BaseModel, SoftPrompt, load_base, load_soft_prompt
+from softfold.parity import ParityReport, Thresholds, run_parity, write_reports
+from softfold.reference import Reference, eos_ids
+
+
+class Target(str, Enum):
+    EXECUTORCH = "executorch"
+
+
+class Recipe(str, Enum):
+    FP32 = "fp32"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    model: Path
+    soft_prompt: Path
+    out: Path
+    target: Target = Target.EXECUTORCH
+    recipe: Recipe = Recipe.FP32
+    max_context: int = 2048
+    prompts: tuple[str, ...] = tuple(DEFAULT_PROMPTS)
+    thresholds: Thresholds | None = None
+    force: bool = False
+    check_runner: bool = True
+
+
+def export_bundle(opts: ExportOptions) -> ParityReport:
+    """Write the bundle to opts.out (only once complete) and return its parity report."""
+    if Path(opts.out).exists() and not opts.force:
+        raise UserError(f"output directory {opts.out} already exists: pass --force to replace it, or choose another --out")
+    if opts.max_context < 8:
+        raise UserError(f"--max-context must be at least 8 tokens, got {opts.max_context}")
+    base = load_base(opts.model)
+    soft_prompt = load_soft_prompt(opts.soft_prompt, base.config.hidden_size)
+    with atomic_dir(opts.out, opts.force) as tmp:
+        _write_model(base, soft_prompt, opts, tmp)
+        save_tokenizer(base.tokenizer, tmp)
+        report = run_parity(Reference(base, soft_prompt.path), tmp, list(opts.prompts), opts.recipe.value,
+                            opts.thresholds, check_runner=opts.check_runner)
+        write_reports(report, tmp)
+        manifest = _manifest(base, soft_prompt, opts, report)
+        (tmp / "README.md").write_text(app_readme(manifest))
+        write_manifest(tmp, manifest)
+    return report
+
+
+def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, out: Path) -> None:
+    from softfold.export.executorch import export_pte, runner_metadata
+    from softfold.export.fold import build_folded_model
+
+    folded = build_folded_model(base.model, soft_prompt.embeddings, opts.max_context)
+    export_pte(folded, runner_metadata(folded, _bos_id(base), eos_ids(base)), out / "model.pte")
+
+
+def _bos_id(base: BaseModel) -> int:
+    bos = base.tokenizer.bos_token_id
+    return bos if bos is not None else (base.config.bos_token_id or 0)
+
+
+def save_tokenizer(tokenizer, out: Path) -> None:
+    """tokenizer.json for the runtimes, plus tokenizer_config.json carrying the chat template."""
+    tokenizer.save_pretrained(out)
+    config_path = out / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["chat_template"] = tokenizer.chat_template
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _manifest(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, report: ParityReport) -> dict:
+    cfg = base.config
+    return {
+        "backend": opts.target.value,
+        "recipe": opts.recipe.value,
+        "model": {
+            "architecture": cfg.model_type, "source": base.source, "vocab_size": cfg.vocab_size,
+            "hidden_size": cfg.hidden_size, "num_layers": cfg.num_hidden_layers,
+            "context_length": opts.max_context, "bos_id": _bos_id(base), "eos_ids": eos_ids(base),
+            "stop_ids": eos_ids(base), "file": "model.pte",
+        },
+        "soft_prompt": {
+            "num_virtual_tokens": soft_prompt.num_virtual_tokens, "folding": "prefix-kv",
+            "sha256": soft_prompt.sha256, "source": str(opts.soft_prompt),
+        },
+        "tools": tool_versions(),
+        "parity": report.summary(),
+    }
+
+
+def app_readme(manifest: dict) -> str:
+    sp, m = manifest["soft_prompt"], manifest["model"]
+    parity = "passed" if manifest["parity"]["passed"] else "FAILED"
+    return f"""# softfold bundle: {m['architecture']} ({manifest['backend']}, {manifest['recipe']})
+
+This model carries a learned soft prompt of {sp['num_virtual_tokens']} virtual tokens (sha256
+`{sp['sha256'][:16]}...`), folded in as constant attention keys/values ({sp['folding']}). It is
+always active: you do not feed it, it costs no prefill, and `reset()` keeps it. Feed the user's
+chat-formatted prompt exactly as you would to the base model.
+
+Parity with the PyTorch reference: **{parity}** (see `parity.md`).
+
+## Android (ExecuTorch `LlmModule`)
+```kotlin
+val module = LlmModule("/data/local/tmp/bundle/model.pte", "/data/local/tmp/bundle/tokenizer.json", 0.0f)
+module.load()
+module.generate(prompt, {m['context_length']}, callback)   // prompt formatted with the chat template below
+```
+Push the files with `adb push model.pte tokenizer.json /data/local/tmp/bundle/`.
+
+## Prompt format
+Apply the chat template in `tokenizer_config.json` (`chat_template`, also `chat_template.jinja`)
+with `add_generation_prompt=True`. Generation stops at token ids {m['stop_ids']}.
+Context: {m['context_length']} user tokens.
+
+## Files
+`manifest.json` lists every file with its size and sha256; `softfold verify DIR` re-checks them.
+"""

@@ -1,0 +1,72 @@
+"""The parity reference (DESIGN.md section 5): the base model in fp32 eager PyTorch + the PEFT soft prompt."""
+from dataclasses import dataclass
+
+import torch
+
+from softfold.load import BaseModel
+
+
+@dataclass(frozen=True)
+class RefSample:
+    prompt: str
+    prompt_ids: list[int]
+    continuation: list[int]  # greedy new tokens, ending with an EOS id if one was produced
+    logits: torch.Tensor  # [len(prompt_ids) + len(continuation), vocab], at every user position
+
+
+def chat_text(tokenizer, prompt: str) -> str:
+    messages = [{"role": "user", "content": prompt}]
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+class Reference:
+    def __init__(self, base: BaseModel, soft_prompt_dir=None):
+        from peft import PeftModel
+
+        self.tokenizer = base.tokenizer
+        self.n_virtual = 0
+        self.model = base.model
+        if soft_prompt_dir is not None:
+            self.model = PeftModel.from_pretrained(base.model, str(soft_prompt_dir)).eval()
+            self.n_virtual = self.model.peft_config["default"].num_virtual_tokens
+        self.eos_ids = eos_ids(base)
+
+    @torch.no_grad()
+    def greedy(self, ids: list[int], max_new_tokens: int) -> list[int]:
+        """Greedy continuation of `ids` with the soft prompt in front, stopping after an EOS id.
+
+        PeftModel.generate (peft 0.21.2, transformers 5.24) rebuilds positions wrongly once the KV
+        cache holds the virtual tokens, so only its first token is right. This loop feeds the same
+        embeddings to the base model and lets its cache count positions; tests check it against
+        PeftModel.generate(use_cache=False).
+        """
+        base = self.model.get_base_model() if self.n_virtual else self.model
+        embeds = base.get_input_embeddings()(torch.tensor([ids]))
+        if self.n_virtual:
+            prompt = self.model.get_prompt(batch_size=1).to(embeds.dtype)
+            embeds = torch.cat([prompt, embeds], dim=1)
+        out = base(inputs_embeds=embeds, use_cache=True)
+        new: list[int] = []
+        while len(new) < max_new_tokens:
+            new.append(out.logits[0, -1].argmax().item())
+            if new[-1] in self.eos_ids:
+                break
+            out = base(input_ids=torch.tensor([[new[-1]]]), past_key_values=out.past_key_values, use_cache=True)
+        return new
+
+    @torch.no_grad()
+    def sample(self, prompt: str, max_new_tokens: int) -> RefSample:
+        ids = self.tokenizer(chat_text(self.tokenizer, prompt), add_special_tokens=False)["input_ids"]
+        continuation = self.greedy(ids, max_new_tokens)
+        full = torch.tensor([ids + continuation])
+        logits = self.model(input_ids=full, attention_mask=torch.ones_like(full)).logits[0, self.n_virtual:]
+        return RefSample(prompt, ids, continuation, logits.float())
+
+
+def eos_ids(base: BaseModel) -> list[int]:
+    """Stop ids: the generation config's EOS id(s) plus the tokenizer's EOS (the end-of-turn token)."""
+    ids = base.model.generation_config.eos_token_id
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    if base.tokenizer.eos_token_id is not None and base.tokenizer.eos_token_id not in ids:
+        ids.append(base.tokenizer.eos_token_id)
+    return ids

@@ -1,0 +1,64 @@
+"""Tiny random-weight models, tokenizers and soft prompts, built in code in seconds."""
+from pathlib import Path
+
+import torch
+from peft import PromptTuningConfig, TaskType, get_peft_model
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog.", "How do I bake bread at home?",
+    "Tell me a story about a dragon and a knight.", "What is the capital of France? Paris.",
+    "Explain photosynthesis in simple words.", "I cannot help with that request.",
+    "Write a poem about the sea, the moon and the stars.", "List three prime numbers: 2, 3, 5.",
+] * 4
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Byte-level symbols of printable ASCII, space and newline only: every token decodes to valid UTF-8,
+# so random-weight models never emit half a multi-byte character.
+ASCII_ALPHABET = [chr(c) for c in range(33, 127)] + ["\u0120", "\u010a"]
+
+
+def make_tokenizer(vocab_size: int = 384) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+                                  initial_alphabet=ASCII_ALPHABET, show_progress=False)
+    tok.train_from_iterator(CORPUS, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+    fast.chat_template = CHATML
+    return fast
+
+
+def make_model_dir(path: Path, arch: str = "llama", seed: int = 0) -> Path:
+    """A random-weight HF model directory (config, safetensors, tokenizer, chat template)."""
+    tokenizer = make_tokenizer()
+    config = AutoConfig.for_model(
+        arch, vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-5,
+        tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        initializer_range=0.2,
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def make_soft_prompt_dir(path: Path, model_dir: Path, n: int, seed: int = 0, scale: float = 1.0) -> Path:
+    """A PEFT prompt-tuning adapter with random virtual-token embeddings."""
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    peft_model = get_peft_model(base, PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=n))
+    gen = torch.Generator().manual_seed(seed)
+    weight = peft_model.prompt_encoder["default"].embedding.weight
+    with torch.no_grad():
+        weight.copy_(torch.randn(weight.shape, generator=gen) * scale)
+    peft_model.save_pretrained(path)
+    return path
