@@ -153,7 +153,7 @@ class Transformer(nn.Module):
     def forward_embeds(self, h: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
         seqlen = h.shape[1]
         pos = input_pos[0].item()
-        torch._check_is_size(pos)
+        torch._check(pos >= 0)
         torch._check(pos + seqlen <= self.args.max_context)
         start = pos + self.n_prefix
         cos = self.rope_cos.narrow(0, start, seqlen).view(1, seqlen, 1, -1)

@@ -1,9 +1,12 @@
 """`softfold run`: chat with a bundle through the engine a phone uses (ExecuTorch's TextLLMRunner)."""
+import contextlib
+import ctypes
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -28,6 +31,14 @@ def format_prompt(bundle: Path, user_text: str) -> str:
     template = env.from_string(chat_template(bundle))
     return template.render(messages=[{"role": "user", "content": user_text}], add_generation_prompt=True,
                            bos_token=config.get("bos_token", ""), eos_token=config.get("eos_token", ""))
+
+
+def load_text_runner(bundle: Path):
+    """ExecuTorch's C++ TextLLMRunner over the bundle, the engine under Android's LlmModule."""
+    from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (llama::custom_sdpa kernels)
+    from executorch.extension.llm.runner import TextLLMRunner
+
+    return TextLLMRunner(str(bundle / "model.pte"), str(bundle / "tokenizer.json"))
 
 
 @dataclass(frozen=True)
@@ -56,22 +67,54 @@ def generate(bundle: Path, user_text: str, max_new_tokens: int = 256,
     manifest = read_manifest(bundle)
     if manifest["backend"] != "executorch":
         raise UserError(f"bundle {bundle} is for {manifest['backend']}; softfold run supports executorch bundles")
-    from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
-
-    runner = TextLLMRunner(str(bundle / "model.pte"), str(bundle / "tokenizer.json"))
     budget = min(max_new_tokens, manifest["model"]["context_length"])
     pieces: list[str] = []
+    stop_strings = set(manifest["model"]["stop_strings"])
 
     def collect(piece: str) -> None:
+        if stop_strings.intersection(pieces):
+            return  # the runner generates on after an end-of-turn first token; the reply has ended
         pieces.append(piece)
-        if on_token:
+        if piece in stop_strings:
+            runner.stop()
+        elif on_token:
             on_token(piece)
 
     stats = []
-    runner.generate(format_prompt(bundle, user_text),
-                    GenerationConfig(echo=False, max_new_tokens=budget, temperature=0.0),
-                    token_callback=collect, stats_callback=stats.append)
-    return _reply("".join(pieces), stats[-1])
+    with native_output_silenced():
+        runner = load_text_runner(bundle)
+        from executorch.extension.llm.runner import GenerationConfig
+
+        runner.generate(format_prompt(bundle, user_text),
+                        GenerationConfig(echo=False, max_new_tokens=budget, temperature=0.0),
+                        token_callback=collect, stats_callback=stats.append)
+    return _reply("".join(p for p in pieces if p not in stop_strings), stats[-1])
+
+
+@contextlib.contextmanager
+def native_output_silenced() -> Iterator[None]:
+    """Mute the C++ runner, which prints every token and its logs to fds 1 and 2 itself.
+
+    Python's sys.stdout keeps writing to the real terminal meanwhile (the streamed reply); import
+    warnings of the runtimes, on stderr, are muted with the rest.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    real_out = os.fdopen(os.dup(saved[0]), "w")
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    try:
+        with contextlib.redirect_stdout(real_out):
+            yield
+    finally:
+        ctypes.CDLL(None).fflush(None)  # C stdio buffers go to /dev/null, not to the restored fds
+        real_out.close()
+        for fd, target in zip(saved, (1, 2)):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.close(devnull)
 
 
 def stream_to_stdout(piece: str) -> None:

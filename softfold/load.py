@@ -56,35 +56,46 @@ def _refuse_pickle(files: list[Path], what: str) -> None:
                         "convert them to .safetensors first")
 
 
+def _locate(path: Path) -> tuple[Path, dict]:
+    """(directory, from_pretrained kwargs) for a model directory or GGUF file; refuses pickles."""
+    if not path.exists():
+        raise UserError(f"model not found: {path}: pass a Hugging Face model directory or a .gguf file")
+    if path.is_file() and path.suffix == ".gguf":
+        return path.parent, {"gguf_file": path.name}
+    if not path.is_dir():
+        raise UserError(f"model {path} is neither a Hugging Face model directory nor a .gguf file")
+    files = list(path.iterdir())
+    if not any(f.suffix == ".safetensors" for f in files):
+        _refuse_pickle(files, f"model directory {path}")
+        raise UserError(f"model directory {path} has no *.safetensors weights")
+    if not (path / "config.json").exists():
+        raise UserError(f"model directory {path} has no config.json")
+    return path, {}
+
+
+def read_config(path: str | Path):
+    """The model's config, checked for a supported architecture, without loading weights."""
+    from transformers import AutoConfig
+
+    from softfold.export.fold import check_architecture
+
+    location, kwargs = _locate(Path(path))
+    config = AutoConfig.from_pretrained(location, trust_remote_code=False, **kwargs)
+    check_architecture(config)
+    return config
+
+
 def load_base(path: str | Path) -> BaseModel:
     """A Hugging Face model directory (safetensors) or a GGUF file (dequantized to fp32)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"model not found: {path}: pass a Hugging Face model directory or a .gguf file")
-    if path.is_file() and path.suffix == ".gguf":
-        kwargs = {"gguf_file": path.name}
-        location = path.parent
-    elif path.is_dir():
-        files = list(path.iterdir())
-        if not any(f.suffix == ".safetensors" for f in files):
-            _refuse_pickle(files, f"model directory {path}")
-            raise UserError(f"model directory {path} has no *.safetensors weights")
-        if not (path / "config.json").exists():
-            raise UserError(f"model directory {path} has no config.json")
-        kwargs, location = {}, path
-    else:
-        raise UserError(f"model {path} is neither a Hugging Face model directory nor a .gguf file")
-    from softfold.export.fold import check_architecture
-    from transformers import AutoConfig
-
-    check_architecture(AutoConfig.from_pretrained(location, trust_remote_code=False, **kwargs))
+    read_config(path)
+    location, kwargs = _locate(Path(path))
     model = AutoModelForCausalLM.from_pretrained(
         location, dtype=torch.float32, trust_remote_code=False, use_safetensors=not kwargs, **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False, **kwargs)
-    if getattr(model.config, "quantization_config", None) is not None and kwargs:
-        del model.config.quantization_config  # GGUF weights are dequantized: fp32 from here on
+    if kwargs:
+        model.config.quantization_config = None  # GGUF weights are dequantized: fp32 from here on
     if not tokenizer.chat_template:
         raise UserError(f"model {path} has no chat template in its tokenizer files")
     return BaseModel(model.eval(), tokenizer, str(path))

@@ -4,10 +4,12 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from tqdm import tqdm
+
 from softfold.bundle import atomic_dir, tool_versions, write_manifest
 from softfold.calibrate.prompts import DEFAULT_PROMPTS
 from softfold.errors import UserError
-from softfold.load import BaseModel, SoftPrompt, load_base, load_soft_prompt
+from softfold.load import BaseModel, SoftPrompt, load_base, load_soft_prompt, read_config
 from softfold.parity import ParityReport, Thresholds, run_parity, write_reports
 from softfold.reference import Reference, eos_ids
 
@@ -40,18 +42,29 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
         raise UserError(f"output directory {opts.out} already exists: pass --force to replace it, or choose another --out")
     if opts.max_context < 8:
         raise UserError(f"--max-context must be at least 8 tokens, got {opts.max_context}")
+    soft_prompt = load_soft_prompt(opts.soft_prompt, read_config(opts.model).hidden_size)
+    stages = tqdm(total=4, desc="loading model", unit="stage", leave=False)
     base = load_base(opts.model)
-    soft_prompt = load_soft_prompt(opts.soft_prompt, base.config.hidden_size)
     with atomic_dir(opts.out, opts.force) as tmp:
+        _advance(stages, f"folding N={soft_prompt.num_virtual_tokens} and lowering to {opts.target.value}")
         _write_model(base, soft_prompt, opts, tmp)
         save_tokenizer(base.tokenizer, tmp)
+        _advance(stages, "parity gate")
         report = run_parity(Reference(base, soft_prompt.path), tmp, list(opts.prompts), opts.recipe.value,
                             opts.thresholds, check_runner=opts.check_runner)
+        _advance(stages, "writing bundle")
         write_reports(report, tmp)
         manifest = _manifest(base, soft_prompt, opts, report)
         (tmp / "README.md").write_text(app_readme(manifest))
         write_manifest(tmp, manifest)
+        _advance(stages, "done")
+    stages.close()
     return report
+
+
+def _advance(stages: tqdm, next_stage: str) -> None:
+    stages.update(1)
+    stages.set_description(next_stage)
 
 
 def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, out: Path) -> None:
@@ -85,7 +98,8 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, rep
             "architecture": cfg.model_type, "source": base.source, "vocab_size": cfg.vocab_size,
             "hidden_size": cfg.hidden_size, "num_layers": cfg.num_hidden_layers,
             "context_length": opts.max_context, "bos_id": _bos_id(base), "eos_ids": eos_ids(base),
-            "stop_ids": eos_ids(base), "file": "model.pte",
+            "stop_ids": eos_ids(base), "stop_strings": [base.tokenizer.decode([i]) for i in eos_ids(base)],
+            "file": "model.pte",
         },
         "soft_prompt": {
             "num_virtual_tokens": soft_prompt.num_virtual_tokens, "folding": "prefix-kv",
@@ -118,7 +132,9 @@ Push the files with `adb push model.pte tokenizer.json /data/local/tmp/bundle/`.
 
 ## Prompt format
 Apply the chat template in `tokenizer_config.json` (`chat_template`, also `chat_template.jinja`)
-with `add_generation_prompt=True`. Generation stops at token ids {m['stop_ids']}.
+with `add_generation_prompt=True`. Generation stops at token ids {m['stop_ids']}
+(text {m['stop_strings']}). ExecuTorch 1.5's runner does not stop when the *first* reply token is
+end-of-turn: stop in your token callback when a stop string arrives (`LlmModule.stop()`).
 Context: {m['context_length']} user tokens.
 
 ## Files

@@ -1,0 +1,105 @@
+"""Exported bundles against the PEFT reference, through the real runtimes (acceptance of issue 2)."""
+import json
+
+import pytest
+import torch
+from conftest import MAX_CONTEXT, PROMPTS
+from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
+from executorch.runtime import Runtime
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from softfold.bundle import verify
+from softfold.parity import cut_at_stop
+from softfold.pipeline import ExportOptions, export_bundle
+
+CASES = [(arch, n) for arch in ("llama", "qwen2") for n in (1, 16)]
+
+
+def peft_reference(model_dir, prompt_dir):
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    return PeftModel.from_pretrained(base, prompt_dir).eval(), AutoTokenizer.from_pretrained(model_dir)
+
+
+def chat(tok, prompt: str) -> str:
+    return tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+
+
+def runner_greedy(runner: TextLLMRunner, text: str, n: int) -> str:
+    pieces = []
+    runner.generate(text, GenerationConfig(echo=False, max_new_tokens=n, temperature=0.0), token_callback=pieces.append)
+    return cut_at_stop("".join(pieces), ["<|im_end|>"])  # as an app does: see cut_at_stop
+
+
+@pytest.mark.parametrize("arch,n", CASES)
+def test_pte_logits_match_peft_at_every_user_position(bundles, tiny_models, soft_prompts, arch, n):
+    ref, tok = peft_reference(tiny_models[arch], soft_prompts[(arch, n)])
+    method = Runtime.get().load_program(str(bundles[(arch, n)] / "model.pte")).load_method("forward")
+    ids = tok(chat(tok, "List three prime numbers and explain them."), add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        want = ref(input_ids=torch.tensor([ids])).logits[0, n:]
+    got = torch.stack([method.execute([torch.tensor([[t]]), torch.tensor([i])])[0][0] for i, t in enumerate(ids)])
+    assert (got - want).abs().max() <= 1e-4 * want.abs().max()
+    assert torch.equal(got.argmax(-1), want.argmax(-1))
+
+
+@pytest.mark.parametrize("arch,n", CASES)
+def test_text_llm_runner_greedy_equals_peft_and_survives_reset(bundles, tiny_models, soft_prompts, arch, n):
+    ref, tok = peft_reference(tiny_models[arch], soft_prompts[(arch, n)])
+    runner = TextLLMRunner(str(bundles[(arch, n)] / "model.pte"), str(bundles[(arch, n)] / "tokenizer.json"))
+    eos = tok.eos_token_id
+    for prompt in PROMPTS + ("Explain photosynthesis in simple words.",):
+        ids = torch.tensor([tok(chat(tok, prompt), add_special_tokens=False)["input_ids"]])
+        out = ref.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=32, do_sample=False,
+                           use_cache=False, eos_token_id=eos, pad_token_id=eos)
+        want = tok.decode(out[0, ids.shape[1]:])
+        first = runner_greedy(runner, chat(tok, prompt), 32)
+        runner.reset()
+        again = runner_greedy(runner, chat(tok, prompt), 32)
+        runner.reset()
+        assert first == want
+        assert again == first
+
+
+def test_manifest_and_reports(bundles, soft_prompts):
+    bundle = bundles[("llama", 16)]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["backend"] == "executorch" and manifest["recipe"] == "fp32"
+    assert manifest["soft_prompt"]["num_virtual_tokens"] == 16 and manifest["soft_prompt"]["folding"] == "prefix-kv"
+    assert manifest["model"]["context_length"] == MAX_CONTEXT
+    assert {f["path"] for f in manifest["files"]} >= {"model.pte", "tokenizer.json", "parity.json", "parity.md",
+                                                      "README.md", "tokenizer_config.json"}
+    parity = json.loads((bundle / "parity.json").read_text())
+    assert parity["passed"] and parity["metrics"]["top1"] == 1.0 and parity["metrics"]["runner_match"] == 1.0
+    assert parity["metrics"]["rel_dlogit"] <= 1e-4
+    assert verify(bundle) == []
+
+
+def test_perturbed_soft_prompt_fails_the_gate(tiny_models, soft_prompts, tmp_path):
+    """Export with one soft prompt, check parity against another: the gate must catch it."""
+    from tiny import make_soft_prompt_dir
+
+    from softfold.load import load_base
+    from softfold.parity import run_parity
+    from softfold.reference import Reference
+
+    perturbed = make_soft_prompt_dir(tmp_path / "perturbed", tiny_models["llama"], 16, seed=16, scale=1.05)
+    out = tmp_path / "bundle"
+    report = export_bundle(ExportOptions(model=tiny_models["llama"], soft_prompt=perturbed, out=out,
+                                         max_context=MAX_CONTEXT, prompts=PROMPTS[:1]))
+    assert report.passed  # the bundle matches the prompt it was exported from...
+    against_original = run_parity(Reference(load_base(tiny_models["llama"]), soft_prompts[("llama", 16)]), out,
+                                  list(PROMPTS), "fp32")
+    assert not against_original.passed  # ...and not the original one
+    assert any(f.startswith("rel_dlogit") for f in against_original.failures)
+
+
+def test_two_exports_are_byte_identical(tiny_models, soft_prompts, tmp_path):
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        export_bundle(ExportOptions(model=tiny_models["qwen2"], soft_prompt=soft_prompts[("qwen2", 1)], out=out,
+                                    max_context=MAX_CONTEXT, prompts=PROMPTS[:2]))
+    files = sorted(p.name for p in outs[0].iterdir())
+    assert files == sorted(p.name for p in outs[1].iterdir())
+    for name in files:
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name

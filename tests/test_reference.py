@@ -1,0 +1,19 @@
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from softfold.load import load_base
+from softfold.reference import Reference, chat_text
+
+
+def test_reference_greedy_equals_peft_generate_without_cache(tiny_models, soft_prompts):
+    """Our cached greedy loop is PEFT's semantics (PeftModel.generate with the cache is broken upstream)."""
+    ref = Reference(load_base(tiny_models["llama"]), soft_prompts[("llama", 16)])
+    peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_models["llama"], dtype=torch.float32),
+                                     soft_prompts[("llama", 16)]).eval()
+    for prompt in ("Write a poem about the sea.", "List three prime numbers."):
+        ids = ref.tokenizer(chat_text(ref.tokenizer, prompt), add_special_tokens=False)["input_ids"]
+        x = torch.tensor([ids])
+        want = peft.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=24, do_sample=False,
+                             use_cache=False, eos_token_id=ref.eos_ids, pad_token_id=ref.eos_ids[0])[0, len(ids):]
+        assert ref.greedy(ids, 24) == want.tolist()
