@@ -1,0 +1,69 @@
+"""Export the folded model to ONNX (+ genai_config.json) for onnxruntime / onnxruntime-genai."""
+import json
+from pathlib import Path
+
+import torch
+from torch.export import Dim
+
+from softfold.export.model import Transformer
+from softfold.export.onnx_model import OnnxDecoder
+
+OPSET = 18
+
+
+def io_names(n_layers: int) -> tuple[list[str], list[str]]:
+    past = [f"past_key_values.{i}.{kind}" for i in range(n_layers) for kind in ("key", "value")]
+    present = [f"present.{i}.{kind}" for i in range(n_layers) for kind in ("key", "value")]
+    return ["input_ids", "attention_mask", *past], ["logits", *present]
+
+
+def export_onnx(model: Transformer, path: Path) -> None:
+    """Write model.onnx (+ model.onnx.data, the weights as external data) at `path`."""
+    a = model.args
+    decoder = OnnxDecoder(model).eval()
+    inputs, outputs = io_names(a.n_layers)
+    past = [torch.zeros(1, a.n_kv_heads, 3, a.head_dim) for _ in range(2 * a.n_layers)]
+    example = (torch.ones(1, 2, dtype=torch.long), torch.ones(1, 5, dtype=torch.long), *past)
+    batch, seq, past_len = Dim("batch", max=64), Dim("sequence_length", max=a.max_context), Dim("past_sequence_length", max=a.max_context)
+    dynamic = ({0: batch, 1: seq}, {0: batch, 1: past_len + seq}, *({0: batch, 2: past_len} for _ in past))
+    with torch.no_grad():
+        program = torch.onnx.export(decoder, example, dynamo=True, dynamic_shapes=dynamic, input_names=inputs,
+                                    output_names=outputs, opset_version=OPSET, optimize=True)
+    program.save(str(path), external_data=True)
+
+
+def genai_config(model: Transformer, bos_id: int, eos_ids: list[int], filename: str = "model.onnx") -> dict:
+    """onnxruntime-genai's configuration for a plain `decoder` model with the KV-cache names above."""
+    a = model.args
+    return {
+        "model": {
+            "bos_token_id": bos_id,
+            "context_length": a.max_context,
+            "decoder": {
+                "session_options": {"log_id": "onnxruntime-genai", "provider_options": []},
+                "filename": filename,
+                "head_size": a.head_dim,
+                "hidden_size": a.dim,
+                "inputs": {"input_ids": "input_ids", "attention_mask": "attention_mask",
+                           "past_key_names": "past_key_values.%d.key", "past_value_names": "past_key_values.%d.value"},
+                "outputs": {"logits": "logits", "present_key_names": "present.%d.key",
+                            "present_value_names": "present.%d.value"},
+                "num_attention_heads": a.n_heads,
+                "num_hidden_layers": a.n_layers,
+                "num_key_value_heads": a.n_kv_heads,
+            },
+            "eos_token_id": eos_ids if len(eos_ids) > 1 else eos_ids[0],
+            "pad_token_id": eos_ids[0],
+            "type": a.arch,
+            "vocab_size": a.vocab_size,
+        },
+        "search": {
+            "do_sample": False, "early_stopping": True, "max_length": a.max_context, "min_length": 0,
+            "num_beams": 1, "num_return_sequences": 1, "past_present_share_buffer": False,
+            "repetition_penalty": 1.0, "temperature": 1.0, "top_k": 1, "top_p": 1.0,
+        },
+    }
+
+
+def write_genai_config(model: Transformer, bos_id: int, eos_ids: list[int], out_dir: Path) -> None:
+    (out_dir / "genai_config.json").write_text(json.dumps(genai_config(model, bos_id, eos_ids), indent=4) + "\n")

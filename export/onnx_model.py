@@ -1,0 +1,61 @@
+"""The folded model as an ONNX-exportable decoder in the onnxruntime-genai / optimum convention.
+
+forward(input_ids [B, S], attention_mask [B, P + S], past k/v per layer [B, kv_heads, P, head_dim])
+  -> logits [B, S, vocab], present k/v per layer [B, kv_heads, P + S, head_dim]
+
+The soft prompt's K/V are constants in the graph, prepended to every layer's keys and values and
+always attended to; `present` excludes them, so the runtime's cache bookkeeping is unchanged.
+RoPE positions come from the attention mask (as ORT GenAI's own models do) offset by N.
+Weights are shared with the `Transformer` it wraps: one folding, two export formats.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from softfold.export.model import Transformer, rotate_half
+
+
+class OnnxDecoder(nn.Module):
+    def __init__(self, model: Transformer):
+        super().__init__()
+        self.model = model
+        self.n_prefix = model.n_prefix
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *past: torch.Tensor):
+        m, a = self.model, self.model.args
+        bsz, seqlen = input_ids.shape
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)[:, -seqlen:] + self.n_prefix
+        cos, sin = m.rope_cos[positions].unsqueeze(1), m.rope_sin[positions].unsqueeze(1)  # [B, 1, S, D]
+        mask = self._mask(attention_mask, seqlen)
+        h = m.embed_tokens(input_ids)
+        presents = []
+        for i, block in enumerate(m.layers):
+            attn = block.self_attn
+            x = block.input_layernorm(h)
+            q = attn.q_proj(x).view(bsz, seqlen, a.n_heads, a.head_dim).transpose(1, 2)
+            k = attn.k_proj(x).view(bsz, seqlen, a.n_kv_heads, a.head_dim).transpose(1, 2)
+            v = attn.v_proj(x).view(bsz, seqlen, a.n_kv_heads, a.head_dim).transpose(1, 2)
+            q = q * cos + rotate_half(q) * sin
+            k = k * cos + rotate_half(k) * sin
+            k = torch.cat([past[2 * i], k], dim=2)
+            v = torch.cat([past[2 * i + 1], v], dim=2)
+            presents += [k, v]
+            k_all = torch.cat([attn.prefix_k.transpose(1, 2).expand(bsz, -1, -1, -1), k], dim=2)
+            v_all = torch.cat([attn.prefix_v.transpose(1, 2).expand(bsz, -1, -1, -1), v], dim=2)
+            rep = a.n_heads // a.n_kv_heads
+            y = F.scaled_dot_product_attention(q, k_all.repeat_interleave(rep, 1), v_all.repeat_interleave(rep, 1),
+                                               attn_mask=mask)
+            h = h + attn.o_proj(y.transpose(1, 2).reshape(bsz, seqlen, a.n_heads * a.head_dim))
+            h = h + block.mlp(block.post_attention_layernorm(h))
+        return (m.lm_head(m.norm(h)), *presents)
+
+    def _mask(self, attention_mask: torch.Tensor, seqlen: int) -> torch.Tensor:
+        """Additive mask [B, 1, S, N + P + S]: prefix always visible; past/current per mask and causality."""
+        bsz, total = attention_mask.shape
+        past_len = total - seqlen
+        query_pos = torch.arange(seqlen).unsqueeze(1) + past_len  # [S, 1]
+        key_pos = torch.arange(total).unsqueeze(0)  # [1, P + S]
+        allowed = (key_pos <= query_pos).unsqueeze(0) & attention_mask.bool().unsqueeze(1)  # [B, S, P + S]
+        allowed = torch.cat([torch.ones(bsz, seqlen, self.n_prefix, dtype=torch.bool), allowed], dim=-1)
+        zero = torch.zeros((), dtype=torch.float32)
+        return torch.where(allowed, zero, torch.finfo(torch.float32).min).unsqueeze(1)
