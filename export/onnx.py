@@ -24,8 +24,10 @@ def export_onnx(model: Transformer, path: Path) -> None:
     inputs, outputs = io_names(a.n_layers)
     past = [torch.zeros(1, a.n_kv_heads, 3, a.head_dim) for _ in range(2 * a.n_layers)]
     example = (torch.ones(1, 2, dtype=torch.long), torch.ones(1, 5, dtype=torch.long), *past)
-    batch, seq, past_len = Dim("batch", max=64), Dim("sequence_length", max=a.max_context), Dim("past_sequence_length", max=a.max_context)
-    dynamic = ({0: batch, 1: seq}, {0: batch, 1: past_len + seq}, *({0: batch, 2: past_len} for _ in past))
+    batch = Dim("batch", max=64)
+    seq, total, past_len = (Dim(name, max=a.max_context) for name in
+                            ("sequence_length", "total_sequence_length", "past_sequence_length"))
+    dynamic = ({0: batch, 1: seq}, {0: batch, 1: total}, tuple({0: batch, 2: past_len} for _ in past))
     with torch.no_grad():
         program = torch.onnx.export(decoder, example, dynamo=True, dynamic_shapes=dynamic, input_names=inputs,
                                     output_names=outputs, opset_version=OPSET, optimize=True)
@@ -65,5 +67,26 @@ def genai_config(model: Transformer, bos_id: int, eos_ids: list[int], filename: 
     }
 
 
-def write_genai_config(model: Transformer, bos_id: int, eos_ids: list[int], out_dir: Path) -> None:
-    (out_dir / "genai_config.json").write_text(json.dumps(genai_config(model, bos_id, eos_ids), indent=4) + "\n")
+def write_genai_config(model: Transformer, bos_id: int, eos_ids: list[int], out_dir: Path, filename: str) -> None:
+    config = genai_config(model, bos_id, eos_ids, filename)
+    (out_dir / "genai_config.json").write_text(json.dumps(config, indent=4) + "\n")
+
+
+def convert_to_ort(onnx_path: Path, ort_path: Path, operators_config: Path) -> None:
+    """ORT format for ONNX Runtime Mobile, plus the operator list a reduced (minimal) ORT build needs.
+
+    Graph optimizations are applied at level EXTENDED: hardware-independent fusions only, since the
+    .ort runs on phones; ALL would add x86-specific layout transforms.
+    """
+    import onnxruntime as ort
+    from onnxruntime.tools.ort_format_model.utils import create_config_from_models
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(ort_path)
+    options.add_session_config_entry("session.save_model_format", "ORT")
+    ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    create_config_from_models([ort_path], operators_config, enable_type_reduction=False)
+    lines = operators_config.read_text().splitlines()  # its header names the (temporary) model path
+    operators_config.write_text("\n".join(f"# - {ort_path.name}" if line.startswith("# - ") else line
+                                          for line in lines) + "\n")

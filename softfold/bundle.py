@@ -12,7 +12,8 @@ from softfold.errors import UserError
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 MANIFEST_KEYS = {"schema_version", "backend", "recipe", "model", "soft_prompt", "files", "tools", "parity"}
-TOOLS = ("softfold", "torch", "executorch", "transformers", "peft", "tokenizers")
+TOOLS = ("softfold", "torch", "executorch", "transformers", "peft", "tokenizers", "onnx", "onnxruntime",
+         "onnxruntime-genai")
 
 
 def file_sha256(path: Path) -> str:

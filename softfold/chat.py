@@ -1,9 +1,13 @@
-"""`softfold run`: chat with a bundle through the engine a phone uses (ExecuTorch's TextLLMRunner)."""
+"""`softfold run`: chat with a bundle through the engine a phone uses.
+
+ExecuTorch's TextLLMRunner for .pte bundles, onnxruntime-genai for .onnx bundles.
+"""
 import contextlib
 import ctypes
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -62,12 +66,15 @@ def _reply(text: str, stats) -> Reply:
 
 def generate(bundle: Path, user_text: str, max_new_tokens: int = 256,
              on_token: Callable[[str], None] | None = None) -> Reply:
-    """Greedy reply from the bundle's model.pte, streamed to `on_token`, with the runner's timings."""
+    """Greedy reply through the bundle's phone engine, streamed to `on_token`, with timings."""
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
-    if manifest["backend"] != "executorch":
-        raise UserError(f"bundle {bundle} is for {manifest['backend']}; softfold run supports executorch bundles")
     budget = min(max_new_tokens, manifest["model"]["context_length"])
+    if manifest["backend"] == "onnx":
+        return _generate_genai(bundle, user_text, budget, on_token)
+    if manifest["backend"] != "executorch":
+        raise UserError(f"bundle {bundle} is a {manifest['backend']} bundle, which runs in an OrtSession of "
+                        "your app; softfold run chats with executorch and onnx bundles")
     pieces: list[str] = []
     stop_strings = set(manifest["model"]["stop_strings"])
 
@@ -89,6 +96,35 @@ def generate(bundle: Path, user_text: str, max_new_tokens: int = 256,
                         GenerationConfig(echo=False, max_new_tokens=budget, temperature=0.0),
                         token_callback=collect, stats_callback=stats.append)
     return _reply("".join(p for p in pieces if p not in stop_strings), stats[-1])
+
+
+def _generate_genai(bundle: Path, user_text: str, max_new_tokens: int,
+                    on_token: Callable[[str], None] | None) -> Reply:
+    """onnxruntime-genai, the engine under ORT GenAI on Android."""
+    import onnxruntime_genai as og
+
+    model = og.Model(str(bundle))
+    tokenizer = og.Tokenizer(model)
+    stream = tokenizer.create_stream()
+    ids = tokenizer.encode(format_prompt(bundle, user_text))
+    params = og.GeneratorParams(model)
+    params.set_search_options(do_sample=False, max_length=len(ids) + max_new_tokens)
+    generator = og.Generator(model, params)
+    start = time.perf_counter()
+    generator.append_tokens(ids)
+    prefill_done = time.perf_counter()
+    pieces, first_token = [], None
+    while not generator.is_done():
+        generator.generate_next_token()
+        first_token = first_token or time.perf_counter()
+        piece = stream.decode(int(generator.get_next_tokens()[0]))
+        pieces.append(piece)
+        if on_token:
+            on_token(piece)
+    end = time.perf_counter()
+    new = len(pieces)
+    return Reply("".join(pieces), len(ids), new, round(1000 * ((first_token or end) - start)),
+                 len(ids) / max(prefill_done - start, 1e-9), max(new - 1, 0) / max(end - (first_token or end), 1e-9))
 
 
 @contextlib.contextmanager

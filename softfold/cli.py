@@ -85,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="Hugging Face model directory or .gguf file (default: the embedded "
                                    "SmolLM2-135M-Instruct)")
     p.add_argument("--soft-prompt", required=True, help="PEFT prompt-tuning adapter directory")
-    p.add_argument("--target", default="executorch", choices=["executorch"], help="runtime (default: executorch)")
+    p.add_argument("--target", default="executorch", choices=["executorch", "onnx", "ort"],
+                   help="executorch: model.pte for Android's LlmModule; onnx: model.onnx + genai_config.json for "
+                        "onnxruntime-genai; ort: model.ort for ONNX Runtime Mobile (default: executorch)")
     p.add_argument("--recipe", default="fp32", choices=["fp32"], help="numeric recipe (default: fp32)")
     p.add_argument("--out", required=True, help="bundle directory to create")
     p.add_argument("--max-context", type=int, default=2048, help="user tokens the KV cache holds (default: 2048)")

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from softfold.engines import cut_at_stop
+from softfold.errors import UserError
 from softfold.reference import Reference, RefSample, chat_text
 
 GREEDY_TOKENS = 64
@@ -20,7 +22,7 @@ class Thresholds:
     min_top1: float = 0.99  # fraction of positions whose argmax agrees
     min_top5_overlap: float = 0.98  # mean |top5 ∩ top5| / 5
     min_exact_match: float = 0.9  # prompts whose greedy continuation equals the reference's
-    min_runner_match: float = 0.9  # prompts whose TextLLMRunner text equals the reference's
+    min_runner_match: float = 0.9  # prompts whose phone-engine greedy text equals the reference's
 
 
 RECIPE_THRESHOLDS = {"fp32": Thresholds()}
@@ -60,27 +62,6 @@ class ParityReport:
         return {"passed": self.passed, "prompts": len(self.prompts), **self.metrics}
 
 
-class PteForward:
-    """The .pte's `forward` through ExecuTorch's Python runtime: logits at every position."""
-
-    def __init__(self, pte_path: Path):
-        from executorch.runtime import Runtime
-
-        self.method = Runtime.get().load_program(str(pte_path)).load_method("forward")
-
-    def __call__(self, ids: list[int], pos: int) -> torch.Tensor:
-        return self.method.execute([torch.tensor([ids]), torch.tensor([pos])])[0][0]
-
-    def every_position(self, prompt_ids: list[int], continuation: list[int]) -> torch.Tensor:
-        # The runtime's real path: one prefill call, then one decode call per token...
-        rows = [self(prompt_ids, 0)]
-        for i, tok in enumerate(continuation[:-1]):
-            rows.append(self([tok], len(prompt_ids) + i))
-        # ...and the prompt positions before the last, one token at a time.
-        head = [self([tok], i) for i, tok in enumerate(prompt_ids[:-1])]
-        return torch.stack(head + rows)
-
-
 def compare(ref: RefSample, got: torch.Tensor) -> PromptResult:
     want = ref.logits[: got.shape[0]]
     dlogit = (got - want).abs().amax(-1)
@@ -96,29 +77,6 @@ def compare(ref: RefSample, got: torch.Tensor) -> PromptResult:
         greedy_prefix=prefix, greedy_tokens=len(agree), exact_match=prefix == len(agree),
         dlogit_by_position=[round(x, 8) for x in dlogit.tolist()],
     )
-
-
-def cut_at_stop(text: str, stop_pieces: list[str]) -> str:
-    """Text up to and including the first stop piece.
-
-    TextLLMRunner (executorch 1.5.1) checks EOS only on decoded tokens, not on the token the prefill
-    produces: when a reply's first token is end-of-turn it generates on. Apps stop there themselves.
-    """
-    ends = [text.find(p) + len(p) for p in stop_pieces if p and p in text]
-    return text[: min(ends)] if ends else text
-
-
-def runner_text(bundle_dir: Path, text: str, max_new_tokens: int) -> str:
-    """Greedy text from ExecuTorch's C++ TextLLMRunner, the engine under Android's LlmModule."""
-    from executorch.extension.llm.runner import GenerationConfig
-
-    from softfold.chat import load_text_runner
-
-    runner = load_text_runner(bundle_dir)
-    pieces: list[str] = []
-    runner.generate(text, GenerationConfig(echo=False, max_new_tokens=max_new_tokens, temperature=0.0),
-                    token_callback=pieces.append)
-    return "".join(pieces)
 
 
 def aggregate(results: list[PromptResult], t: Thresholds) -> tuple[dict[str, float], list[str]]:
@@ -154,19 +112,27 @@ def aggregate(results: list[PromptResult], t: Thresholds) -> tuple[dict[str, flo
     return {k: round(v, 9) for k, v in metrics.items()}, failures
 
 
-def run_parity(reference: Reference, bundle_dir: Path, prompts: list[str], recipe: str,
+def run_parity(reference: Reference, engine, prompts: list[str], recipe: str, context_length: int,
                thresholds: Thresholds | None = None, check_runner: bool = True) -> ParityReport:
-    """Measure the bundle's .pte against the reference on every prompt (chat template applied)."""
+    """Measure an engine (softfold.engines) against the reference on every prompt, chat template applied.
+
+    Greedy continuations are GREEDY_TOKENS long, or what the context leaves after the prompt.
+    """
     thresholds = thresholds or RECIPE_THRESHOLDS[recipe]
-    pte = PteForward(bundle_dir / "model.pte")
     stop_pieces = [reference.tokenizer.decode([i]) for i in reference.eos_ids]
+    budgets = [min(GREEDY_TOKENS, context_length - len(reference.prompt_ids(p))) for p in prompts]
+    for prompt, budget in zip(prompts, budgets):
+        if budget < 1:
+            raise UserError(f"parity prompt {prompt[:40]!r} fills the {context_length}-token context with the chat "
+                            "template: raise --max-context or shorten the prompt")
     results = []
-    for prompt in tqdm(prompts, desc="parity", unit="prompt", leave=False):
-        ref = reference.sample(prompt, GREEDY_TOKENS)
-        result = compare(ref, pte.every_position(ref.prompt_ids, ref.continuation))
-        result.reference_text = reference.tokenizer.decode(ref.continuation)  # runners emit the EOS piece too
+    for prompt, budget in tqdm(list(zip(prompts, budgets)), desc="parity", unit="prompt", leave=False):
+        ref = reference.sample(prompt, budget)
+        result = compare(ref, engine.logits(ref.prompt_ids, ref.continuation))
+        result.reference_text = cut_at_stop(reference.tokenizer.decode(ref.continuation), stop_pieces)
         if check_runner:
-            text = runner_text(bundle_dir, chat_text(reference.tokenizer, prompt), GREEDY_TOKENS)
+            reply = engine.greedy(chat_text(reference.tokenizer, prompt), budget)
+            text = reply if isinstance(reply, str) else reference.tokenizer.decode(reply)
             result.runner_text = cut_at_stop(text, stop_pieces)
             result.runner_match = result.runner_text == result.reference_text
         results.append(result)

@@ -1,5 +1,6 @@
 """`softfold export`: load -> fold -> lower -> tokenizer -> parity -> manifest, into one atomic bundle."""
 import json
+import tempfile
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -8,6 +9,7 @@ from tqdm import tqdm
 
 from softfold.bundle import atomic_dir, tool_versions, write_manifest
 from softfold.calibrate.prompts import DEFAULT_PROMPTS
+from softfold.engines import engine_for
 from softfold.errors import UserError
 from softfold.load import BaseModel, SoftPrompt, load_base, load_soft_prompt, read_config
 from softfold.parity import ParityReport, Thresholds, run_parity, write_reports
@@ -15,7 +17,12 @@ from softfold.reference import Reference, eos_ids
 
 
 class Target(str, Enum):
-    EXECUTORCH = "executorch"
+    EXECUTORCH = "executorch"  # model.pte for ExecuTorch (XNNPACK): Android's LlmModule
+    ONNX = "onnx"  # model.onnx + external data + genai_config.json: onnxruntime-genai
+    ORT = "ort"  # model.ort + required_operators.config: ONNX Runtime Mobile
+
+
+MODEL_FILE = {Target.EXECUTORCH: "model.pte", Target.ONNX: "model.onnx", Target.ORT: "model.ort"}
 
 
 class Recipe(str, Enum):
@@ -50,8 +57,9 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
         _write_model(base, soft_prompt, opts, tmp)
         save_tokenizer(base.tokenizer, tmp)
         _advance(stages, "parity gate")
-        report = run_parity(Reference(base, soft_prompt.path), tmp, list(opts.prompts), opts.recipe.value,
-                            opts.thresholds, check_runner=opts.check_runner)
+        engine = engine_for(tmp, opts.target.value, MODEL_FILE[opts.target])
+        report = run_parity(Reference(base, soft_prompt.path), engine, list(opts.prompts), opts.recipe.value,
+                            opts.max_context, opts.thresholds, check_runner=opts.check_runner)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
         manifest = _manifest(base, soft_prompt, opts, report)
@@ -68,11 +76,23 @@ def _advance(stages: tqdm, next_stage: str) -> None:
 
 
 def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, out: Path) -> None:
-    from softfold.export.executorch import export_pte, runner_metadata
     from softfold.export.fold import build_folded_model
 
     folded = build_folded_model(base.model, soft_prompt.embeddings, opts.max_context)
-    export_pte(folded, runner_metadata(folded, _bos_id(base), eos_ids(base)), out / "model.pte")
+    if opts.target is Target.EXECUTORCH:
+        from softfold.export.executorch import export_pte, runner_metadata
+
+        export_pte(folded, runner_metadata(folded, _bos_id(base), eos_ids(base)), out / "model.pte")
+        return
+    from softfold.export.onnx import convert_to_ort, export_onnx, write_genai_config
+
+    write_genai_config(folded, _bos_id(base), eos_ids(base), out, MODEL_FILE[opts.target])
+    if opts.target is Target.ONNX:
+        export_onnx(folded, out / "model.onnx")
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        export_onnx(folded, Path(scratch) / "model.onnx")
+        convert_to_ort(Path(scratch) / "model.onnx", out / "model.ort", out / "required_operators.config")
 
 
 def _bos_id(base: BaseModel) -> int:
@@ -99,7 +119,7 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, rep
             "hidden_size": cfg.hidden_size, "num_layers": cfg.num_hidden_layers,
             "context_length": opts.max_context, "bos_id": _bos_id(base), "eos_ids": eos_ids(base),
             "stop_ids": eos_ids(base), "stop_strings": [base.tokenizer.decode([i]) for i in eos_ids(base)],
-            "file": "model.pte",
+            "file": MODEL_FILE[opts.target],
         },
         "soft_prompt": {
             "num_virtual_tokens": soft_prompt.num_virtual_tokens, "folding": "prefix-kv",
@@ -110,6 +130,32 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, rep
     }
 
 
+ANDROID = {
+    "executorch": """## Android (ExecuTorch `LlmModule`, executorch 1.5.x)
+```kotlin
+val module = LlmModule("/data/local/tmp/bundle/model.pte", "/data/local/tmp/bundle/tokenizer.json", 0.0f)
+module.load()
+module.generate(prompt, maxTokens, callback)   // prompt formatted with the chat template below
+```
+Push the files with `adb push model.pte tokenizer.json /data/local/tmp/bundle/`.""",
+    "onnx": """## Android (ONNX Runtime GenAI, onnxruntime-genai 0.18)
+```kotlin
+val model = Model(bundleDir)                 // reads genai_config.json, model.onnx(.data), tokenizer files
+val tokenizer = Tokenizer(model)
+val params = GeneratorParams(model).apply { setSearchOption("max_length", maxLength.toDouble()) }
+val generator = Generator(model, params)
+generator.appendTokenSequences(tokenizer.encode(prompt))   // prompt formatted with the chat template below
+while (!generator.isDone) { generator.generateNextToken(); /* stream tokenizer.decode(...) */ }
+```
+Push the whole directory with `adb push . /data/local/tmp/bundle/`.""",
+    "ort": """## Android (ONNX Runtime Mobile)
+`model.ort` loads in an `OrtSession` of onnxruntime-android (full build, or a minimal build made
+with `required_operators.config`). Inputs: `input_ids`, `attention_mask`,
+`past_key_values.{i}.key/value` ([batch, kv_heads, past, head_dim]); outputs `logits`,
+`present.{i}.key/value`. `genai_config.json` describes it for ORT GenAI as well.""",
+}
+
+
 def app_readme(manifest: dict) -> str:
     sp, m = manifest["soft_prompt"], manifest["model"]
     parity = "passed" if manifest["parity"]["passed"] else "FAILED"
@@ -117,24 +163,18 @@ def app_readme(manifest: dict) -> str:
 
 This model carries a learned soft prompt of {sp['num_virtual_tokens']} virtual tokens (sha256
 `{sp['sha256'][:16]}...`), folded in as constant attention keys/values ({sp['folding']}). It is
-always active: you do not feed it, it costs no prefill, and `reset()` keeps it. Feed the user's
-chat-formatted prompt exactly as you would to the base model.
+always active: you do not feed it, it costs no prefill, and resetting the conversation keeps it.
+Feed the user's chat-formatted prompt exactly as you would to the base model.
 
 Parity with the PyTorch reference: **{parity}** (see `parity.md`).
 
-## Android (ExecuTorch `LlmModule`)
-```kotlin
-val module = LlmModule("/data/local/tmp/bundle/model.pte", "/data/local/tmp/bundle/tokenizer.json", 0.0f)
-module.load()
-module.generate(prompt, {m['context_length']}, callback)   // prompt formatted with the chat template below
-```
-Push the files with `adb push model.pte tokenizer.json /data/local/tmp/bundle/`.
+{ANDROID[manifest['backend']]}
 
 ## Prompt format
 Apply the chat template in `tokenizer_config.json` (`chat_template`, also `chat_template.jinja`)
 with `add_generation_prompt=True`. Generation stops at token ids {m['stop_ids']}
 (text {m['stop_strings']}). ExecuTorch 1.5's runner does not stop when the *first* reply token is
-end-of-turn: stop in your token callback when a stop string arrives (`LlmModule.stop()`).
+end-of-turn: stop in your token callback when a stop string arrives.
 Context: {m['context_length']} user tokens.
 
 ## Files

@@ -54,9 +54,12 @@ class Reference:
             out = base(input_ids=torch.tensor([[new[-1]]]), past_key_values=out.past_key_values, use_cache=True)
         return new
 
+    def prompt_ids(self, prompt: str) -> list[int]:
+        return self.tokenizer(chat_text(self.tokenizer, prompt), add_special_tokens=False)["input_ids"]
+
     @torch.no_grad()
     def sample(self, prompt: str, max_new_tokens: int) -> RefSample:
-        ids = self.tokenizer(chat_text(self.tokenizer, prompt), add_special_tokens=False)["input_ids"]
+        ids = self.prompt_ids(prompt)
         continuation = self.greedy(ids, max_new_tokens)
         full = torch.tensor([ids + continuation])
         logits = self.model(input_ids=full, attention_mask=torch.ones_like(full)).logits[0, self.n_virtual:]

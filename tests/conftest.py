@@ -27,15 +27,28 @@ def soft_prompts(tiny_models, tmp_path_factory) -> dict[tuple[str, int], Path]:
 
 
 @pytest.fixture(scope="session")
-def bundles(tiny_models, soft_prompts, tmp_path_factory) -> dict[tuple[str, int], Path]:
-    """One fp32 ExecuTorch bundle per (architecture, N), exported through the real pipeline."""
-    from softfold.pipeline import ExportOptions, export_bundle
+def export_tiny(tiny_models, soft_prompts, tmp_path_factory):
+    """export_tiny(arch, n, target) -> bundle dir, exported once per session through the real pipeline."""
+    from softfold.pipeline import ExportOptions, Target, export_bundle
 
     root = tmp_path_factory.mktemp("bundles")
-    out = {}
-    for (arch, n), prompt_dir in soft_prompts.items():
-        out[(arch, n)] = root / f"{arch}-{n}"
-        report = export_bundle(ExportOptions(model=tiny_models[arch], soft_prompt=prompt_dir, out=out[(arch, n)],
-                                             max_context=MAX_CONTEXT, prompts=PROMPTS))
-        assert report.passed, [(r.reference_text, r.runner_text) for r in report.prompts if not r.runner_match]
-    return out
+    cache: dict[tuple[str, int, str], Path] = {}
+
+    def export(arch: str, n: int, target: str = "executorch") -> Path:
+        key = (arch, n, target)
+        if key not in cache:
+            out = root / "-".join(map(str, key))
+            report = export_bundle(ExportOptions(model=tiny_models[arch], soft_prompt=soft_prompts[(arch, n)], out=out,
+                                                 target=Target(target), max_context=MAX_CONTEXT, prompts=PROMPTS))
+            assert report.passed, (report.failures,
+                                   [(r.reference_text, r.runner_text) for r in report.prompts if not r.runner_match])
+            cache[key] = out
+        return cache[key]
+
+    return export
+
+
+@pytest.fixture(scope="session")
+def bundles(export_tiny) -> dict[tuple[str, int], Path]:
+    """One fp32 ExecuTorch bundle per (architecture, N)."""
+    return {(arch, n): export_tiny(arch, n) for arch in ("llama", "qwen2") for n in (1, 16)}

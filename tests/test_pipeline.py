@@ -10,7 +10,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from softfold.bundle import verify
-from softfold.parity import cut_at_stop
+from softfold.engines import ExecuTorchEngine, cut_at_stop
 from softfold.pipeline import ExportOptions, export_bundle
 
 CASES = [(arch, n) for arch in ("llama", "qwen2") for n in (1, 16)]
@@ -52,7 +52,7 @@ def test_text_llm_runner_greedy_equals_peft_and_survives_reset(bundles, tiny_mod
         ids = torch.tensor([tok(chat(tok, prompt), add_special_tokens=False)["input_ids"]])
         out = ref.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=32, do_sample=False,
                            use_cache=False, eos_token_id=eos, pad_token_id=eos)
-        want = tok.decode(out[0, ids.shape[1]:])
+        want = tok.decode(out[0, ids.shape[1]:]).removesuffix("<|im_end|>")
         first = runner_greedy(runner, chat(tok, prompt), 32)
         runner.reset()
         again = runner_greedy(runner, chat(tok, prompt), 32)
@@ -88,8 +88,8 @@ def test_perturbed_soft_prompt_fails_the_gate(tiny_models, soft_prompts, tmp_pat
     report = export_bundle(ExportOptions(model=tiny_models["llama"], soft_prompt=perturbed, out=out,
                                          max_context=MAX_CONTEXT, prompts=PROMPTS[:1]))
     assert report.passed  # the bundle matches the prompt it was exported from...
-    against_original = run_parity(Reference(load_base(tiny_models["llama"]), soft_prompts[("llama", 16)]), out,
-                                  list(PROMPTS), "fp32")
+    reference = Reference(load_base(tiny_models["llama"]), soft_prompts[("llama", 16)])
+    against_original = run_parity(reference, ExecuTorchEngine(out), list(PROMPTS), "fp32", MAX_CONTEXT)
     assert not against_original.passed  # ...and not the original one
     assert any(f.startswith("rel_dlogit") for f in against_original.failures)
 
