@@ -1,6 +1,9 @@
-"""Export SmolLM2-135M-Instruct with and without a 100-token soft prompt; time export and the runner.
+"""Export SmolLM2-135M-Instruct with and without a 100-token soft prompt; time export and the engines.
 
-usage: python benchmarks/smollm_export.py [WORKDIR]   (writes benchmarks/results/smollm_export.json)
+ExecuTorch .pte through TextLLMRunner, ONNX through onnxruntime-genai.
+
+usage: python benchmarks/smollm_export.py [WORKDIR] [TARGETS]   (writes benchmarks/results/smollm_export.json)
+TARGETS: comma-separated, default executorch,onnx.
 Each runner measurement runs in its own process with OMP_NUM_THREADS=1.
 """
 import json
@@ -24,6 +27,7 @@ def peak_rss_gib() -> float:
 def main(work: Path) -> dict:
     from softfold.export.executorch import export_pte, runner_metadata
     from softfold.export.fold import build_folded_model
+    from softfold.export.onnx import export_onnx, write_genai_config
     from softfold.load import default_model_path, load_base
     from softfold.pipeline import save_tokenizer
     from softfold.reference import chat_text, eos_ids
@@ -40,20 +44,39 @@ def main(work: Path) -> dict:
     from softfold.load import load_soft_prompt
 
     soft = load_soft_prompt(prompt_dir, base.config.hidden_size).embeddings
+    targets = sys.argv[2].split(",") if len(sys.argv) > 2 else ["executorch", "onnx"]
     for name, prompt in (("folded_n100", soft), ("no_soft_prompt", None)):
-        t0 = time.perf_counter()
-        model = build_folded_model(base.model, prompt, 2048)
-        fold_s = time.perf_counter() - t0
-        export_pte(model, runner_metadata(model, base.tokenizer.bos_token_id, eos_ids(base)), work / f"{name}.pte")
-        out[name] = {"fold_s": round(fold_s, 1), "export_s": round(time.perf_counter() - t0, 1),
-                     "peak_rss_gib_so_far": round(peak_rss_gib(), 2),
-                     "pte_mib": round((work / f"{name}.pte").stat().st_size / 2**20, 1)}
-    for name in ("folded_n100", "no_soft_prompt"):
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        res = subprocess.run([sys.executable, str(HERE / "runner_speed.py"), str(work / f"{name}.pte"),
-                              str(work / "tokenizer.json"), str(work / "prompt.txt"), str(NEW_TOKENS), str(RUNS)],
-                             env=env, capture_output=True, text=True, check=True)
-        out[name]["runner"] = json.loads(res.stdout.strip().splitlines()[-1])
+        for target in targets:
+            t0 = time.perf_counter()
+            model = build_folded_model(base.model, prompt, 2048)
+            fold_s = time.perf_counter() - t0
+            if target == "executorch":
+                path = work / f"{name}.pte"
+                export_pte(model, runner_metadata(model, base.tokenizer.bos_token_id, eos_ids(base)), path)
+                files = [path]
+            else:
+                bundle = work / f"{name}-onnx"
+                bundle.mkdir(exist_ok=True)
+                save_tokenizer(base.tokenizer, bundle)
+                write_genai_config(model, base.tokenizer.bos_token_id, eos_ids(base), bundle, "model.onnx")
+                export_onnx(model, bundle / "model.onnx")
+                files = [bundle / "model.onnx", bundle / "model.onnx.data"]
+            out[f"{name}/{target}"] = {
+                "fold_s": round(fold_s, 1), "export_s": round(time.perf_counter() - t0, 1),
+                "peak_rss_gib_so_far": round(peak_rss_gib(), 2),
+                "model_mib": round(sum(f.stat().st_size for f in files) / 2**20, 1)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for key in out:
+        if "/" not in key:
+            continue
+        name, target = key.split("/")
+        if target == "executorch":
+            cmd = [HERE / "runner_speed.py", work / f"{name}.pte", work / "tokenizer.json"]
+        else:
+            cmd = [HERE / "genai_speed.py", work / f"{name}-onnx"]
+        cmd = [sys.executable, *map(str, cmd), str(work / "prompt.txt"), str(NEW_TOKENS), str(RUNS)]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        out[key]["engine"] = json.loads(res.stdout.strip().splitlines()[-1])
     return out
 
 

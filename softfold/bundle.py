@@ -11,7 +11,28 @@ from softfold.errors import UserError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-MANIFEST_KEYS = {"schema_version", "backend", "recipe", "model", "soft_prompt", "files", "tools", "parity"}
+# Every field a manifest has, with its type; a trailing "?" marks an optional field. Apps read these
+# names (android_demo/ is checked against this table by tests/test_android_demo.py).
+MANIFEST_SCHEMA: dict = {
+    "schema_version": int,
+    "backend": str,  # executorch | onnx | ort
+    "recipe": str,
+    "model": {
+        "architecture": str, "source": str, "vocab_size": int, "hidden_size": int, "num_layers": int,
+        "context_length": int, "bos_id": int, "eos_ids": list, "stop_ids": list, "stop_strings": list, "file": str,
+    },
+    "soft_prompt": {"num_virtual_tokens": int, "folding": str, "sha256": str, "source": str},
+    "prompt_format": {
+        "preamble": str, "user_prefix": str, "user_suffix": str, "assistant_prefix": str, "assistant_suffix": str,
+        "generation_prefix": str,
+    },
+    "files": list,  # [{"path", "size", "sha256"}]
+    "tools": dict,
+    "parity": {
+        "passed": bool, "prompts": int, "max_abs_dlogit": float, "rel_dlogit": float, "mean_kl": float, "top1": float,
+        "top5_overlap": float, "mean_greedy_prefix": float, "exact_match": float, "runner_match?": float,
+    },
+}
 TOOLS = ("softfold", "torch", "executorch", "transformers", "peft", "tokenizers", "onnx", "onnxruntime",
          "onnxruntime-genai")
 
@@ -76,16 +97,29 @@ def read_manifest(bundle: Path) -> dict:
         raise UserError(f"{path} is not valid JSON ({e}): the bundle is damaged, export it again") from None
 
 
+def schema_problems(data: dict, schema: dict, where: str = "") -> list[str]:
+    problems = []
+    for key, kind in schema.items():
+        name = key.rstrip("?")
+        if name not in data:
+            if not key.endswith("?"):
+                problems.append(f"manifest lacks {where}{name}")
+        elif isinstance(kind, dict):
+            problems += schema_problems(data[name], kind, f"{where}{name}.")
+        elif not isinstance(data[name], kind) and not (kind is float and isinstance(data[name], int)):
+            problems.append(f"manifest {where}{name} is {type(data[name]).__name__}, expected {kind.__name__}")
+    known = {k.rstrip("?") for k in schema}
+    problems += [f"manifest has {where}{k}, which the schema does not define" for k in data if k not in known]
+    return problems
+
+
 def verify(bundle: Path) -> list[str]:
     """Problems found in the bundle: schema, missing, extra or changed files. Empty means intact."""
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
-    problems = []
+    problems = schema_problems(manifest, MANIFEST_SCHEMA)
     if manifest.get("schema_version") != SCHEMA_VERSION:
         problems.append(f"schema_version is {manifest.get('schema_version')!r}, expected {SCHEMA_VERSION}")
-    missing_keys = MANIFEST_KEYS - manifest.keys()
-    if missing_keys:
-        problems.append(f"manifest lacks {sorted(missing_keys)}")
     listed = {f["path"]: f for f in manifest.get("files", [])}
     actual = {e["path"]: e for e in file_entries(bundle)}
     for path, entry in listed.items():

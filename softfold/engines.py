@@ -29,6 +29,7 @@ class ExecuTorchEngine:
 
         self.bundle = bundle
         self.method = Runtime.get().load_program(str(bundle / "model.pte")).load_method("forward")
+        self.runner = None
 
     def _forward(self, ids: list[int], pos: int) -> torch.Tensor:
         return self.method.execute([torch.tensor([ids]), torch.tensor([pos])])[0][0]
@@ -45,10 +46,11 @@ class ExecuTorchEngine:
     def greedy(self, chat_text: str, max_new_tokens: int) -> str:
         from executorch.extension.llm.runner import GenerationConfig
 
-        runner = load_text_runner(self.bundle)
+        self.runner = self.runner or load_text_runner(self.bundle)
+        self.runner.reset()  # back to position 0; the folded soft prompt stays
         pieces: list[str] = []
-        runner.generate(chat_text, GenerationConfig(echo=False, max_new_tokens=max_new_tokens, temperature=0.0),
-                        token_callback=pieces.append)
+        self.runner.generate(chat_text, GenerationConfig(echo=False, max_new_tokens=max_new_tokens, temperature=0.0),
+                             token_callback=pieces.append)
         return "".join(pieces)
 
 
@@ -60,6 +62,7 @@ class OnnxEngine:
         self.session = ort.InferenceSession(str(bundle / model_file), providers=["CPUExecutionProvider"])
         self.past_names = [i.name for i in self.session.get_inputs() if i.name.startswith("past_key_values.")]
         self.kv_shape = self.session.get_inputs()[2].shape  # [batch, kv_heads, past, head_dim]
+        self.genai = None
 
     def _run(self, ids: list[int], past: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         total = len(ids) + past[0].shape[2]
@@ -81,7 +84,8 @@ class OnnxEngine:
         """Greedy token ids from onnxruntime-genai, the engine under ORT GenAI on Android."""
         import onnxruntime_genai as og
 
-        model = og.Model(str(self.bundle))
+        self.genai = self.genai or og.Model(str(self.bundle))
+        model = self.genai
         tokenizer = og.Tokenizer(model)
         ids = tokenizer.encode(chat_text)
         params = og.GeneratorParams(model)

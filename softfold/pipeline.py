@@ -13,6 +13,7 @@ from softfold.engines import engine_for
 from softfold.errors import UserError
 from softfold.load import BaseModel, SoftPrompt, load_base, load_soft_prompt, read_config
 from softfold.parity import ParityReport, Thresholds, run_parity, write_reports
+from softfold.prompt_format import PromptFormat, derive
 from softfold.reference import Reference, eos_ids
 
 
@@ -52,6 +53,7 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
     soft_prompt = load_soft_prompt(opts.soft_prompt, read_config(opts.model).hidden_size)
     stages = tqdm(total=4, desc="loading model", unit="stage", leave=False)
     base = load_base(opts.model)
+    prompt_format = derive_prompt_format(base.tokenizer)
     with atomic_dir(opts.out, opts.force) as tmp:
         _advance(stages, f"folding N={soft_prompt.num_virtual_tokens} and lowering to {opts.target.value}")
         _write_model(base, soft_prompt, opts, tmp)
@@ -63,6 +65,7 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
         manifest = _manifest(base, soft_prompt, opts, report)
+        manifest["prompt_format"] = prompt_format.to_json()
         (tmp / "README.md").write_text(app_readme(manifest))
         write_manifest(tmp, manifest)
         _advance(stages, "done")
@@ -93,6 +96,11 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
     with tempfile.TemporaryDirectory() as scratch:
         export_onnx(folded, Path(scratch) / "model.onnx")
         convert_to_ort(Path(scratch) / "model.onnx", out / "model.ort", out / "required_operators.config")
+
+
+def derive_prompt_format(tokenizer) -> PromptFormat:
+    return derive(lambda messages, add_generation_prompt: tokenizer.apply_chat_template(
+        messages, add_generation_prompt=add_generation_prompt, tokenize=False))
 
 
 def _bos_id(base: BaseModel) -> int:
@@ -171,8 +179,10 @@ Parity with the PyTorch reference: **{parity}** (see `parity.md`).
 {ANDROID[manifest['backend']]}
 
 ## Prompt format
-Apply the chat template in `tokenizer_config.json` (`chat_template`, also `chat_template.jinja`)
-with `add_generation_prompt=True`. Generation stops at token ids {m['stop_ids']}
+Without Jinja: `manifest.json` -> `prompt_format` holds the chat template as strings, checked
+against it at export. Prompt = `preamble` + for each turn (`user_prefix` + text + `user_suffix`,
+or `assistant_prefix` + text + `assistant_suffix`) + `generation_prefix`. With Jinja: the chat
+template in `tokenizer_config.json` (also `chat_template.jinja`), `add_generation_prompt=True`. Generation stops at token ids {m['stop_ids']}
 (text {m['stop_strings']}). ExecuTorch 1.5's runner does not stop when the *first* reply token is
 end-of-turn: stop in your token callback when a stop string arrives.
 Context: {m['context_length']} user tokens.
