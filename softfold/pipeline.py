@@ -8,6 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from softfold.bundle import atomic_dir, tool_versions, write_manifest
+from softfold.bundle_readme import app_readme
 from softfold.calibrate.prompts import DEFAULT_PROMPTS
 from softfold.engines import engine_for
 from softfold.errors import UserError
@@ -51,10 +52,10 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
     if opts.max_context < 8:
         raise UserError(f"--max-context must be at least 8 tokens, got {opts.max_context}")
     soft_prompt = load_soft_prompt(opts.soft_prompt, read_config(opts.model).hidden_size)
-    stages = tqdm(total=4, desc="loading model", unit="stage", leave=False)
-    base = load_base(opts.model)
-    prompt_format = derive_prompt_format(base.tokenizer)
-    with atomic_dir(opts.out, opts.force) as tmp:
+    with tqdm(total=4, desc="loading model", unit="stage", leave=False) as stages, \
+            atomic_dir(opts.out, opts.force) as tmp:
+        base = load_base(opts.model)
+        prompt_format = derive_prompt_format(base.tokenizer)
         _advance(stages, f"folding N={soft_prompt.num_virtual_tokens} and lowering to {opts.target.value}")
         _write_model(base, soft_prompt, opts, tmp)
         save_tokenizer(base.tokenizer, tmp)
@@ -64,12 +65,10 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
                             opts.max_context, opts.thresholds, check_runner=opts.check_runner)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
-        manifest = _manifest(base, soft_prompt, opts, report)
-        manifest["prompt_format"] = prompt_format.to_json()
+        manifest = _manifest(base, soft_prompt, prompt_format, opts, report)
         (tmp / "README.md").write_text(app_readme(manifest))
         write_manifest(tmp, manifest)
         _advance(stages, "done")
-    stages.close()
     return report
 
 
@@ -117,7 +116,8 @@ def save_tokenizer(tokenizer, out: Path) -> None:
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def _manifest(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, report: ParityReport) -> dict:
+def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFormat, opts: ExportOptions,
+              report: ParityReport) -> dict:
     cfg = base.config
     return {
         "backend": opts.target.value,
@@ -133,60 +133,7 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, rep
             "num_virtual_tokens": soft_prompt.num_virtual_tokens, "folding": "prefix-kv",
             "sha256": soft_prompt.sha256, "source": str(opts.soft_prompt),
         },
+        "prompt_format": prompt_format.to_json(),
         "tools": tool_versions(),
         "parity": report.summary(),
     }
-
-
-ANDROID = {
-    "executorch": """## Android (ExecuTorch `LlmModule`, executorch 1.5.x)
-```kotlin
-val module = LlmModule("/data/local/tmp/bundle/model.pte", "/data/local/tmp/bundle/tokenizer.json", 0.0f)
-module.load()
-module.generate(prompt, maxTokens, callback)   // prompt formatted with the chat template below
-```
-Push the files with `adb push model.pte tokenizer.json /data/local/tmp/bundle/`.""",
-    "onnx": """## Android (ONNX Runtime GenAI, onnxruntime-genai 0.18)
-```kotlin
-val model = Model(bundleDir)                 // reads genai_config.json, model.onnx(.data), tokenizer files
-val tokenizer = Tokenizer(model)
-val params = GeneratorParams(model).apply { setSearchOption("max_length", maxLength.toDouble()) }
-val generator = Generator(model, params)
-generator.appendTokenSequences(tokenizer.encode(prompt))   // prompt formatted with the chat template below
-while (!generator.isDone) { generator.generateNextToken(); /* stream tokenizer.decode(...) */ }
-```
-Push the whole directory with `adb push . /data/local/tmp/bundle/`.""",
-    "ort": """## Android (ONNX Runtime Mobile)
-`model.ort` loads in an `OrtSession` of onnxruntime-android (full build, or a minimal build made
-with `required_operators.config`). Inputs: `input_ids`, `attention_mask`,
-`past_key_values.{i}.key/value` ([batch, kv_heads, past, head_dim]); outputs `logits`,
-`present.{i}.key/value`. `genai_config.json` describes it for ORT GenAI as well.""",
-}
-
-
-def app_readme(manifest: dict) -> str:
-    sp, m = manifest["soft_prompt"], manifest["model"]
-    parity = "passed" if manifest["parity"]["passed"] else "FAILED"
-    return f"""# softfold bundle: {m['architecture']} ({manifest['backend']}, {manifest['recipe']})
-
-This model carries a learned soft prompt of {sp['num_virtual_tokens']} virtual tokens (sha256
-`{sp['sha256'][:16]}...`), folded in as constant attention keys/values ({sp['folding']}). It is
-always active: you do not feed it, it costs no prefill, and resetting the conversation keeps it.
-Feed the user's chat-formatted prompt exactly as you would to the base model.
-
-Parity with the PyTorch reference: **{parity}** (see `parity.md`).
-
-{ANDROID[manifest['backend']]}
-
-## Prompt format
-Without Jinja: `manifest.json` -> `prompt_format` holds the chat template as strings, checked
-against it at export. Prompt = `preamble` + for each turn (`user_prefix` + text + `user_suffix`,
-or `assistant_prefix` + text + `assistant_suffix`) + `generation_prefix`. With Jinja: the chat
-template in `tokenizer_config.json` (also `chat_template.jinja`), `add_generation_prompt=True`. Generation stops at token ids {m['stop_ids']}
-(text {m['stop_strings']}). ExecuTorch 1.5's runner does not stop when the *first* reply token is
-end-of-turn: stop in your token callback when a stop string arrives.
-Context: {m['context_length']} user tokens.
-
-## Files
-`manifest.json` lists every file with its size and sha256; `softfold verify DIR` re-checks them.
-"""
