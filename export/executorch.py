@@ -5,6 +5,7 @@ import torch
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
 from executorch.exir.passes import MemoryPlanningPass
+from executorch.exir.passes.sym_shape_eval_pass import ConstraintBasedSymShapeEvalPass
 from torch.export import Dim
 
 from softfold.export.model import Transformer
@@ -39,5 +40,7 @@ def export_pte(model: Transformer, metadata: dict, path: Path) -> None:
     )
     et_program = edge.to_executorch(ExecutorchBackendConfig(
         memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False),
+        do_quant_fusion_and_const_prop=True,  # torchao's dequantize + embedding -> quantized embedding kernels
+        sym_shape_eval_pass=ConstraintBasedSymShapeEvalPass(),  # plan memory for the dynamic shapes' bounds
     ))
     Path(path).write_bytes(et_program.buffer)

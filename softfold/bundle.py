@@ -31,6 +31,7 @@ MANIFEST_SCHEMA: dict = {
     "parity": {
         "passed": bool, "prompts": int, "max_abs_dlogit": float, "rel_dlogit": float, "mean_kl": float, "top1": float,
         "top5_overlap": float, "mean_greedy_prefix": float, "exact_match": float, "runner_match?": float,
+        "refusal_agreement?": float, "reference_refusal_rate?": float, "runner_refusal_rate?": float,
     },
 }
 TOOLS = ("softfold", "torch", "executorch", "transformers", "peft", "tokenizers", "onnx", "onnxruntime",

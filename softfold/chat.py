@@ -39,6 +39,7 @@ def format_prompt(bundle: Path, user_text: str) -> str:
 
 def load_text_runner(bundle: Path):
     """ExecuTorch's C++ TextLLMRunner over the bundle, the engine under Android's LlmModule."""
+    import executorch.kernels.quantized  # noqa: F401  (quantized embedding kernels)
     from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (llama::custom_sdpa kernels)
     from executorch.extension.llm.runner import TextLLMRunner
 

@@ -10,6 +10,8 @@ EXAMPLES = """examples:
   softfold demo
   softfold export --soft-prompt my_prompt/ --out artifacts/smollm2/executorch-fp32
   softfold export --model ./Llama-3.2-1B-Instruct --soft-prompt my_prompt/ --out out/llama-fp32 --force
+  softfold export --soft-prompt my_prompt/ --recipe 8da4w --embedding-bits 8 --out artifacts/smollm2/executorch-8da4w
+  softfold export --soft-prompt my_prompt/ --target onnx --recipe int4 --out artifacts/smollm2/onnx-int4
   softfold run artifacts/smollm2-135m-safety/executorch-fp32 "How do I bake bread?"
   softfold verify artifacts/smollm2-135m-safety/executorch-fp32
 """
@@ -19,12 +21,15 @@ def _export(args: argparse.Namespace) -> int:
     from softfold.calibrate.prompts import DEFAULT_PROMPTS, read_prompt_file
     from softfold.load import default_model_path
     from softfold.parity import junit_xml
-    from softfold.pipeline import ExportOptions, Recipe, Target, export_bundle
+    from softfold.export.quantize import Recipe
+    from softfold.pipeline import ExportOptions, Target, export_bundle
 
     prompts = list(DEFAULT_PROMPTS) + (read_prompt_file(args.prompts) if args.prompts else [])
     opts = ExportOptions(model=Path(args.model or default_model_path()), soft_prompt=Path(args.soft_prompt),
                          out=Path(args.out), target=Target(args.target), recipe=Recipe(args.recipe),
-                         max_context=args.max_context, prompts=tuple(prompts), force=args.force)
+                         group_size=args.group_size, weight_bits=args.weight_bits, embedding_bits=args.embedding_bits,
+                         algorithm=args.algorithm, max_context=args.max_context, prompts=tuple(prompts),
+                         force=args.force)
     report = export_bundle(opts)
     if args.junit:
         Path(args.junit).write_text(junit_xml(report))
@@ -71,6 +76,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from softfold.export.quantize import Recipe
+
     parser = argparse.ArgumentParser(
         prog="softfold", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Fold a trained soft prompt (PEFT prompt tuning) into phone-ready model bundles, "
@@ -88,7 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="executorch", choices=["executorch", "onnx", "ort"],
                    help="executorch: model.pte for Android's LlmModule; onnx: model.onnx + genai_config.json for "
                         "onnxruntime-genai; ort: model.ort for ONNX Runtime Mobile (default: executorch)")
-    p.add_argument("--recipe", default="fp32", choices=["fp32"], help="numeric recipe (default: fp32)")
+    p.add_argument("--recipe", default="fp32", choices=[r.value for r in Recipe],
+                   help="fp32 (any target); 8da4w, 8da8w: int8 dynamic activations x int4 group-wise / int8 "
+                        "weights (executorch); int4: MatMulNBits, int8: dynamic int8 (onnx, ort). The soft prompt "
+                        "stays fp32 in every recipe (default: fp32)")
+    p.add_argument("--group-size", type=int, default=32, help="int4 weight group / block size (default: 32)")
+    p.add_argument("--embedding-bits", type=int, default=0, choices=[0, 4, 8],
+                   help="executorch: quantize the embedding table too (0 keeps it fp32; default: 0)")
+    p.add_argument("--algorithm", default="rtn", choices=["rtn", "hqq"], help="onnx int4 quantizer (default: rtn)")
+    p.add_argument("--weight-bits", type=int, choices=[2, 4, 8],
+                   help="override the recipe's weight bits: 4 or 8 for executorch, 2/4/8 for onnx int4 "
+                        "(2 bits shows the parity gate failing)")
     p.add_argument("--out", required=True, help="bundle directory to create")
     p.add_argument("--max-context", type=int, default=2048, help="user tokens the KV cache holds (default: 2048)")
     p.add_argument("--prompts", help="extra parity prompts, one per line (added to the calibration set)")

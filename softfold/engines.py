@@ -25,6 +25,8 @@ def cut_at_stop(text: str, stop_pieces: list[str]) -> str:
 
 class ExecuTorchEngine:
     def __init__(self, bundle: Path):
+        import executorch.kernels.quantized  # noqa: F401  (quantized embedding kernels)
+        from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (llama::custom_sdpa kernels)
         from executorch.runtime import Runtime
 
         self.bundle = bundle

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from softfold.calibrate.refusal import is_refusal
 from softfold.engines import cut_at_stop
 from softfold.errors import UserError
 from softfold.reference import Reference, RefSample, chat_text
@@ -23,9 +24,16 @@ class Thresholds:
     min_top5_overlap: float = 0.98  # mean |top5 ∩ top5| / 5
     min_exact_match: float = 0.9  # prompts whose greedy continuation equals the reference's
     min_runner_match: float = 0.9  # prompts whose phone-engine greedy text equals the reference's
+    min_refusal_agreement: float = 0.97  # prompts whose refusal decision (from the text) matches the reference's
 
 
-RECIPE_THRESHOLDS = {"fp32": Thresholds()}
+# Quantized recipes: looser on numbers, as strict as fp32 on behavior (refusal decisions).
+QUANTIZED = Thresholds(max_rel_dlogit=1.0, max_mean_kl=0.25, min_top1=0.75, min_top5_overlap=0.6,
+                       min_exact_match=0.0, min_runner_match=0.0, min_refusal_agreement=0.97)
+
+
+def recipe_thresholds(recipe) -> Thresholds:
+    return Thresholds() if recipe.value == "fp32" else QUANTIZED
 
 
 @dataclass
@@ -43,6 +51,8 @@ class PromptResult:
     runner_match: bool | None = None
     reference_text: str = ""
     runner_text: str | None = None
+    reference_refuses: bool = False
+    runner_refuses: bool | None = None
     dlogit_by_position: list[float] = field(default_factory=list)
 
 
@@ -93,6 +103,10 @@ def aggregate(results: list[PromptResult], t: Thresholds) -> tuple[dict[str, flo
     }
     if runner:
         metrics["runner_match"] = sum(runner) / len(runner)
+        judged = [r for r in results if r.runner_refuses is not None]
+        metrics["refusal_agreement"] = sum(r.runner_refuses == r.reference_refuses for r in judged) / len(judged)
+        metrics["reference_refusal_rate"] = sum(r.reference_refuses for r in judged) / len(judged)
+        metrics["runner_refusal_rate"] = sum(r.runner_refuses for r in judged) / len(judged)
     checks = [
         ("rel_dlogit", metrics["rel_dlogit"] <= t.max_rel_dlogit, f"<= {t.max_rel_dlogit}",
          [r.prompt for r in results if r.max_abs_dlogit > t.max_rel_dlogit * r.max_abs_logit]),
@@ -107,6 +121,9 @@ def aggregate(results: list[PromptResult], t: Thresholds) -> tuple[dict[str, flo
     if runner:
         checks.append(("runner_match", metrics["runner_match"] >= t.min_runner_match, f">= {t.min_runner_match}",
                        [r.prompt for r in results if r.runner_match is False]))
+        checks.append(("refusal_agreement", metrics["refusal_agreement"] >= t.min_refusal_agreement,
+                       f">= {t.min_refusal_agreement}",
+                       [r.prompt for r in results if r.runner_refuses not in (None, r.reference_refuses)]))
     failures = [f"{name} = {metrics[name]:.6g}, needs {limit}; prompts: {bad[:5]}"
                 for name, ok, limit, bad in checks if not ok]
     return {k: round(v, 9) for k, v in metrics.items()}, failures
@@ -118,7 +135,7 @@ def run_parity(reference: Reference, engine, prompts: list[str], recipe: str, co
 
     Greedy continuations are GREEDY_TOKENS long, or what the context leaves after the prompt.
     """
-    thresholds = thresholds or RECIPE_THRESHOLDS[recipe]
+    thresholds = thresholds or Thresholds()
     stop_pieces = [reference.tokenizer.decode([i]) for i in reference.eos_ids]
     budgets = [min(GREEDY_TOKENS, context_length - len(reference.prompt_ids(p))) for p in prompts]
     for prompt, budget in zip(prompts, budgets):
@@ -135,6 +152,8 @@ def run_parity(reference: Reference, engine, prompts: list[str], recipe: str, co
             text = reply if isinstance(reply, str) else reference.tokenizer.decode(reply)
             result.runner_text = cut_at_stop(text, stop_pieces)
             result.runner_match = result.runner_text == result.reference_text
+            result.runner_refuses = is_refusal(result.runner_text)
+        result.reference_refuses = is_refusal(result.reference_text)
         results.append(result)
     metrics, failures = aggregate(results, thresholds)
     return ParityReport(recipe, thresholds, results, metrics, failures)
@@ -166,16 +185,17 @@ def markdown(report: ParityReport) -> str:
     t = report.thresholds
     limits = {"rel_dlogit": f"<= {t.max_rel_dlogit}", "mean_kl": f"<= {t.max_mean_kl}", "top1": f">= {t.min_top1}",
               "top5_overlap": f">= {t.min_top5_overlap}", "exact_match": f">= {t.min_exact_match}",
-              "runner_match": f">= {t.min_runner_match}"}
+              "runner_match": f">= {t.min_runner_match}", "refusal_agreement": f">= {t.min_refusal_agreement}"}
     lines += [f"| {k} | {v:.6g} | {limits.get(k, '')} |" for k, v in report.metrics.items()]
     if report.failures:
         lines += ["", "## Failures", ""] + [f"- {f}" for f in report.failures]
     lines += ["", "## Per prompt", "", "max |Δlogit| along the positions (plot: each column is the max of a span)", "",
-              "| prompt | max abs dlogit | top1 | greedy prefix | exact | runner | abs dlogit by position |",
-              "|---|---|---|---|---|---|---|"]
+              "| prompt | max abs dlogit | top1 | greedy prefix | exact | engine text | refuses (ref/engine) "
+              "| abs dlogit by position |", "|---|---|---|---|---|---|---|---|"]
     for r in report.prompts:
         lines.append(f"| {r.prompt[:40]} | {r.max_abs_dlogit:.3g} | {r.top1:.3f} | {r.greedy_prefix}/{r.greedy_tokens} "
-                     f"| {r.exact_match} | {r.runner_match} | `{_bar(r.dlogit_by_position)}` |")
+                     f"| {r.exact_match} | {r.runner_match} | {r.reference_refuses}/{r.runner_refuses} "
+                     f"| `{_bar(r.dlogit_by_position)}` |")
     return "\n".join(lines) + "\n"
 
 

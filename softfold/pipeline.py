@@ -13,7 +13,9 @@ from softfold.calibrate.prompts import DEFAULT_PROMPTS
 from softfold.engines import engine_for
 from softfold.errors import UserError
 from softfold.load import BaseModel, SoftPrompt, load_base, load_soft_prompt, read_config
-from softfold.parity import ParityReport, Thresholds, run_parity, write_reports
+from softfold.export.quantize import (EXECUTORCH_RECIPES, ONNX_RECIPES, EmbeddingQuant, LinearQuant, OnnxBlockQuant,
+                                      OnnxDynamicInt8, Recipe, quantize_executorch, quantize_onnx)
+from softfold.parity import ParityReport, Thresholds, recipe_thresholds, run_parity, write_reports
 from softfold.prompt_format import PromptFormat, derive
 from softfold.reference import Reference, eos_ids
 
@@ -27,10 +29,6 @@ class Target(str, Enum):
 MODEL_FILE = {Target.EXECUTORCH: "model.pte", Target.ONNX: "model.onnx", Target.ORT: "model.ort"}
 
 
-class Recipe(str, Enum):
-    FP32 = "fp32"
-
-
 @dataclass(frozen=True)
 class ExportOptions:
     model: Path
@@ -38,6 +36,10 @@ class ExportOptions:
     out: Path
     target: Target = Target.EXECUTORCH
     recipe: Recipe = Recipe.FP32
+    group_size: int = 32  # weight quantization group (ExecuTorch) / block (ONNX int4)
+    weight_bits: int | None = None  # override the recipe's weight bits (onnx int4 with 2 bits: a gate that fails)
+    embedding_bits: int = 0  # ExecuTorch: quantize the embedding table to 4 or 8 bits; 0 keeps it fp32
+    algorithm: str = "rtn"  # ONNX int4: rtn | hqq
     max_context: int = 2048
     prompts: tuple[str, ...] = tuple(DEFAULT_PROMPTS)
     thresholds: Thresholds | None = None
@@ -51,18 +53,20 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
         raise UserError(f"output directory {opts.out} already exists: pass --force to replace it, or choose another --out")
     if opts.max_context < 8:
         raise UserError(f"--max-context must be at least 8 tokens, got {opts.max_context}")
+    quant = quant_schemes(opts)
     soft_prompt = load_soft_prompt(opts.soft_prompt, read_config(opts.model).hidden_size)
     with tqdm(total=4, desc="loading model", unit="stage", leave=False) as stages, \
             atomic_dir(opts.out, opts.force) as tmp:
         base = load_base(opts.model)
         prompt_format = derive_prompt_format(base.tokenizer)
         _advance(stages, f"folding N={soft_prompt.num_virtual_tokens} and lowering to {opts.target.value}")
-        _write_model(base, soft_prompt, opts, tmp)
+        _write_model(base, soft_prompt, opts, quant, tmp)
         save_tokenizer(base.tokenizer, tmp)
         _advance(stages, "parity gate")
         engine = engine_for(tmp, opts.target.value, MODEL_FILE[opts.target])
+        thresholds = opts.thresholds or recipe_thresholds(opts.recipe)
         report = run_parity(Reference(base, soft_prompt.path), engine, list(opts.prompts), opts.recipe.value,
-                            opts.max_context, opts.thresholds, check_runner=opts.check_runner)
+                            opts.max_context, thresholds, check_runner=opts.check_runner)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
         manifest = _manifest(base, soft_prompt, prompt_format, opts, report)
@@ -77,24 +81,48 @@ def _advance(stages: tqdm, next_stage: str) -> None:
     stages.set_description(next_stage)
 
 
-def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, out: Path) -> None:
+def quant_schemes(opts: ExportOptions) -> tuple:
+    """The recipe as scheme dataclasses for the target, validated: (linear, embedding) or (onnx,)."""
+    allowed = EXECUTORCH_RECIPES if opts.target is Target.EXECUTORCH else ONNX_RECIPES
+    if opts.recipe not in allowed:
+        raise UserError(f"recipe {opts.recipe.value} is not available for --target {opts.target.value}; "
+                        f"choose one of {', '.join(r.value for r in allowed)}")
+    if opts.target is Target.EXECUTORCH:
+        bits = {Recipe.X8DA4W: 4, Recipe.X8DA8W: 8}.get(opts.recipe)
+        linear = None if bits is None else LinearQuant(opts.weight_bits or bits,
+                                                       opts.group_size if bits == 4 else 0)
+        return linear, EmbeddingQuant(opts.embedding_bits) if opts.embedding_bits else None
+    if opts.recipe is Recipe.INT8:
+        return (OnnxDynamicInt8(),)
+    if opts.recipe is Recipe.INT4:
+        return (OnnxBlockQuant(opts.weight_bits or 4, opts.group_size, opts.algorithm),)
+    return (None,)
+
+
+def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, quant: tuple, out: Path) -> None:
     from softfold.export.fold import build_folded_model
 
     folded = build_folded_model(base.model, soft_prompt.embeddings, opts.max_context)
     if opts.target is Target.EXECUTORCH:
         from softfold.export.executorch import export_pte, runner_metadata
 
+        quantize_executorch(folded, *quant)
         export_pte(folded, runner_metadata(folded, _bos_id(base), eos_ids(base)), out / "model.pte")
         return
     from softfold.export.onnx import convert_to_ort, export_onnx, write_genai_config
 
     write_genai_config(folded, _bos_id(base), eos_ids(base), out, MODEL_FILE[opts.target])
-    if opts.target is Target.ONNX:
-        export_onnx(folded, out / "model.onnx")
-        return
+    (scheme,) = quant
     with tempfile.TemporaryDirectory() as scratch:
-        export_onnx(folded, Path(scratch) / "model.onnx")
-        convert_to_ort(Path(scratch) / "model.onnx", out / "model.ort", out / "required_operators.config")
+        onnx_path = (Path(scratch) if scheme or opts.target is Target.ORT else out) / "model.onnx"
+        export_onnx(folded, onnx_path)
+        if scheme:
+            target_dir = out if opts.target is Target.ONNX else Path(scratch) / "quantized"
+            target_dir.mkdir(exist_ok=True)
+            quantize_onnx(onnx_path, target_dir / "model.onnx", scheme)
+            onnx_path = target_dir / "model.onnx"
+        if opts.target is Target.ORT:
+            convert_to_ort(onnx_path, out / "model.ort", out / "required_operators.config")
 
 
 def derive_prompt_format(tokenizer) -> PromptFormat:

@@ -1,0 +1,69 @@
+"""Quantized recipes on tiny models: each exports, runs in its runtime, and is gated (issue 5 slice).
+
+Tiny random-weight models are hostile to 4-bit weights (no structure, no logit margins), so 4-bit
+recipes are checked for running and reporting; 8-bit recipes must pass the default gate, and 2-bit
+weights must fail it.
+"""
+import json
+import math
+
+import pytest
+from conftest import MAX_CONTEXT, PROMPTS
+
+from softfold.bundle import verify
+from softfold.errors import UserError
+from softfold.export.quantize import Recipe
+from softfold.pipeline import ExportOptions, Target, export_bundle
+
+METRICS = ("rel_dlogit", "mean_kl", "top1", "top5_overlap", "exact_match", "runner_match", "refusal_agreement")
+
+
+def export(tiny_models, soft_prompts, out, target, recipe, **kw):
+    return export_bundle(ExportOptions(model=tiny_models["llama"], soft_prompt=soft_prompts[("llama", 16)], out=out,
+                                       target=target, recipe=recipe, max_context=MAX_CONTEXT, prompts=PROMPTS, **kw))
+
+
+@pytest.mark.parametrize("target,recipe,kw,must_pass", [
+    (Target.EXECUTORCH, Recipe.X8DA8W, {}, True),
+    (Target.EXECUTORCH, Recipe.X8DA4W, {"embedding_bits": 8}, False),
+    (Target.ONNX, Recipe.INT8, {}, True),
+    (Target.ONNX, Recipe.INT4, {"weight_bits": 8}, True),
+    (Target.ONNX, Recipe.INT4, {"algorithm": "hqq"}, False),
+    (Target.ORT, Recipe.INT4, {}, False),
+])
+def test_recipe_exports_runs_and_reports(tiny_models, soft_prompts, tmp_path, target, recipe, kw, must_pass):
+    out = tmp_path / "bundle"
+    report = export(tiny_models, soft_prompts, out, target, recipe, **kw)
+    assert all(math.isfinite(report.metrics[m]) for m in METRICS)
+    assert all(r.runner_text is not None for r in report.prompts)  # the phone engine generated
+    assert 0 < report.metrics["mean_kl"] and report.metrics["top1"] > 0.3
+    if must_pass:
+        assert report.passed, report.failures
+    parity = json.loads((out / "parity.json").read_text())
+    assert parity["recipe"] == recipe.value and parity["thresholds"]["min_refusal_agreement"] == 0.97
+    assert json.loads((out / "manifest.json").read_text())["recipe"] == recipe.value and verify(out) == []
+
+
+def test_quantized_bundle_is_smaller(export_tiny, tiny_models, soft_prompts, tmp_path):
+    fp32 = (export_tiny("llama", 16, "onnx") / "model.onnx.data").stat().st_size
+    export(tiny_models, soft_prompts, tmp_path / "q", Target.ONNX, Recipe.INT4)
+    assert (tmp_path / "q" / "model.onnx.data").stat().st_size < 0.5 * fp32
+
+
+def test_two_bit_weights_fail_the_gate(tiny_models, soft_prompts, tmp_path):
+    report = export(tiny_models, soft_prompts, tmp_path / "b", Target.ONNX, Recipe.INT4, weight_bits=2)
+    assert not report.passed
+    assert any(f.startswith(("mean_kl", "top1")) for f in report.failures)
+    assert (tmp_path / "b" / "parity.md").read_text().startswith("# Parity: FAILED")
+
+
+@pytest.mark.parametrize("target,recipe,kw,needle", [
+    (Target.EXECUTORCH, Recipe.INT4, {}, "not available for --target executorch"),
+    (Target.ONNX, Recipe.X8DA4W, {}, "not available for --target onnx"),
+    (Target.EXECUTORCH, Recipe.X8DA4W, {"weight_bits": 2}, "XNNPACK lowers 4- and 8-bit"),
+    (Target.ONNX, Recipe.INT4, {"group_size": 48}, "--group-size"),
+])
+def test_bad_recipe_settings_are_user_errors(tiny_models, soft_prompts, tmp_path, target, recipe, kw, needle):
+    with pytest.raises(UserError, match=needle):
+        export(tiny_models, soft_prompts, tmp_path / "x", target, recipe, **kw)
+    assert not (tmp_path / "x").exists()
