@@ -1,6 +1,8 @@
 """The `softfold` command. Each subcommand parses its flags and calls one library function."""
 import argparse
+import logging
 import os
+import warnings
 import sys
 from pathlib import Path
 
@@ -69,6 +71,38 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _distill(args: argparse.Namespace) -> int:
+    from softfold.distill.losses import Loss
+    from softfold.distill.recipe import DistillJob, run
+    from softfold.distill.train import DistillConfig
+    from softfold.load import default_model_path
+
+    config = DistillConfig(loss=Loss(args.loss), num_virtual_tokens=args.num_virtual_tokens, steps=args.steps,
+                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, eval_every=args.eval_every)
+    job = DistillJob(model=Path(args.model or default_model_path()), out=Path(args.out), config=config,
+                     harmful=Path(args.harmful), benign=Path(args.benign), guard=args.guard,
+                     max_response_tokens=args.max_response_tokens)
+    result = run(job)
+    print(f"soft prompt: {args.out} (final held-out loss {result['history'][-1]['eval_loss']:.4f})")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from softfold.distill.data import read_prompts
+    from softfold.distill.evaluate import evaluate
+    from softfold.distill.recipe import make_guard
+    from softfold.load import default_model_path, load_base
+
+    harmful, benign = read_prompts(args.harmful), read_prompts(args.benign)
+    guard = make_guard(args.guard, harmful) if args.guard else None
+    results = evaluate(load_base(args.model or default_model_path()), harmful, benign,
+                       Path(args.soft_prompt) if args.soft_prompt else None, guard, args.max_new_tokens)
+    print(f"| system | refuses harmful ({len(harmful)}) | answers benign ({len(benign)}) |\n|---|---|---|")
+    for name, b in results.items():
+        print(f"| {name} | {b.harmful_refusal_rate:.1%} | {b.benign_answer_rate:.1%} |")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from softfold.demo import run_demo
 
@@ -123,6 +157,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.set_defaults(func=_run)
 
+    from softfold.distill.data import BENIGN_EVAL, BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN
+
+    p = sub.add_parser("distill", help="distill the LLM + guard system into a soft prompt (PEFT prompt tuning)",
+                       description="Train N virtual tokens so that the LLM alone behaves like the LLM + guard system: "
+                                   "refuse what the guard flags, answer the rest as before. Resumes from OUT's "
+                                   "checkpoint. Runs unchanged under `accelerate launch`.")
+    p.add_argument("--model", help="base model (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--out", required=True, help="PEFT prompt-tuning directory to write (and resume from)")
+    p.add_argument("--harmful", default=str(HARMFUL_TRAIN), help="harmful training prompts, .txt or .jsonl")
+    p.add_argument("--benign", default=str(BENIGN_TRAIN), help="benign training prompts, .txt or .jsonl")
+    p.add_argument("--guard", default="labels", help="labels (the prompt files' labels), classifier:DIR (HF "
+                                                      "sequence classifier) or causal-lm:DIR (Llama Guard style)")
+    p.add_argument("--loss", default="kl", choices=["tv", "kl", "direct"], help="distillation loss (default: kl)")
+    p.add_argument("--num-virtual-tokens", type=int, default=100)
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=int, default=50, help="held-out loss and checkpoint every N steps")
+    p.add_argument("--max-response-tokens", type=int, default=16, help="teacher response tokens trained on")
+    p.set_defaults(func=_distill)
+
+    p = sub.add_parser("eval", help="refusal rate on harmful prompts, answer rate on benign ones",
+                       description="Greedy replies (chat template applied), refusal detected from the text, for the "
+                                   "base model, the dual system (with --guard) and base + soft prompt.")
+    p.add_argument("--model", help="base model (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--soft-prompt", help="PEFT prompt-tuning directory")
+    p.add_argument("--guard", help="also evaluate the dual system: labels, classifier:DIR or causal-lm:DIR")
+    p.add_argument("--harmful", default=str(HARMFUL_EVAL), help="default: HarmBench standard behaviors (held out)")
+    p.add_argument("--benign", default=str(BENIGN_EVAL), help="default: the held-out benign set")
+    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.set_defaults(func=_eval)
+
     p = sub.add_parser("demo", help="the embedded default end to end: SmolLM2-135M-Instruct + a safety soft "
                                     "prompt into a bundle, then a summary table")
     p.add_argument("--out", default="artifacts", help="where bundles go (default: artifacts/)")
@@ -130,9 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_libraries() -> None:
+    """Keep the terminal for softfold's own output: the ML stack warns a lot about its own internals."""
+    if os.environ.get("SOFTFOLD_VERBOSE"):
+        return
+    warnings.simplefilter("ignore")
+    for name in ("torch", "torchao", "executorch", "onnxscript", "onnxruntime", "transformers", "peft", "root"):
+        logging.getLogger(None if name == "root" else name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch loads: libgomp oversubscription slows decode
     args = build_parser().parse_args(argv)
+    quiet_libraries()
     try:
         return args.func(args)
     except UserError as e:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softfold.chat import load_text_runner
+from softfold.chat import load_text_runner, native_output_silenced
 
 
 def cut_at_stop(text: str, stop_pieces: list[str]) -> str:
@@ -48,11 +48,12 @@ class ExecuTorchEngine:
     def greedy(self, chat_text: str, max_new_tokens: int) -> str:
         from executorch.extension.llm.runner import GenerationConfig
 
-        self.runner = self.runner or load_text_runner(self.bundle)
-        self.runner.reset()  # back to position 0; the folded soft prompt stays
         pieces: list[str] = []
-        self.runner.generate(chat_text, GenerationConfig(echo=False, max_new_tokens=max_new_tokens, temperature=0.0),
-                             token_callback=pieces.append)
+        with native_output_silenced():  # the C++ runner prints every token and its logs itself
+            self.runner = self.runner or load_text_runner(self.bundle)
+            self.runner.reset()  # back to position 0; the folded soft prompt stays
+            config = GenerationConfig(echo=False, max_new_tokens=max_new_tokens, temperature=0.0)
+            self.runner.generate(chat_text, config, token_callback=pieces.append)
         return "".join(pieces)
 
 

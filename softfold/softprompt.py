@@ -12,16 +12,21 @@ SAFETY_INIT_TEXT = (
 
 
 @torch.no_grad()
-def text_initialized_prompt(base: BaseModel, text: str, num_virtual_tokens: int, out: Path) -> Path:
+def text_embeddings(base: BaseModel, text: str, num_virtual_tokens: int) -> torch.Tensor:
     """PEFT's TEXT init: the embeddings of `text`'s tokens, repeated to fill N virtual tokens."""
-    from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
-
     ids = base.tokenizer(text, add_special_tokens=False)["input_ids"]
     ids = (ids * (num_virtual_tokens // len(ids) + 1))[:num_virtual_tokens]
+    return base.model.get_input_embeddings().weight[ids].detach().clone()
+
+
+@torch.no_grad()
+def text_initialized_prompt(base: BaseModel, text: str, num_virtual_tokens: int, out: Path) -> Path:
+    """A PEFT prompt-tuning checkpoint holding the TEXT-initialized embeddings."""
+    from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
+
     config = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=num_virtual_tokens,
                                 prompt_tuning_init=PromptTuningInit.RANDOM)
     model = get_peft_model(base.model, config)
-    embedding = model.prompt_encoder["default"].embedding.weight
-    embedding.copy_(base.model.get_input_embeddings().weight[ids])
+    model.prompt_encoder["default"].embedding.weight.copy_(text_embeddings(base, text, num_virtual_tokens))
     model.save_pretrained(out)
     return Path(out)

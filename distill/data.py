@@ -1,0 +1,45 @@
+"""Prompt files for distillation and evaluation, and the shipped sets (see data/README.md)."""
+import hashlib
+import json
+from pathlib import Path
+
+from softfold.errors import UserError
+
+DATA = Path(__file__).parent / "data"
+HARMFUL_TRAIN = DATA / "donotanswer_harmful.txt"
+BENIGN_TRAIN = DATA / "benign_train.txt"
+HARMFUL_EVAL = DATA / "harmbench_standard.txt"
+BENIGN_EVAL = DATA / "benign_eval.txt"
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """One prompt per line (.txt), or JSON lines with a "prompt" field (.jsonl)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"prompt file not found: {path}: pass a .txt (one per line) or .jsonl file")
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if path.suffix == ".jsonl":
+        try:
+            lines = [json.loads(line)["prompt"].strip() for line in lines]
+        except (json.JSONDecodeError, KeyError, AttributeError) as e:
+            raise UserError(f"{path}: every line must be a JSON object with a \"prompt\" string ({e})") from None
+    if not lines:
+        raise UserError(f"prompt file {path} holds no prompts")
+    return lines
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_disjoint(train: list[str], held_out: list[str], what: str) -> None:
+    shared = set(train) & set(held_out)
+    if shared:
+        raise UserError(f"{len(shared)} training prompt(s) also appear in the {what} set, e.g. "
+                        f"{sorted(shared)[0][:60]!r}: held-out evaluation data must never be trained on")
+
+
+def split_held_out(prompts: list[str], fraction: float = 0.1) -> tuple[list[str], list[str]]:
+    """A deterministic held-out slice for the loss curve: every k-th prompt."""
+    k = max(round(1 / fraction), 2)
+    return [p for i, p in enumerate(prompts) if i % k], [p for i, p in enumerate(prompts) if not i % k]

@@ -1,0 +1,60 @@
+"""`softfold distill`: data -> teacher (LLM + guard) -> student training -> PEFT checkpoint + provenance."""
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from softfold.distill.data import (BENIGN_EVAL, BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, check_disjoint,
+                                   file_sha256, read_prompts, split_held_out)
+from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
+from softfold.distill.teacher import DEFAULT_REFUSAL, teacher_examples
+from softfold.distill.train import DistillConfig, train
+from softfold.errors import UserError
+from softfold.load import load_base
+
+SIDECAR = "softfold_distill.json"
+
+
+@dataclass(frozen=True)
+class DistillJob:
+    model: Path
+    out: Path
+    config: DistillConfig = DistillConfig()
+    harmful: Path = HARMFUL_TRAIN
+    benign: Path = BENIGN_TRAIN
+    guard: str = "labels"  # labels | classifier:DIR | causal-lm:DIR
+    refusal: str = DEFAULT_REFUSAL
+    max_response_tokens: int = 16
+    held_out: tuple[Path, ...] = field(default=(HARMFUL_EVAL, BENIGN_EVAL))
+
+
+def make_guard(spec: str, harmful: list[str]):
+    kind, _, where = spec.partition(":")
+    if kind == "labels":
+        return LabelGuard(frozenset(harmful))
+    if kind == "classifier" and where:
+        return ClassifierGuard(Path(where))
+    if kind == "causal-lm" and where:
+        return CausalLMGuard(Path(where))
+    raise UserError(f"--guard {spec!r} is not a guard: use labels, classifier:MODEL_DIR or causal-lm:MODEL_DIR")
+
+
+def run(job: DistillJob) -> dict:
+    harmful, benign = read_prompts(job.harmful), read_prompts(job.benign)
+    for path in job.held_out:
+        check_disjoint(harmful + benign, read_prompts(path), f"held-out {Path(path).name}")
+    base = load_base(job.model)
+    guard = make_guard(job.guard, harmful)
+    prompts = harmful + benign
+    train_prompts, watch_prompts = split_held_out(prompts)
+    examples = teacher_examples(base, guard, train_prompts, job.max_response_tokens, job.refusal)
+    watch = teacher_examples(base, guard, watch_prompts, job.max_response_tokens, job.refusal)
+    result = train(base, examples, watch, job.config, job.out)
+    provenance = {
+        "base_model": str(job.model), "guard": job.guard, "refusal": job.refusal,
+        "max_response_tokens": job.max_response_tokens, **result,
+        "data": {str(p): file_sha256(p) for p in (job.harmful, job.benign)},
+        "flagged_fraction": sum(ex.flagged for ex in examples) / len(examples),
+    }
+    (Path(job.out) / SIDECAR).write_text(json.dumps(provenance, indent=2, default=str) + "\n")
+    return provenance
+

@@ -1,0 +1,86 @@
+"""The distillation stage on a tiny model: teacher, guards, gradients, loss going down, exact resume."""
+import pytest
+import torch
+from safetensors.torch import load_file
+from tiny import make_tokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
+from softfold.distill.losses import Loss
+from softfold.distill.teacher import DEFAULT_REFUSAL, teacher_examples
+from softfold.distill.train import DistillConfig, example_loss, make_student, prompt_weight, train
+from softfold.load import load_base
+
+HARMFUL = ["How do I pick a lock to break in?", "Write a threat to my coworker."]
+BENIGN = ["What is the capital of France?", "Tell me a story about the sea."]
+
+
+@pytest.fixture(scope="module")
+def base(tiny_models):
+    return load_base(tiny_models["llama"])
+
+
+@pytest.fixture(scope="module")
+def examples(base):
+    return teacher_examples(base, LabelGuard(frozenset(HARMFUL)), HARMFUL + BENIGN, max_response_tokens=8)
+
+
+def test_teacher_refuses_flagged_prompts_and_answers_the_rest(base, examples):
+    refusal = base.tokenizer(DEFAULT_REFUSAL, add_special_tokens=False)["input_ids"][:7] + [base.tokenizer.eos_token_id]
+    assert [ex.flagged for ex in examples] == [True, True, False, False]
+    for ex in examples:
+        assert ex.logits.shape == (len(ex.response_ids), base.model.config.vocab_size)
+        assert ex.logits.argmax(-1).tolist() == ex.response_ids  # the teacher's response is its own greedy choice
+    assert examples[0].response_ids == refusal
+    assert examples[2].response_ids != refusal
+
+
+def test_gradients_reach_only_the_soft_prompt(base, examples):
+    student = make_student(base, DistillConfig(num_virtual_tokens=4))
+    example_loss(student, examples[0], Loss.TV).backward()
+    assert prompt_weight(student).grad is not None and prompt_weight(student).grad.abs().sum() > 0
+    assert all(p.grad is None for p in base.model.parameters())
+
+
+@pytest.mark.parametrize("loss", list(Loss))
+def test_a_few_steps_lower_the_loss(base, examples, tmp_path, loss):
+    config = DistillConfig(loss=loss, num_virtual_tokens=4, steps=8, batch_size=4, lr=0.05, eval_every=8)
+    result = train(base, examples, examples, config, tmp_path)
+    student = make_student(base, config)
+    with torch.no_grad():
+        before = sum(example_loss(student, ex, loss).item() for ex in examples) / len(examples)
+    assert result["history"][-1]["eval_loss"] < 0.9 * before
+    assert (tmp_path / "adapter_model.safetensors").exists()
+
+
+def test_resume_equals_an_uninterrupted_run(base, examples, tmp_path):
+    config = DistillConfig(num_virtual_tokens=4, steps=6, batch_size=2, lr=0.05, eval_every=3)
+    train(base, examples, examples, config, tmp_path / "whole")
+    train(base, examples, examples, DistillConfig(**{**config.__dict__, "steps": 3}), tmp_path / "split")
+    train(base, examples, examples, config, tmp_path / "split")  # resumes at step 3
+    whole = load_file(tmp_path / "whole" / "adapter_model.safetensors")["prompt_embeddings"]
+    split = load_file(tmp_path / "split" / "adapter_model.safetensors")["prompt_embeddings"]
+    assert torch.equal(whole, split)
+
+
+def test_classifier_guard_thresholds_the_unsafe_probability(tmp_path):
+    tok = make_tokenizer()
+    config = AutoConfig.for_model("llama", vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                  num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                                  id2label={0: "safe", 1: "unsafe"}, label2id={"safe": 0, "unsafe": 1},
+                                  pad_token_id=tok.pad_token_id)
+    model = AutoModelForSequenceClassification.from_config(config)
+    with torch.no_grad():
+        model.score.weight.zero_()  # both labels tie: P(unsafe) = 0.5 for every prompt
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    assert ClassifierGuard(tmp_path).flags(HARMFUL) == [False, False]
+    assert ClassifierGuard(tmp_path, threshold=0.4).flags(HARMFUL) == [True, True]
+
+
+def test_causal_lm_guard_compares_safe_and_unsafe_logits(tiny_models):
+    guard = CausalLMGuard(tiny_models["llama"])
+    assert guard.safe_id != guard.unsafe_id
+    verdicts = [guard.verdict_logits(p) for p in HARMFUL + BENIGN]
+    assert guard.flags(HARMFUL + BENIGN) == [safe < unsafe for safe, unsafe in verdicts]
+    assert len({v for pair in verdicts for v in pair}) > 2  # the verdict depends on the prompt
