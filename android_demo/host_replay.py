@@ -43,7 +43,7 @@ def _executorch(bundle: Path, manifest: dict, prompt: str, max_new_tokens: int) 
     """ExecuTorchEngine: LlmModule(model, tokenizer.json, temperature 0), seqLen = context, stop rule."""
     from executorch.extension.llm.runner import GenerationConfig
 
-    from softfold.chat import load_text_runner
+    from softfold.text_runner import load_text_runner
 
     runner = load_text_runner(bundle)
     runner.reset()

@@ -1,41 +1,34 @@
 """Time TextLLMRunner on one .pte (run in a fresh process per variant): median of N greedy runs.
 
-usage: python benchmarks/runner_speed.py MODEL.pte TOKENIZER.json PROMPT_TEXT_FILE NEW_TOKENS RUNS
+usage: python benchmarks/runner_speed.py DIR/model.pte PROMPT_TEXT_FILE NEW_TOKENS RUNS   (DIR/tokenizer.json beside it)
 """
 import json
 import statistics
 import sys
+from pathlib import Path
 
-from softfold.chat import native_output_silenced
+from softfold import text_runner
 
 
-def main(pte: str, tokenizer: str, prompt_file: str, new_tokens: int, runs: int) -> dict:
-    from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401
-    from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
-
+def main(pte: str, prompt_file: str, new_tokens: int, runs: int) -> dict:
     text = open(prompt_file).read()
+    runner = text_runner.load_text_runner(Path(pte).parent) if Path(pte).name == "model.pte" else None
+    if runner is None:
+        raise SystemExit("runner_speed.py wants DIR/model.pte with DIR/tokenizer.json beside it")
     samples = []
-    with native_output_silenced():
-        runner = TextLLMRunner(pte, tokenizer)
-        for _ in range(runs + 1):  # the first run warms up
-            stats = []
-            runner.generate(text, GenerationConfig(echo=False, max_new_tokens=new_tokens, temperature=0.0),
-                            stats_callback=stats.append)
-            runner.reset()
-            s = stats[-1]
-            samples.append({
-                "prompt_tokens": s.num_prompt_tokens,
-                "ttft_ms": s.first_token_ms - s.inference_start_ms,
-                "decode_tok_s": 1000 * (s.num_generated_tokens - 1) / max(s.inference_end_ms - s.prompt_eval_end_ms, 1),
-            })
+    for _ in range(runs + 1):  # the first run warms up
+        _, s = text_runner.generate(runner, text, new_tokens, stop_strings=[])
+        samples.append({
+            "prompt_tokens": s["prompt_tokens"],
+            "ttft_ms": s["first_token_ms"] - s["inference_start_ms"],
+            "decode_tok_s": 1000 * (s["generated_tokens"] - 1) / max(s["inference_end_ms"] - s["prompt_eval_end_ms"], 1),
+        })
     samples = samples[1:]
-    return {
-        "prompt_tokens": samples[0]["prompt_tokens"],
-        "ttft_ms": statistics.median(x["ttft_ms"] for x in samples),
-        "decode_tok_s": statistics.median(x["decode_tok_s"] for x in samples),
-    }
+    return {"prompt_tokens": samples[0]["prompt_tokens"],
+            "ttft_ms": statistics.median(x["ttft_ms"] for x in samples),
+            "decode_tok_s": round(statistics.median(x["decode_tok_s"] for x in samples), 1)}
 
 
 if __name__ == "__main__":
-    pte, tok, prompt_file, new_tokens, runs = sys.argv[1:6]
-    print(json.dumps(main(pte, tok, prompt_file, int(new_tokens), int(runs))))
+    pte, prompt_file, new_tokens, runs = sys.argv[1:5]
+    print(json.dumps(main(pte, prompt_file, int(new_tokens), int(runs))))

@@ -4,7 +4,7 @@ ExecuTorch .pte through TextLLMRunner, ONNX through onnxruntime-genai.
 
 usage: python benchmarks/smollm_export.py [WORKDIR] [TARGETS]   (writes benchmarks/results/smollm_export.json)
 TARGETS: comma-separated, default executorch,onnx.
-Each runner measurement runs in its own process with OMP_NUM_THREADS=1.
+Each engine measurement runs in its own process with OMP_NUM_THREADS=1.
 """
 import json
 import os
@@ -51,7 +51,10 @@ def main(work: Path) -> dict:
             model = build_folded_model(base.model, prompt, 2048)
             fold_s = time.perf_counter() - t0
             if target == "executorch":
-                path = work / f"{name}.pte"
+                bundle = work / f"{name}-pte"
+                bundle.mkdir(exist_ok=True)
+                save_tokenizer(base.tokenizer, bundle)
+                path = bundle / "model.pte"
                 export_pte(model, runner_metadata(model, base.tokenizer.bos_token_id, eos_ids(base)), path)
                 files = [path]
             else:
@@ -71,7 +74,7 @@ def main(work: Path) -> dict:
             continue
         name, target = key.split("/")
         if target == "executorch":
-            cmd = [HERE / "runner_speed.py", work / f"{name}.pte", work / "tokenizer.json"]
+            cmd = [HERE / "runner_speed.py", work / f"{name}-pte" / "model.pte"]
         else:
             cmd = [HERE / "genai_speed.py", work / f"{name}-onnx"]
         cmd = [sys.executable, *map(str, cmd), str(work / "prompt.txt"), str(NEW_TOKENS), str(RUNS)]

@@ -10,17 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softfold.chat import load_text_runner, native_output_silenced
-
-
-def cut_at_stop(text: str, stop_pieces: list[str]) -> str:
-    """Text before the first stop piece.
-
-    TextLLMRunner (executorch 1.5.1) checks EOS only on decoded tokens, not on the token the prefill
-    produces: when a reply's first token is end-of-turn it generates on. Apps stop there themselves.
-    """
-    cuts = [text.find(p) for p in stop_pieces if p and p in text]
-    return text[: min(cuts)] if cuts else text
+from softfold import text_runner
+from softfold.text_runner import load_text_runner
 
 
 class ExecuTorchEngine:
@@ -46,15 +37,9 @@ class ExecuTorchEngine:
         return torch.stack(head + rows)
 
     def greedy(self, chat_text: str, max_new_tokens: int) -> str:
-        from executorch.extension.llm.runner import GenerationConfig
-
-        pieces: list[str] = []
-        with native_output_silenced():  # the C++ runner prints every token and its logs itself
-            self.runner = self.runner or load_text_runner(self.bundle)
-            self.runner.reset()  # back to position 0; the folded soft prompt stays
-            config = GenerationConfig(echo=False, max_new_tokens=max_new_tokens, temperature=0.0)
-            self.runner.generate(chat_text, config, token_callback=pieces.append)
-        return "".join(pieces)
+        self.runner = self.runner or load_text_runner(self.bundle)
+        text, _ = text_runner.generate(self.runner, chat_text, max_new_tokens, stop_strings=[])
+        return text
 
 
 class OnnxEngine:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from softfold.calibrate.refusal import is_refusal
-from softfold.engines import cut_at_stop
+from softfold.text_runner import cut_at_stop
 from softfold.errors import UserError
 from softfold.reference import Reference, RefSample, chat_text
 

@@ -10,7 +10,8 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from softfold.bundle import verify
-from softfold.engines import ExecuTorchEngine, cut_at_stop
+from softfold.engines import ExecuTorchEngine
+from softfold.text_runner import cut_at_stop
 from softfold.pipeline import ExportOptions, export_bundle
 
 CASES = [(arch, n) for arch in ("llama", "qwen2") for n in (1, 16)]

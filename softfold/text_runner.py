@@ -1,0 +1,117 @@
+"""ExecuTorch's C++ TextLLMRunner (the engine under Android's LlmModule), driven robustly from Python.
+
+The runner prints every generated piece to stdout itself, then a `PyTorchObserver {json}` stats
+line. Its Python binding also offers a token callback, but (executorch 1.5.1) it decodes each
+piece as strict UTF-8, so a character split across two tokens (emoji, accents) raises
+UnicodeDecodeError and aborts generation. So we read the bytes it prints instead: whole
+characters once joined, streamed through an incremental decoder. Its logs (stderr) are muted.
+"""
+import codecs
+import contextlib
+import ctypes
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Callable, Iterator
+
+STATS_MARKER = "\nPyTorchObserver "
+
+
+def load_text_runner(bundle: Path):
+    """TextLLMRunner over the bundle's model.pte and tokenizer.json."""
+    with native_output(os.open(os.devnull, os.O_WRONLY)):  # the imports and the loader log to stdout too
+        import executorch.kernels.quantized  # noqa: F401  (quantized embedding kernels)
+        from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (llama::custom_sdpa kernels)
+        from executorch.extension.llm.runner import TextLLMRunner
+
+        return TextLLMRunner(str(bundle / "model.pte"), str(bundle / "tokenizer.json"))
+
+
+@contextlib.contextmanager
+def native_output(stdout_fd: int) -> Iterator[None]:
+    """Point fd 1 (what C++ prints) at `stdout_fd` and fd 2 at /dev/null; sys.stdout stays the terminal."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    terminal = os.fdopen(os.dup(saved[0]), "w")
+    os.dup2(stdout_fd, 1)
+    os.dup2(devnull, 2)
+    os.close(stdout_fd)
+    try:
+        with contextlib.redirect_stdout(terminal):
+            yield
+    finally:
+        ctypes.CDLL(None).fflush(None)  # C stdio buffers go where they were written, not to the restored fds
+        terminal.close()
+        for fd, target in zip(saved, (1, 2)):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.close(devnull)
+
+
+def cut_at_stop(text: str, stop_strings: list[str]) -> str:
+    """Text before the first stop string.
+
+    TextLLMRunner (executorch 1.5.1) checks EOS only on decoded tokens, not on the token the prefill
+    produces: when a reply's first token is end-of-turn it generates on. Apps stop there themselves.
+    """
+    cuts = [text.find(s) for s in stop_strings if s and s in text]
+    return text[: min(cuts)] if cuts else text
+
+
+def generate(runner, prompt: str, max_new_tokens: int, stop_strings: list[str],
+             on_text: Callable[[str], None] | None = None) -> tuple[str, dict]:
+    """Greedy reply (before any stop string) and the runner's stats, streaming text to `on_text`."""
+    from executorch.extension.llm.runner import GenerationConfig
+
+    read_fd, write_fd = os.pipe()
+    printed = bytearray()
+    holdback = max([len(STATS_MARKER) + 1, *map(len, stop_strings)])
+    streamed = _Streamer(on_text, holdback, stop_strings)
+
+    def pump() -> None:
+        while chunk := os.read(read_fd, 65536):
+            printed.extend(chunk)
+            streamed.feed(chunk)
+
+    reader = threading.Thread(target=pump)
+    reader.start()
+    with native_output(write_fd):
+        runner.reset()  # back to position 0; a folded soft prompt stays
+        runner.generate(prompt, GenerationConfig(echo=False, max_new_tokens=max_new_tokens, temperature=0.0))
+    reader.join()  # the pipe's last writer closed with the restored fds
+    os.close(read_fd)
+    out = printed.decode("utf-8", errors="replace")
+    body, _, stats = out.rpartition(STATS_MARKER)
+    text = cut_at_stop(body, stop_strings)
+    streamed.finish(text)
+    return text, json.loads(stats.splitlines()[0]) if stats else {}
+
+
+class _Streamer:
+    """Forwards decoded text as it arrives, holding back what could still be a stop string or the stats."""
+
+    def __init__(self, on_text: Callable[[str], None] | None, holdback: int, stop_strings: list[str]):
+        self.on_text, self.holdback, self.stop_strings = on_text, holdback, stop_strings
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.pending, self.sent, self.stopped = "", 0, False
+
+    def feed(self, chunk: bytes) -> None:
+        if not self.on_text or self.stopped:
+            return
+        self.pending += self.decoder.decode(chunk)
+        if any(s in self.pending for s in self.stop_strings if s):
+            self.stopped = True
+            return
+        ready = self.pending[: max(len(self.pending) - self.holdback, 0)]
+        if ready:
+            self.on_text(ready)
+            self.sent += len(ready)
+            self.pending = self.pending[len(ready):]
+
+    def finish(self, text: str) -> None:
+        if self.on_text and len(text) > self.sent:
+            self.on_text(text[self.sent:])
