@@ -11,8 +11,8 @@ from typing import Callable
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from softfold.bundle import read_manifest
 from softfold import text_runner
+from softfold.bundle import read_manifest
 from softfold.errors import UserError
 from softfold.text_runner import load_text_runner
 
