@@ -3,6 +3,7 @@
 Benign requests of the kinds a phone assistant sees, plus harmful ones whose refusal the
 safety soft prompt must preserve. (HarmBench is held out for evaluation and never used here.)
 """
+import json
 from pathlib import Path
 
 from softfold.errors import UserError
@@ -24,13 +25,19 @@ HARMFUL = [
 DEFAULT_PROMPTS = BENIGN + HARMFUL
 
 
-def read_prompt_file(path: str | Path) -> list[str]:
-    """One prompt per line; blank lines and lines starting with '#' are skipped."""
+def read_prompts(path: str | Path) -> list[str]:
+    """One prompt per line (.txt; blank lines and lines starting with '#' skipped), or JSON lines with a
+    "prompt" field (.jsonl)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"prompt file not found: {path}: pass a text file with one prompt per line")
-    prompts = [line.strip() for line in path.read_text().splitlines()]
-    prompts = [p for p in prompts if p and not p.startswith("#")]
-    if not prompts:
+        raise UserError(f"prompt file not found: {path}: pass a .txt (one prompt per line) or .jsonl file")
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if path.suffix == ".jsonl":
+        try:
+            lines = [json.loads(line)["prompt"].strip() for line in lines]
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise UserError(f"{path}: every line must be a JSON object with a \"prompt\" string ({e})") from None
+    if not lines:
         raise UserError(f"prompt file {path} holds no prompts")
-    return prompts
+    return lines

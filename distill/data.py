@@ -1,6 +1,5 @@
 """Prompt files for distillation and evaluation, and the shipped sets (see data/README.md)."""
 import hashlib
-import json
 from pathlib import Path
 
 from softfold.errors import UserError
@@ -10,22 +9,6 @@ HARMFUL_TRAIN = DATA / "donotanswer_harmful.txt"
 BENIGN_TRAIN = DATA / "benign_train.txt"
 HARMFUL_EVAL = DATA / "harmbench_standard.txt"
 BENIGN_EVAL = DATA / "benign_eval.txt"
-
-
-def read_prompts(path: str | Path) -> list[str]:
-    """One prompt per line (.txt), or JSON lines with a "prompt" field (.jsonl)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"prompt file not found: {path}: pass a .txt (one per line) or .jsonl file")
-    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if path.suffix == ".jsonl":
-        try:
-            lines = [json.loads(line)["prompt"].strip() for line in lines]
-        except (json.JSONDecodeError, KeyError, AttributeError) as e:
-            raise UserError(f"{path}: every line must be a JSON object with a \"prompt\" string ({e})") from None
-    if not lines:
-        raise UserError(f"prompt file {path} holds no prompts")
-    return lines
 
 
 def file_sha256(path: Path) -> str:

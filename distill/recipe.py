@@ -3,8 +3,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from softfold.distill.data import (BENIGN_EVAL, BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, check_disjoint,
-                                   file_sha256, read_prompts, split_held_out)
+from softfold.calibrate.prompts import read_prompts
+from softfold.distill.data import (BENIGN_EVAL, BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, check_disjoint, file_sha256,
+                                   split_held_out)
 from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
 from softfold.distill.teacher import DEFAULT_REFUSAL, teacher_examples
 from softfold.distill.train import DistillConfig, train

@@ -20,13 +20,13 @@ EXAMPLES = """examples:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from softfold.calibrate.prompts import DEFAULT_PROMPTS, read_prompt_file
+    from softfold.calibrate.prompts import DEFAULT_PROMPTS, read_prompts
     from softfold.load import default_model_path
     from softfold.parity import junit_xml
     from softfold.export.quantize import Recipe
     from softfold.pipeline import ExportOptions, Target, export_bundle
 
-    prompts = list(DEFAULT_PROMPTS) + (read_prompt_file(args.prompts) if args.prompts else [])
+    prompts = list(DEFAULT_PROMPTS) + (read_prompts(args.prompts) if args.prompts else [])
     opts = ExportOptions(model=Path(args.model or default_model_path()), soft_prompt=Path(args.soft_prompt),
                          out=Path(args.out), target=Target(args.target), recipe=Recipe(args.recipe),
                          group_size=args.group_size, weight_bits=args.weight_bits, embedding_bits=args.embedding_bits,
@@ -88,7 +88,7 @@ def _distill(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from softfold.distill.data import read_prompts
+    from softfold.calibrate.prompts import read_prompts
     from softfold.distill.evaluate import evaluate
     from softfold.distill.recipe import make_guard
     from softfold.load import default_model_path, load_base

@@ -2,7 +2,8 @@
 import json
 
 from softfold.cli import main
-from softfold.distill.data import HARMFUL_EVAL, read_prompts
+from softfold.calibrate.prompts import read_prompts
+from softfold.distill.data import HARMFUL_EVAL
 
 
 def test_shipped_data_is_disjoint_and_sized():
