@@ -9,6 +9,7 @@ from executorch.exir.passes.sym_shape_eval_pass import ConstraintBasedSymShapeEv
 from torch.export import Dim
 
 from softfold.export.model import Transformer
+from softfold.native_io import muted
 
 
 def runner_metadata(model: Transformer, bos_id: int, eos_ids: list[int]) -> dict:
@@ -32,12 +33,13 @@ def export_pte(model: Transformer, metadata: dict, path: Path) -> None:
     seq = Dim("seq", min=1, max=model.args.max_context)
     with torch.no_grad():
         program = torch.export.export(model, example, dynamic_shapes=({1: seq}, None), strict=False)
-    edge = to_edge_transform_and_lower(
-        program,
-        partitioner=[XnnpackPartitioner()],
-        compile_config=EdgeCompileConfig(_check_ir_validity=False),
-        constant_methods=metadata,
-    )
+    with muted():  # XNNPACK's cpuinfo probe prints to stdout
+        edge = to_edge_transform_and_lower(
+            program,
+            partitioner=[XnnpackPartitioner()],
+            compile_config=EdgeCompileConfig(_check_ir_validity=False),
+            constant_methods=metadata,
+        )
     et_program = edge.to_executorch(ExecutorchBackendConfig(
         memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False),
         do_quant_fusion_and_const_prop=True,  # torchao's dequantize + embedding -> quantized embedding kernels

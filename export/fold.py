@@ -2,6 +2,7 @@
 import torch
 
 from softfold.errors import UserError
+from softfold.native_io import muted
 from softfold.export.model import SUPPORTED_ARCHITECTURES, ModelArgs, Transformer
 
 
@@ -44,7 +45,8 @@ def build_folded_model(hf_model, soft_prompt: torch.Tensor | None, max_context: 
         twin_args = ModelArgs.from_hf(hf_model.config, n_prefix + max_context)
         twin = Transformer(twin_args, 0, cos, sin)
         _load_weights(twin, hf_model)
-        twin.forward_embeds(soft_prompt.float().unsqueeze(0), torch.tensor([0]))
+        with muted():  # ExecuTorch's eager custom ops log every call
+            twin.forward_embeds(soft_prompt.float().unsqueeze(0), torch.tensor([0]))
         for (pk, pv), block in zip(model.prefix_kv(), twin.layers):
             pk.copy_(block.self_attn.kv.k_cache[:, :n_prefix])
             pv.copy_(block.self_attn.kv.v_cache[:, :n_prefix])

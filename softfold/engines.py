@@ -11,17 +11,19 @@ import numpy as np
 import torch
 
 from softfold import text_runner
+from softfold.native_io import muted
 from softfold.text_runner import load_text_runner
 
 
 class ExecuTorchEngine:
     def __init__(self, bundle: Path):
-        import executorch.kernels.quantized  # noqa: F401  (quantized embedding kernels)
-        from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (llama::custom_sdpa kernels)
-        from executorch.runtime import Runtime
+        with muted():  # kernel registration and XNNPACK's cpuinfo probe print to stdout
+            import executorch.kernels.quantized  # noqa: F401  (quantized embedding kernels)
+            from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (llama::custom_sdpa kernels)
+            from executorch.runtime import Runtime
 
+            self.method = Runtime.get().load_program(str(bundle / "model.pte")).load_method("forward")
         self.bundle = bundle
-        self.method = Runtime.get().load_program(str(bundle / "model.pte")).load_method("forward")
         self.runner = None
 
     def _forward(self, ids: list[int], pos: int) -> torch.Tensor:

@@ -7,49 +7,25 @@ UnicodeDecodeError and aborts generation. So we read the bytes it prints instead
 characters once joined, streamed through an incremental decoder. Its logs (stderr) are muted.
 """
 import codecs
-import contextlib
-import ctypes
 import json
 import os
-import sys
 import threading
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
+
+from softfold.native_io import muted, native_output
 
 STATS_MARKER = "\nPyTorchObserver "
 
 
 def load_text_runner(bundle: Path):
     """TextLLMRunner over the bundle's model.pte and tokenizer.json."""
-    with native_output(os.open(os.devnull, os.O_WRONLY)):  # the imports and the loader log to stdout too
+    with muted():  # the imports and the loader log to stdout too
         import executorch.kernels.quantized  # noqa: F401  (quantized embedding kernels)
         from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (llama::custom_sdpa kernels)
         from executorch.extension.llm.runner import TextLLMRunner
 
         return TextLLMRunner(str(bundle / "model.pte"), str(bundle / "tokenizer.json"))
-
-
-@contextlib.contextmanager
-def native_output(stdout_fd: int) -> Iterator[None]:
-    """Point fd 1 (what C++ prints) at `stdout_fd` and fd 2 at /dev/null; sys.stdout stays the terminal."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    terminal = os.fdopen(os.dup(saved[0]), "w")
-    os.dup2(stdout_fd, 1)
-    os.dup2(devnull, 2)
-    os.close(stdout_fd)
-    try:
-        with contextlib.redirect_stdout(terminal):
-            yield
-    finally:
-        ctypes.CDLL(None).fflush(None)  # C stdio buffers go where they were written, not to the restored fds
-        terminal.close()
-        for fd, target in zip(saved, (1, 2)):
-            os.dup2(fd, target)
-            os.close(fd)
-        os.close(devnull)
 
 
 def cut_at_stop(text: str, stop_strings: list[str]) -> str:
