@@ -30,7 +30,7 @@ def export_onnx(model: Transformer, path: Path) -> None:
     dynamic = ({0: batch, 1: seq}, {0: batch, 1: total}, tuple({0: batch, 2: past_len} for _ in past))
     with torch.no_grad():
         program = torch.onnx.export(decoder, example, dynamo=True, dynamic_shapes=dynamic, input_names=inputs,
-                                    output_names=outputs, opset_version=OPSET, optimize=True)
+                                    output_names=outputs, opset_version=OPSET, optimize=True, verbose=False)
     program.save(str(path), external_data=True)
 
 

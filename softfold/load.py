@@ -88,7 +88,9 @@ def read_config(path: str | Path):
 def load_base(path: str | Path) -> BaseModel:
     """A Hugging Face model directory (safetensors) or a GGUF file (dequantized to fp32)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # softfold's own stage bar covers loading
     read_config(path)
     location, kwargs = _locate(Path(path))
     model = AutoModelForCausalLM.from_pretrained(
