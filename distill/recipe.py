@@ -26,6 +26,7 @@ class DistillJob:
     refusal: str = DEFAULT_REFUSAL
     max_response_tokens: int = 16
     held_out: tuple[Path, ...] = field(default=(HARMFUL_EVAL, BENIGN_EVAL))
+    command: str = ""  # the command line that ran this job, for the provenance sidecar
 
 
 def make_guard(spec: str, harmful: list[str]):
@@ -51,9 +52,9 @@ def run(job: DistillJob) -> dict:
     watch = teacher_examples(base, guard, watch_prompts, job.max_response_tokens, job.refusal)
     result = train(base, examples, watch, job.config, job.out)
     provenance = {
-        "base_model": str(job.model), "guard": job.guard, "refusal": job.refusal,
+        "command": job.command, "base_model": Path(job.model).name, "guard": job.guard, "refusal": job.refusal,
         "max_response_tokens": job.max_response_tokens, **result,
-        "data": {str(p): file_sha256(p) for p in (job.harmful, job.benign)},
+        "data": {Path(p).name: file_sha256(p) for p in (job.harmful, job.benign)},
         "flagged_fraction": sum(ex.flagged for ex in examples) / len(examples),
     }
     (Path(job.out) / SIDECAR).write_text(json.dumps(provenance, indent=2, default=str) + "\n")

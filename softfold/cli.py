@@ -81,7 +81,7 @@ def _distill(args: argparse.Namespace) -> int:
                            batch_size=args.batch_size, lr=args.lr, seed=args.seed, eval_every=args.eval_every)
     job = DistillJob(model=Path(args.model or default_model_path()), out=Path(args.out), config=config,
                      harmful=Path(args.harmful), benign=Path(args.benign), guard=args.guard,
-                     max_response_tokens=args.max_response_tokens)
+                     max_response_tokens=args.max_response_tokens, command=args.command_line)
     result = run(job)
     print(f"soft prompt: {args.out} (final held-out loss {result['history'][-1]['eval_loss']:.4f})")
     return 0
@@ -209,6 +209,7 @@ def quiet_libraries() -> None:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch loads: libgomp oversubscription slows decode
     args = build_parser().parse_args(argv)
+    args.command_line = "softfold " + " ".join(sys.argv[1:] if argv is None else argv)
     quiet_libraries()
     try:
         return args.func(args)

@@ -28,7 +28,7 @@ def test_distill_writes_peft_checkpoint_and_provenance(tiny_models, tmp_path, ca
     assert config["peft_type"] == "PROMPT_TUNING" and config["num_virtual_tokens"] == 4
     sidecar = json.loads((out / "softfold_distill.json").read_text())
     assert sidecar["guard"] == "labels" and sidecar["config"]["loss"] == "kl" and len(sidecar["history"]) == 2
-    assert set(sidecar["data"]) == {str(harmful), str(benign)}
+    assert set(sidecar["data"]) == {"harmful.txt", "benign.jsonl"} and sidecar["command"].startswith("softfold distill")
     capsys.readouterr()
     assert main(["eval", "--model", str(tiny_models["llama"]), "--soft-prompt", str(out), "--guard", "labels",
                  "--harmful", str(harmful), "--benign", str(benign), "--max-new-tokens", "4"]) == 0
