@@ -17,9 +17,8 @@ from softfold.text_runner import load_text_runner
 
 class ExecuTorchEngine:
     def __init__(self, bundle: Path):
-        with muted():  # kernel registration and XNNPACK's cpuinfo probe print to stdout
-            import executorch.kernels.quantized  # noqa: F401  (quantized embedding kernels)
-            from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (llama::custom_sdpa kernels)
+        text_runner.register_kernels()
+        with muted():  # XNNPACK's cpuinfo probe prints to stdout
             from executorch.runtime import Runtime
 
             self.method = Runtime.get().load_program(str(bundle / "model.pte")).load_method("forward")

@@ -146,15 +146,15 @@ def save_tokenizer(tokenizer, out: Path) -> None:
 
 def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFormat, opts: ExportOptions,
               report: ParityReport) -> dict:
-    cfg = base.config
+    cfg, stop_ids = base.config, eos_ids(base)
     return {
         "backend": opts.target.value,
         "recipe": opts.recipe.value,
         "model": {
             "architecture": cfg.model_type, "source": base.source, "vocab_size": cfg.vocab_size,
             "hidden_size": cfg.hidden_size, "num_layers": cfg.num_hidden_layers,
-            "context_length": opts.max_context, "bos_id": _bos_id(base), "eos_ids": eos_ids(base),
-            "stop_ids": eos_ids(base), "stop_strings": [base.tokenizer.decode([i]) for i in eos_ids(base)],
+            "context_length": opts.max_context, "bos_id": _bos_id(base), "eos_ids": stop_ids,
+            "stop_ids": stop_ids, "stop_strings": [base.tokenizer.decode([i]) for i in stop_ids],
             "file": MODEL_FILE[opts.target],
         },
         "soft_prompt": {

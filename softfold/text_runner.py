@@ -18,11 +18,17 @@ from softfold.native_io import muted, native_output
 STATS_MARKER = "\nPyTorchObserver "
 
 
-def load_text_runner(bundle: Path):
-    """TextLLMRunner over the bundle's model.pte and tokenizer.json."""
-    with muted():  # the imports and the loader log to stdout too
+def register_kernels() -> None:
+    """The non-core kernels softfold's programs use; they must be registered before a program loads."""
+    with muted():  # registration logs to stdout
         import executorch.kernels.quantized  # noqa: F401  (quantized embedding kernels)
         from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (llama::custom_sdpa kernels)
+
+
+def load_text_runner(bundle: Path):
+    """TextLLMRunner over the bundle's model.pte and tokenizer.json."""
+    register_kernels()
+    with muted():  # the runner's import and loader log to stdout too
         from executorch.extension.llm.runner import TextLLMRunner
 
         return TextLLMRunner(str(bundle / "model.pte"), str(bundle / "tokenizer.json"))
