@@ -5,14 +5,21 @@ from pathlib import Path
 from softfold.errors import UserError
 
 DATA = Path(__file__).parent / "data"
-HARMFUL_TRAIN = DATA / "donotanswer_harmful.txt"
-BENIGN_TRAIN = DATA / "benign_train.txt"
+HARMFUL_TRAIN = (DATA / "donotanswer_harmful.txt", DATA / "harmful_imperative.txt")
+BENIGN_TRAIN = (DATA / "benign_train.txt", DATA / "benign_imperative.txt")
 HARMFUL_EVAL = DATA / "harmbench_standard.txt"
 BENIGN_EVAL = DATA / "benign_eval.txt"
 
 
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_prompt_files(paths: tuple[Path, ...]) -> list[str]:
+    """The prompts of several files, in order, duplicates dropped."""
+    from softfold.calibrate.prompts import read_prompts
+
+    return list(dict.fromkeys(p for path in paths for p in read_prompts(path)))
 
 
 def check_disjoint(train: list[str], held_out: list[str], what: str) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from softfold.calibrate.prompts import read_prompts
 from softfold.distill.data import (BENIGN_EVAL, BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, check_disjoint, file_sha256,
-                                   split_held_out)
+                                   read_prompt_files, split_held_out)
 from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
 from softfold.distill.teacher import DEFAULT_REFUSAL, teacher_examples
 from softfold.distill.train import DistillConfig, train
@@ -20,8 +20,8 @@ class DistillJob:
     model: Path
     out: Path
     config: DistillConfig = DistillConfig()
-    harmful: Path = HARMFUL_TRAIN
-    benign: Path = BENIGN_TRAIN
+    harmful: tuple[Path, ...] = HARMFUL_TRAIN
+    benign: tuple[Path, ...] = BENIGN_TRAIN
     guard: str = "labels"  # labels | classifier:DIR | causal-lm:DIR
     refusal: str = DEFAULT_REFUSAL
     max_response_tokens: int = 16
@@ -41,7 +41,7 @@ def make_guard(spec: str, harmful: list[str]):
 
 
 def run(job: DistillJob) -> dict:
-    harmful, benign = read_prompts(job.harmful), read_prompts(job.benign)
+    harmful, benign = read_prompt_files(job.harmful), read_prompt_files(job.benign)
     for path in job.held_out:
         check_disjoint(harmful + benign, read_prompts(path), f"held-out {Path(path).name}")
     base = load_base(job.model)
@@ -54,7 +54,7 @@ def run(job: DistillJob) -> dict:
     provenance = {
         "command": job.command, "base_model": Path(job.model).name, "guard": job.guard, "refusal": job.refusal,
         "max_response_tokens": job.max_response_tokens, **result,
-        "data": {Path(p).name: file_sha256(p) for p in (job.harmful, job.benign)},
+        "data": {Path(p).name: file_sha256(p) for p in job.harmful + job.benign},
         "flagged_fraction": sum(ex.flagged for ex in examples) / len(examples),
     }
     (Path(job.out) / SIDECAR).write_text(json.dumps(provenance, indent=2, default=str) + "\n")

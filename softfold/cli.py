@@ -78,9 +78,10 @@ def _distill(args: argparse.Namespace) -> int:
     from softfold.load import default_model_path
 
     config = DistillConfig(loss=Loss(args.loss), num_virtual_tokens=args.num_virtual_tokens, steps=args.steps,
-                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, eval_every=args.eval_every)
+                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, eval_every=args.eval_every,
+                           bf16=args.bf16)
     job = DistillJob(model=Path(args.model or default_model_path()), out=Path(args.out), config=config,
-                     harmful=Path(args.harmful), benign=Path(args.benign), guard=args.guard,
+                     harmful=tuple(map(Path, args.harmful)), benign=tuple(map(Path, args.benign)), guard=args.guard,
                      max_response_tokens=args.max_response_tokens, command=args.command_line)
     result = run(job)
     print(f"soft prompt: {args.out} (final held-out loss {result['history'][-1]['eval_loss']:.4f})")
@@ -165,8 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "checkpoint. Runs unchanged under `accelerate launch`.")
     p.add_argument("--model", help="base model (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--out", required=True, help="PEFT prompt-tuning directory to write (and resume from)")
-    p.add_argument("--harmful", default=str(HARMFUL_TRAIN), help="harmful training prompts, .txt or .jsonl")
-    p.add_argument("--benign", default=str(BENIGN_TRAIN), help="benign training prompts, .txt or .jsonl")
+    p.add_argument("--harmful", nargs="+", default=[str(f) for f in HARMFUL_TRAIN], metavar="FILE",
+                   help="harmful training prompt files, .txt or .jsonl (default: the shipped Do-Not-Answer and "
+                        "imperative sets)")
+    p.add_argument("--benign", nargs="+", default=[str(f) for f in BENIGN_TRAIN], metavar="FILE",
+                   help="benign training prompt files (default: the shipped benign sets)")
     p.add_argument("--guard", default="labels", help="labels (the prompt files' labels), classifier:DIR (HF "
                                                       "sequence classifier) or causal-lm:DIR (Llama Guard style)")
     p.add_argument("--loss", default="kl", choices=["tv", "kl", "direct"], help="distillation loss (default: kl)")
@@ -177,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=50, help="held-out loss and checkpoint every N steps")
     p.add_argument("--max-response-tokens", type=int, default=16, help="teacher response tokens trained on")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the frozen LLM (about 1.8x faster on "
+                                                       "CPUs with AVX512-BF16 and on GPUs); the prompt stays fp32")
     p.set_defaults(func=_distill)
 
     p = sub.add_parser("eval", help="refusal rate on harmful prompts, answer rate on benign ones",

@@ -1,5 +1,6 @@
 """`softfold distill` and `softfold eval` end to end on a tiny model."""
 import json
+import sys
 
 from softfold.cli import main
 from softfold.calibrate.prompts import read_prompts
@@ -9,10 +10,17 @@ from softfold.distill.data import HARMFUL_EVAL
 def test_shipped_data_is_disjoint_and_sized():
     harmbench = read_prompts(HARMFUL_EVAL)
     assert len(harmbench) == 200
-    from softfold.distill.data import BENIGN_EVAL, BENIGN_TRAIN, HARMFUL_TRAIN
+    from softfold.distill.data import BENIGN_EVAL, BENIGN_TRAIN, DATA, HARMFUL_TRAIN, read_prompt_files
 
-    train = read_prompts(HARMFUL_TRAIN) + read_prompts(BENIGN_TRAIN)
+    train = read_prompt_files(HARMFUL_TRAIN) + read_prompt_files(BENIGN_TRAIN)
+    assert len(train) == 821 + 469 + 270 + 316
     assert not set(train) & (set(harmbench) | set(read_prompts(BENIGN_EVAL)))
+    sys.path.insert(0, str(DATA))
+    import make_imperative  # the imperative sets are generated: the files match their generator
+
+    assert read_prompts(DATA / "harmful_imperative.txt") == make_imperative.harmful()
+    assert read_prompts(DATA / "benign_imperative.txt") == make_imperative.benign()
+    assert make_imperative.leaks(make_imperative.HARMFUL_TOPICS, harmbench) == []
 
 
 def test_distill_writes_peft_checkpoint_and_provenance(tiny_models, tmp_path, capsys):
