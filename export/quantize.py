@@ -3,6 +3,7 @@
 The soft prompt's prefix K/V are buffers, never weights of a Linear/MatMul, so no scheme here
 touches them: the soft prompt stays fp32 in every recipe.
 """
+import ast
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -30,11 +31,21 @@ def _check(value: int, allowed: tuple[int, ...], what: str) -> None:
         raise UserError(f"{what} must be one of {allowed}, got {value}")
 
 
+def in_layers(name: str, layers: tuple[str, ...]) -> bool:
+    """Whether module `name` is one of `layers` or inside one ("layers.1" holds "layers.1.mlp.up_proj", not "layers.10")."""
+    return any(name == layer or name.startswith(layer + ".") for layer in layers)
+
+
 @dataclass(frozen=True)
 class LinearQuant:
-    """Every Linear: int8 dynamic activations x intN weights (torchao Int8DynamicActivationIntxWeightConfig)."""
+    """Every Linear: int8 dynamic activations x intN weights (torchao Int8DynamicActivationIntxWeightConfig).
+
+    Mixed precision: Linears in `keep_8bit` (module names of the folded model, e.g. "lm_head", "layers.3")
+    get 8-bit per-channel weights instead; `softfold sensitivity` ranks the candidates.
+    """
     weight_bits: int = 4
     group_size: int = 32  # 0: one scale per output channel
+    keep_8bit: tuple[str, ...] = ()
 
     def __post_init__(self):
         _check(self.weight_bits, (4, 8), "--weight-bits for executorch (XNNPACK lowers 4- and 8-bit weights)")
@@ -53,15 +64,22 @@ class EmbeddingQuant:
 
 @dataclass(frozen=True)
 class OnnxBlockQuant:
-    """ONNX MatMul weights, block-wise, as MatMulNBits (ORT's quantizer: round-to-nearest or HQQ)."""
+    """ONNX MatMul weights, block-wise, as MatMulNBits (ORT's quantizer: round-to-nearest or HQQ).
+
+    `keep_8bit` as in LinearQuant (8-bit MatMulNBits); `embedding_bits` 4 stores the token embedding
+    table as GatherBlockQuantized (ORT quantizes Gather to 4 bits only), 0 keeps it fp32.
+    """
     bits: int = 4
     block_size: int = 32
     algorithm: str = "rtn"  # rtn | hqq
     accuracy_level: int = 4  # MatMulNBits compute type: 4 = int8 activations (fast on CPU)
+    keep_8bit: tuple[str, ...] = ()
+    embedding_bits: int = 0
 
     def __post_init__(self):
         _check(self.bits, (2, 4, 8), "--weight-bits for onnx")
         _check(self.block_size, (16, 32, 64, 128, 256), "--group-size")
+        _check(self.embedding_bits, (0, 4), "--embedding-bits for onnx (ORT's GatherBlockQuantized is 4-bit)")
         if self.algorithm not in ("rtn", "hqq"):
             raise UserError(f"--algorithm must be rtn or hqq, got {self.algorithm!r}")
         if self.algorithm == "hqq" and self.bits != 4:
@@ -88,7 +106,11 @@ def quantize_executorch(model: nn.Module, linear: LinearQuant | None, embedding:
     if linear is not None:
         config = Int8DynamicActivationIntxWeightConfig(weight_dtype=getattr(torch, f"int{linear.weight_bits}"),
                                                        weight_granularity=granularity(linear.group_size))
-        quantize_(model, config, filter_fn=_divisible(linear.group_size))
+        divisible = _divisible(linear.group_size)
+        quantize_(model, config, filter_fn=lambda m, fqn: divisible(m, fqn) and not in_layers(fqn, linear.keep_8bit))
+        if linear.keep_8bit:
+            config = Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8, weight_granularity=PerAxis(0))
+            quantize_(model, config, filter_fn=lambda m, fqn: isinstance(m, nn.Linear) and in_layers(fqn, linear.keep_8bit))
     if embedding is not None:
         config = IntxWeightOnlyConfig(weight_dtype=getattr(torch, f"int{embedding.bits}"),
                                       granularity=granularity(embedding.group_size))
@@ -108,13 +130,29 @@ def quantize_onnx(src: Path, dst: Path, scheme: OnnxBlockQuant | OnnxDynamicInt8
         return
     from onnxruntime.quantization import matmul_nbits_quantizer as nbits
 
+    model = onnx.load(str(src))
+    kept = [node.name for node in model.graph.node if node.op_type == "MatMul" and in_layers(_module_of(node), scheme.keep_8bit)]
     # None: ORT's default block-wise round-to-nearest quantizer.
     algo = nbits.HQQWeightOnlyQuantConfig(block_size=scheme.block_size, bits=4) if scheme.algorithm == "hqq" else None
-    quantizer = nbits.MatMulNBitsQuantizer(onnx.load(str(src)), bits=scheme.bits, block_size=scheme.block_size,
-                                           is_symmetric=True, accuracy_level=scheme.accuracy_level, algo_config=algo)
-    quantizer.process()
-    onnx.save_model(quantizer.model.model, str(dst), save_as_external_data=True, all_tensors_to_one_file=True,
+    passes = [dict(bits=scheme.bits, algo_config=algo, nodes_to_exclude=kept)]
+    if kept:  # what the first pass left as float MatMul with constant weights: exactly the kept layers
+        passes.append(dict(bits=8))
+    if scheme.embedding_bits:
+        passes.append(dict(bits=4, op_types_to_quantize=("Gather",)))
+    for options in passes:
+        quantizer = nbits.MatMulNBitsQuantizer(model, block_size=scheme.block_size, is_symmetric=True,
+                                               accuracy_level=scheme.accuracy_level, **options)
+        quantizer.process()
+        model = quantizer.model.model
+    onnx.save_model(model, str(dst), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=dst.name + ".data", size_threshold=1024)
+
+
+def _module_of(node) -> str:
+    """The folded model's module name that torch.onnx recorded for a node ("lm_head", "layers.0.mlp.up_proj")."""
+    scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "[]")
+    names = [n for n in ast.literal_eval(scopes) if n.startswith("model.")]
+    return names[-1].removeprefix("model.") if names else ""
 
 
 def _rename_external_data(path: Path) -> None:

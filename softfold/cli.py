@@ -14,6 +14,7 @@ EXAMPLES = """examples:
   softfold export --model ./Llama-3.2-1B-Instruct --soft-prompt my_prompt/ --out out/llama-fp32 --force
   softfold export --soft-prompt my_prompt/ --recipe 8da4w --embedding-bits 8 --out artifacts/smollm2/executorch-8da4w
   softfold export --soft-prompt my_prompt/ --target onnx --recipe int4 --out artifacts/smollm2/onnx-int4
+  softfold export --soft-prompt my_prompt/ --recipe 8da4w --keep-8bit lm_head --out artifacts/smollm2/executorch-mixed
   softfold run artifacts/smollm2-135m-safety/executorch-fp32 "How do I bake bread?"
   softfold verify artifacts/smollm2-135m-safety/executorch-fp32
 """
@@ -31,7 +32,7 @@ def _export(args: argparse.Namespace) -> int:
                          out=Path(args.out), target=Target(args.target), recipe=Recipe(args.recipe),
                          group_size=args.group_size, weight_bits=args.weight_bits, embedding_bits=args.embedding_bits,
                          algorithm=args.algorithm, max_context=args.max_context, prompts=tuple(prompts),
-                         force=args.force)
+                         keep_8bit=tuple(args.keep_8bit), force=args.force)
     report = export_bundle(opts)
     if args.junit:
         Path(args.junit).write_text(junit_xml(report))
@@ -136,7 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "stays fp32 in every recipe (default: fp32)")
     p.add_argument("--group-size", type=int, default=32, help="int4 weight group / block size (default: 32)")
     p.add_argument("--embedding-bits", type=int, default=0, choices=[0, 4, 8],
-                   help="executorch: quantize the embedding table too (0 keeps it fp32; default: 0)")
+                   help="quantize the embedding table too: 4 or 8 for executorch, 4 for onnx int4 (0 keeps it "
+                        "fp32; default: 0)")
+    p.add_argument("--keep-8bit", nargs="+", default=[], metavar="LAYER",
+                   help="4-bit recipes: keep these layers at 8 bits, e.g. lm_head layers.3 (the ranking comes "
+                        "from `softfold sensitivity`)")
     p.add_argument("--algorithm", default="rtn", choices=["rtn", "hqq"], help="onnx int4 quantizer (default: rtn)")
     p.add_argument("--weight-bits", type=int, choices=[2, 4, 8],
                    help="override the recipe's weight bits: 4 or 8 for executorch, 2/4/8 for onnx int4 "

@@ -38,7 +38,8 @@ class ExportOptions:
     recipe: Recipe = Recipe.FP32
     group_size: int = 32  # weight quantization group (ExecuTorch) / block (ONNX int4)
     weight_bits: int | None = None  # override the recipe's weight bits (onnx int4 with 2 bits: a gate that fails)
-    embedding_bits: int = 0  # ExecuTorch: quantize the embedding table to 4 or 8 bits; 0 keeps it fp32
+    embedding_bits: int = 0  # quantize the embedding table (ExecuTorch 4 or 8, ONNX int4: 4); 0 keeps it fp32
+    keep_8bit: tuple[str, ...] = ()  # 4-bit recipes: these layers (e.g. "lm_head", "layers.3") at 8 bits
     algorithm: str = "rtn"  # ONNX int4: rtn | hqq
     max_context: int = 2048
     prompts: tuple[str, ...] = tuple(DEFAULT_PROMPTS)
@@ -87,15 +88,20 @@ def quant_schemes(opts: ExportOptions) -> tuple:
     if opts.recipe not in allowed:
         raise UserError(f"recipe {opts.recipe.value} is not available for --target {opts.target.value}; "
                         f"choose one of {', '.join(r.value for r in allowed)}")
+    if opts.keep_8bit and opts.recipe not in (Recipe.X8DA4W, Recipe.INT4):
+        raise UserError(f"--keep-8bit applies to the 4-bit recipes (8da4w, int4), not {opts.recipe.value}")
     if opts.target is Target.EXECUTORCH:
         bits = {Recipe.X8DA4W: 4, Recipe.X8DA8W: 8}.get(opts.recipe)
         linear = None if bits is None else LinearQuant(opts.weight_bits or bits,
-                                                       opts.group_size if bits == 4 else 0)
+                                                       opts.group_size if bits == 4 else 0, opts.keep_8bit)
         return linear, EmbeddingQuant(opts.embedding_bits) if opts.embedding_bits else None
+    if opts.embedding_bits and opts.recipe is not Recipe.INT4:
+        raise UserError(f"--embedding-bits for onnx needs --recipe int4, got {opts.recipe.value}")
     if opts.recipe is Recipe.INT8:
         return (OnnxDynamicInt8(),)
     if opts.recipe is Recipe.INT4:
-        return (OnnxBlockQuant(opts.weight_bits or 4, opts.group_size, opts.algorithm),)
+        return (OnnxBlockQuant(opts.weight_bits or 4, opts.group_size, opts.algorithm, keep_8bit=opts.keep_8bit,
+                               embedding_bits=opts.embedding_bits),)
     return (None,)
 
 

@@ -67,3 +67,41 @@ def test_bad_recipe_settings_are_user_errors(tiny_models, soft_prompts, tmp_path
     with pytest.raises(UserError, match=needle):
         export(tiny_models, soft_prompts, tmp_path / "x", target, recipe, **kw)
     assert not (tmp_path / "x").exists()
+
+
+def test_mixed_precision_keeps_named_layers_at_8_bits_onnx(tiny_models, soft_prompts, tmp_path):
+    import onnx
+
+    plain = export(tiny_models, soft_prompts, tmp_path / "plain", Target.ONNX, Recipe.INT4)
+    mixed = export(tiny_models, soft_prompts, tmp_path / "mixed", Target.ONNX, Recipe.INT4,
+                   keep_8bit=("lm_head", "layers.1"))
+    nodes = onnx.load(str(tmp_path / "mixed" / "model.onnx"), load_external_data=False).graph.node
+    bits = [next(a.i for a in n.attribute if a.name == "bits") for n in nodes if n.op_type == "MatMulNBits"]
+    assert bits.count(8) == 1 + 7 and bits.count(4) == 7  # lm_head + the 7 Linears of layers.1; layers.0
+    assert mixed.metrics["mean_kl"] < plain.metrics["mean_kl"]  # the 8-bit layers carry less error
+    export(tiny_models, soft_prompts, tmp_path / "emb", Target.ONNX, Recipe.INT4, embedding_bits=4)
+    nodes = onnx.load(str(tmp_path / "emb" / "model.onnx"), load_external_data=False).graph.node
+    assert "GatherBlockQuantized" in {n.op_type for n in nodes} and "Gather" not in {n.op_type for n in nodes if "embed" in n.name}
+    data = {name: (tmp_path / name / "model.onnx.data").stat().st_size for name in ("plain", "emb")}
+    assert data["emb"] < data["plain"]
+    all_8bit = export(tiny_models, soft_prompts, tmp_path / "all8", Target.ONNX, Recipe.INT4, keep_8bit=("layers", "lm_head"))
+    assert all_8bit.passed, all_8bit.failures  # every MatMul at 8 bits passes the default gate, like --weight-bits 8
+
+
+def test_mixed_precision_keeps_named_layers_at_8_bits_executorch(tiny_models, soft_prompts, tmp_path):
+    plain = export(tiny_models, soft_prompts, tmp_path / "plain", Target.EXECUTORCH, Recipe.X8DA4W)
+    all_8bit = export(tiny_models, soft_prompts, tmp_path / "all8", Target.EXECUTORCH, Recipe.X8DA4W,
+                      keep_8bit=("layers", "lm_head"))
+    assert not plain.passed and all_8bit.passed, all_8bit.failures
+    assert all_8bit.metrics["mean_kl"] < 0.1 * plain.metrics["mean_kl"]
+
+
+@pytest.mark.parametrize("target,recipe,kw,needle", [
+    (Target.EXECUTORCH, Recipe.FP32, {"keep_8bit": ("lm_head",)}, "--keep-8bit applies to the 4-bit recipes"),
+    (Target.ONNX, Recipe.INT4, {"embedding_bits": 8}, "GatherBlockQuantized is 4-bit"),
+    (Target.ONNX, Recipe.INT8, {"embedding_bits": 4}, "--embedding-bits for onnx needs --recipe int4"),
+])
+def test_bad_mixed_precision_settings_are_user_errors(tiny_models, soft_prompts, tmp_path, target, recipe, kw, needle):
+    with pytest.raises(UserError, match=needle):
+        export(tiny_models, soft_prompts, tmp_path / "x", target, recipe, **kw)
+    assert not (tmp_path / "x").exists()
