@@ -41,3 +41,18 @@ def read_prompts(path: str | Path) -> list[str]:
     if not lines:
         raise UserError(f"prompt file {path} holds no prompts")
     return lines
+
+
+def calibration_set(per_class: int = 16) -> tuple[list[str], list[str]]:
+    """(harmful, benign) chat prompts for the recipes that calibrate and for `softfold sensitivity`.
+
+    Drawn evenly from the distillation *training* files (never the held-out evaluation sets), so the
+    calibration sees the behavior the soft prompt was trained for on both sides of the decision.
+    """
+    from softfold.distill.data import BENIGN_TRAIN, HARMFUL_TRAIN, read_prompt_files
+
+    def spread(prompts: list[str]) -> list[str]:
+        step = max(len(prompts) // per_class, 1)
+        return prompts[::step][:per_class]
+
+    return spread(read_prompt_files(HARMFUL_TRAIN)), spread(read_prompt_files(BENIGN_TRAIN))

@@ -1,5 +1,6 @@
 """The `softfold` command. Each subcommand parses its flags and calls one library function."""
 import argparse
+import json
 import logging
 import os
 import warnings
@@ -105,6 +106,22 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sensitivity(args: argparse.Namespace) -> int:
+    from softfold.calibrate.prompts import calibration_set
+    from softfold.calibrate.sensitivity import sensitivity
+    from softfold.load import default_model_path, load_base, load_soft_prompt
+    from softfold.reference import Reference
+
+    base = load_base(args.model or default_model_path())
+    load_soft_prompt(Path(args.soft_prompt), base.config.hidden_size)  # validates, one-line errors
+    harmful, benign = calibration_set(args.prompts_per_class)
+    report = sensitivity(Reference(base, Path(args.soft_prompt)), harmful + benign, args.weight_bits, args.group_size)
+    print(report.markdown())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from softfold.demo import run_demo
 
@@ -201,11 +218,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.set_defaults(func=_eval)
 
+    p = sub.add_parser("sensitivity", help="rank layers by how much their quantization moves the safety behavior",
+                       description="Quantize one layer at a time (simulated 4-bit weights + int8 activations, soft "
+                                   "prompt in context) and compare with fp32 on harmful and benign calibration "
+                                   "prompts: first-token KL and refusal-decision flips. Suggests --keep-8bit layers "
+                                   "for the 4-bit recipes and checks the suggestion.")
+    p.add_argument("--model", help="base model (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--soft-prompt", required=True, help="PEFT prompt-tuning directory")
+    p.add_argument("--weight-bits", type=int, default=4, choices=[2, 4, 8])
+    p.add_argument("--group-size", type=int, default=32, choices=[0, 16, 32, 64, 128, 256])
+    p.add_argument("--prompts-per-class", type=int, default=16, help="harmful and benign calibration prompts each")
+    p.add_argument("--json", help="also write the report as JSON here")
+    p.set_defaults(func=_sensitivity)
+
     p = sub.add_parser("demo", help="the embedded default end to end: SmolLM2-135M-Instruct + a safety soft "
                                     "prompt into a bundle, then a summary table")
     p.add_argument("--out", default="artifacts", help="where bundles go (default: artifacts/)")
     p.set_defaults(func=_demo)
     return parser
+
+
+TORCH_ONLY_COMMANDS = {"distill", "eval", "sensitivity"}  # no phone runtime: let torch use every core
 
 
 def quiet_libraries() -> None:
@@ -218,7 +251,9 @@ def quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch loads: libgomp oversubscription slows decode
+    command = (argv if argv is not None else sys.argv[1:])[:1]
+    if not set(command) & TORCH_ONLY_COMMANDS:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch loads: libgomp oversubscription slows decode
     args = build_parser().parse_args(argv)
     args.command_line = "softfold " + " ".join(sys.argv[1:] if argv is None else argv)
     quiet_libraries()

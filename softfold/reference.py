@@ -31,9 +31,13 @@ class Reference:
             self.n_virtual = self.model.peft_config["default"].num_virtual_tokens
         self.eos_ids = eos_ids(base)
 
-    @torch.no_grad()
     def greedy(self, ids: list[int], max_new_tokens: int) -> list[int]:
-        """Greedy continuation of `ids` with the soft prompt in front, stopping after an EOS id.
+        """Greedy continuation of `ids` with the soft prompt in front, stopping after an EOS id."""
+        return self.greedy_with_first_logits(ids, max_new_tokens)[0]
+
+    @torch.no_grad()
+    def greedy_with_first_logits(self, ids: list[int], max_new_tokens: int) -> tuple[list[int], torch.Tensor]:
+        """The greedy continuation and the next-token logits after the prompt (the reply's first decision).
 
         PeftModel.generate (peft 0.21.2, transformers 5.24) rebuilds positions wrongly once the KV
         cache holds the virtual tokens, so only its first token is right. This loop feeds the same
@@ -46,13 +50,14 @@ class Reference:
             prompt = self.model.get_prompt(batch_size=1).to(embeds.dtype)
             embeds = torch.cat([prompt, embeds], dim=1)
         out = base(inputs_embeds=embeds, use_cache=True)
+        first = out.logits[0, -1].float()
         new: list[int] = []
         while len(new) < max_new_tokens:
             new.append(out.logits[0, -1].argmax().item())
             if new[-1] in self.eos_ids:
                 break
             out = base(input_ids=torch.tensor([[new[-1]]]), past_key_values=out.past_key_values, use_cache=True)
-        return new
+        return new, first
 
     def prompt_ids(self, prompt: str) -> list[int]:
         return self.tokenizer(chat_text(self.tokenizer, prompt), add_special_tokens=False)["input_ids"]

@@ -1,0 +1,147 @@
+"""Which layers' quantization moves the safety behavior most (issue 5's sensitivity report).
+
+Each layer (a transformer block, the LM head) is quantized alone, in eager PyTorch with the soft
+prompt in context, by simulating the recipe's arithmetic: weights rounded to `bits` symmetric
+group-wise (as torchao and MatMulNBits store them), activations to int8 per token (8da4w's dynamic
+quantization). For every calibration prompt we compare with fp32: KL of the reply's first-token
+distribution (where the refuse-or-answer decision is made) and the refusal decision of the greedy
+reply. The most sensitive layers are the candidates for `--keep-8bit`; the report checks the
+suggestion by quantizing everything else.
+"""
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from softfold.calibrate.refusal import is_refusal
+from softfold.export.quantize import in_layers
+from softfold.reference import Reference
+
+
+@dataclass(frozen=True)
+class LayerSensitivity:
+    layer: str  # module name in the folded model: "layers.3", "lm_head", or a set of them
+    mean_kl: float  # KL(fp32 || quantized) of the reply's first token, mean over prompts
+    top1: float  # agreement of the first token's argmax with fp32
+    refusal_flips: int  # prompts whose refusal decision differs from fp32
+
+
+@dataclass(frozen=True)
+class SensitivityReport:
+    bits: int
+    group_size: int
+    prompts: int
+    layers: list[LayerSensitivity]  # most sensitive first
+    all_quantized: LayerSensitivity
+    suggested_keep_8bit: list[str]
+    with_suggestion: LayerSensitivity  # everything quantized but the suggestion (kept at 8 bits)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def markdown(self) -> str:
+        rows = [f"| {r.layer} | {r.mean_kl:.4f} | {r.top1:.3f} | {r.refusal_flips} |"
+                for r in [*self.layers, self.all_quantized, self.with_suggestion]]
+        return "\n".join([
+            f"# Sensitivity: {self.bits}-bit weights (group {self.group_size}) + int8 activations, {self.prompts} prompts",
+            "", "| quantized | mean KL (first token) | top-1 | refusal flips |", "|---|---|---|---|", *rows, "",
+            f"Suggested: `--keep-8bit {' '.join(self.suggested_keep_8bit)}`" if self.suggested_keep_8bit
+            else "No layer stands out: nothing to keep at 8 bits.", ""])
+
+
+def fake_quantize_weight(weight: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:
+    """Symmetric round-to-nearest per group of `group_size` inputs (0: per output channel), back to float."""
+    out_features, in_features = weight.shape
+    group = in_features if group_size == 0 else group_size
+    w = weight.float().reshape(out_features, in_features // group, group)
+    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    scale = w.abs().amax(-1, keepdim=True).clamp_min(1e-12) / ((qmax - qmin) / 2)
+    return ((w / scale).round().clamp(qmin, qmax) * scale).reshape(out_features, in_features).to(weight.dtype)
+
+
+def fake_quantize_activation(x: torch.Tensor) -> torch.Tensor:
+    """Asymmetric int8 per token (the last dimension), back to float."""
+    lo, hi = x.amin(-1, keepdim=True).clamp_max(0), x.amax(-1, keepdim=True).clamp_min(0)
+    scale = ((hi - lo) / 255).clamp_min(1e-12)
+    zero = (-128 - lo / scale).round()
+    return ((x / scale + zero).round().clamp(-128, 127) - zero) * scale
+
+
+@contextmanager
+def quantized(model: nn.Module, layers: tuple[str, ...], bits: int, group_size: int):
+    """Linears inside `layers` (names without the HF "model." prefix) fake-quantized; restored on exit."""
+    saved, hooks = [], []
+    for name, module in model.named_modules():
+        name = name.removeprefix("model.")
+        if isinstance(module, nn.Linear) and in_layers(name, layers):
+            if group_size and module.in_features % group_size:
+                continue  # as the recipes do: a Linear the group does not divide stays float
+            saved.append((module, module.weight))
+            # a new Parameter, so a tied embedding table keeps its fp32 values
+            module.weight = nn.Parameter(fake_quantize_weight(module.weight.detach(), bits, group_size),
+                                         requires_grad=False)
+            hooks.append(module.register_forward_pre_hook(lambda m, args: (fake_quantize_activation(args[0]),)))
+    try:
+        yield
+    finally:
+        for module, weight in saved:
+            module.weight = weight
+        for hook in hooks:
+            hook.remove()
+
+
+def _decisions(reference: Reference, prompt_ids: list[list[int]], new_tokens: int) -> tuple[list[torch.Tensor], list[bool]]:
+    firsts, refused = [], []
+    for ids in prompt_ids:
+        reply, first = reference.greedy_with_first_logits(ids, new_tokens)
+        firsts.append(first)
+        refused.append(is_refusal(reference.tokenizer.decode(reply, skip_special_tokens=True)))
+    return firsts, refused
+
+
+def _compare(layer: str, base: tuple, quant: tuple) -> LayerSensitivity:
+    kl = [torch.nn.functional.kl_div(q.log_softmax(-1), b.log_softmax(-1), log_target=True, reduction="sum").item()
+          for b, q in zip(base[0], quant[0])]
+    top1 = [b.argmax() == q.argmax() for b, q in zip(base[0], quant[0])]
+    flips = sum(b != q for b, q in zip(base[1], quant[1]))
+    return LayerSensitivity(layer, sum(kl) / len(kl), sum(map(bool, top1)) / len(top1), flips)
+
+
+def suggest(rows: list[LayerSensitivity], max_keep: int) -> list[str]:
+    """Every layer that flips a decision, then the top layers until they hold half the summed single-layer KL."""
+    chosen = [r.layer for r in rows if r.refusal_flips]
+    total, held = sum(r.mean_kl for r in rows), sum(r.mean_kl for r in rows if r.refusal_flips)
+    for r in rows:
+        if held >= total / 2 or len(chosen) >= max_keep:
+            break
+        if r.layer not in chosen:
+            chosen.append(r.layer)
+            held += r.mean_kl
+    return chosen[:max_keep]
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    return [f"layers.{i}" for i in range(model.config.num_hidden_layers)] + ["lm_head"]
+
+
+def sensitivity(reference: Reference, prompts: list[str], bits: int = 4, group_size: int = 32, new_tokens: int = 16,
+                max_keep: int = 4) -> SensitivityReport:
+    """Quantize each layer alone, then all of them, then all but the suggestion; compare with fp32."""
+    model = reference.model.get_base_model() if reference.n_virtual else reference.model
+    prompt_ids = [reference.prompt_ids(p) for p in prompts]
+    fp32 = _decisions(reference, prompt_ids, new_tokens)
+
+    def measure(layers: tuple[str, ...], label: str, keep: tuple[str, ...] = ()) -> LayerSensitivity:
+        with quantized(model, tuple(n for n in layers if not in_layers(n, keep)), bits, group_size), \
+                quantized(model, keep, 8, 0):
+            return _compare(label, fp32, _decisions(reference, prompt_ids, new_tokens))
+
+    names = layer_names(model)
+    rows = [measure((name,), name) for name in tqdm(names, desc="sensitivity", unit="layer", leave=False)]
+    rows.sort(key=lambda r: (r.refusal_flips, r.mean_kl), reverse=True)
+    suggested = suggest(rows, max_keep)
+    everything = tuple(names)
+    return SensitivityReport(bits, group_size, len(prompts), rows, measure(everything, "all layers"), suggested,
+                             measure(everything, f"all, {' '.join(suggested) or 'none'} at 8 bits", tuple(suggested)))
