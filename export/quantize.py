@@ -16,14 +16,16 @@ from softfold.errors import UserError
 
 class Recipe(str, Enum):
     FP32 = "fp32"
+    FP16 = "fp16"  # ExecuTorch: the whole model in half precision (XNNPACK fp16 kernels), prefix K/V included
     X8DA4W = "8da4w"  # ExecuTorch: int8 dynamic activations, int4 group-wise weights
     X8DA8W = "8da8w"  # ExecuTorch: int8 dynamic activations, int8 per-channel weights
     INT4 = "int4"  # ONNX: MatMulNBits 4-bit block-wise weights
     INT8 = "int8"  # ONNX: int8 dynamic (MatMulInteger)
+    INT8_STATIC = "int8-static"  # ONNX: int8 QDQ, activation ranges calibrated on chat prompts
 
 
-EXECUTORCH_RECIPES = (Recipe.FP32, Recipe.X8DA4W, Recipe.X8DA8W)
-ONNX_RECIPES = (Recipe.FP32, Recipe.INT4, Recipe.INT8)
+EXECUTORCH_RECIPES = (Recipe.FP32, Recipe.FP16, Recipe.X8DA4W, Recipe.X8DA8W)
+ONNX_RECIPES = (Recipe.FP32, Recipe.INT4, Recipe.INT8, Recipe.INT8_STATIC)
 
 
 def _check(value: int, allowed: tuple[int, ...], what: str) -> None:
@@ -91,6 +93,17 @@ class OnnxDynamicInt8:
     """ONNX MatMul weights int8 per channel, activations quantized at run time (MatMulInteger)."""
 
 
+@dataclass(frozen=True)
+class OnnxStaticInt8:
+    """ONNX MatMuls as QDQ int8: weights per channel (int8), activations uint8 with min/max ranges fixed
+    ahead of time from calibration prompts (the soft prompt, folded into the graph, is in context).
+
+    Min/max only: ORT's histogram calibrators (percentile, entropy) stack the activations of all
+    prompts into one array, so they need prompts of one length.
+    """
+    prompts_per_class: int = 16  # harmful and benign calibration prompts each (softfold.calibrate.prompts)
+
+
 def _divisible(group_size: int):
     return lambda m, fqn: isinstance(m, nn.Linear) and (group_size == 0 or m.in_features % group_size == 0)
 
@@ -118,11 +131,15 @@ def quantize_executorch(model: nn.Module, linear: LinearQuant | None, embedding:
     return model
 
 
-def quantize_onnx(src: Path, dst: Path, scheme: OnnxBlockQuant | OnnxDynamicInt8) -> None:
+def quantize_onnx(src: Path, dst: Path, scheme: OnnxBlockQuant | OnnxDynamicInt8 | OnnxStaticInt8,
+                  calibration_feeds: list[dict] | None = None) -> None:
     """Quantize model.onnx at `src` into `dst` (weights as external data beside it)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    if isinstance(scheme, OnnxStaticInt8):
+        _quantize_static(src, dst, scheme, calibration_feeds or [])
+        return
     if isinstance(scheme, OnnxDynamicInt8):
         quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
                          use_external_data_format=True, extra_options={"MatMulConstBOnly": True})
@@ -146,6 +163,25 @@ def quantize_onnx(src: Path, dst: Path, scheme: OnnxBlockQuant | OnnxDynamicInt8
         model = quantizer.model.model
     onnx.save_model(model, str(dst), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=dst.name + ".data", size_threshold=1024)
+
+
+def _quantize_static(src: Path, dst: Path, scheme: OnnxStaticInt8, feeds: list[dict]) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self):
+            self.pending = iter(feeds)
+
+        def get_next(self):
+            return next(self.pending, None)
+
+    if not feeds:
+        raise UserError("int8-static needs calibration prompts, got none")
+    quantize_static(src, dst, Feeds(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"], per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax, use_external_data_format=True,
+                    extra_options={"MatMulConstBOnly": True})
+    _rename_external_data(dst)
 
 
 def _module_of(node) -> str:

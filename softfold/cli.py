@@ -149,9 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="executorch: model.pte for Android's LlmModule; onnx: model.onnx + genai_config.json for "
                         "onnxruntime-genai; ort: model.ort for ONNX Runtime Mobile (default: executorch)")
     p.add_argument("--recipe", default="fp32", choices=[r.value for r in Recipe],
-                   help="fp32 (any target); 8da4w, 8da8w: int8 dynamic activations x int4 group-wise / int8 "
-                        "weights (executorch); int4: MatMulNBits, int8: dynamic int8 (onnx, ort). The soft prompt "
-                        "stays fp32 in every recipe (default: fp32)")
+                   help="fp32 (any target); fp16 (executorch); 8da4w, 8da8w: int8 dynamic activations x int4 "
+                        "group-wise / int8 weights (executorch); int4: MatMulNBits; int8: dynamic int8; int8-static: "
+                        "QDQ int8 calibrated on chat prompts (onnx, ort). The soft prompt's K/V are never quantized "
+                        "(default: fp32)")
     p.add_argument("--group-size", type=int, default=32, help="int4 weight group / block size (default: 32)")
     p.add_argument("--embedding-bits", type=int, default=0, choices=[0, 4, 8],
                    help="quantize the embedding table too: 4 or 8 for executorch, 4 for onnx int4 (0 keeps it "

@@ -26,7 +26,7 @@ class ExecuTorchEngine:
         self.runner = None
 
     def _forward(self, ids: list[int], pos: int) -> torch.Tensor:
-        return self.method.execute([torch.tensor([ids]), torch.tensor([pos])])[0][0]
+        return self.method.execute([torch.tensor([ids]), torch.tensor([pos])])[0][0].float()
 
     def logits(self, prompt_ids: list[int], continuation: list[int]) -> torch.Tensor:
         # The runtime's real path: one prefill call, then one decode call per token...

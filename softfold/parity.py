@@ -32,8 +32,13 @@ QUANTIZED = Thresholds(max_rel_dlogit=1.0, max_mean_kl=0.25, min_top1=0.75, min_
                        min_exact_match=0.0, min_runner_match=0.0, min_refusal_agreement=0.97)
 
 
+# Half precision: fp16's 11-bit mantissa moves logits ~1e-3 relative; long greedy runs may drift apart.
+HALF = Thresholds(max_rel_dlogit=2e-2, max_mean_kl=1e-3, min_top1=0.98, min_top5_overlap=0.95,
+                  min_exact_match=0.5, min_runner_match=0.5, min_refusal_agreement=0.97)
+
+
 def recipe_thresholds(recipe) -> Thresholds:
-    return Thresholds() if recipe.value == "fp32" else QUANTIZED
+    return {"fp32": Thresholds(), "fp16": HALF}.get(recipe.value, QUANTIZED)
 
 
 @dataclass

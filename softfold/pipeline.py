@@ -13,8 +13,9 @@ from softfold.calibrate.prompts import DEFAULT_PROMPTS
 from softfold.engines import engine_for
 from softfold.errors import UserError
 from softfold.load import BaseModel, SoftPrompt, load_base, load_soft_prompt, read_config
-from softfold.export.quantize import (EXECUTORCH_RECIPES, ONNX_RECIPES, EmbeddingQuant, LinearQuant, OnnxBlockQuant,
-                                      OnnxDynamicInt8, Recipe, quantize_executorch, quantize_onnx)
+from softfold.export.quantize import (EXECUTORCH_RECIPES, ONNX_RECIPES, EmbeddingQuant, LinearQuant,
+                                      OnnxBlockQuant, OnnxDynamicInt8, OnnxStaticInt8, Recipe, quantize_executorch,
+                                      quantize_onnx)
 from softfold.parity import ParityReport, Thresholds, recipe_thresholds, run_parity, write_reports
 from softfold.prompt_format import PromptFormat, derive
 from softfold.reference import Reference, eos_ids
@@ -99,6 +100,8 @@ def quant_schemes(opts: ExportOptions) -> tuple:
         raise UserError(f"--embedding-bits for onnx needs --recipe int4, got {opts.recipe.value}")
     if opts.recipe is Recipe.INT8:
         return (OnnxDynamicInt8(),)
+    if opts.recipe is Recipe.INT8_STATIC:
+        return (OnnxStaticInt8(),)
     if opts.recipe is Recipe.INT4:
         return (OnnxBlockQuant(opts.weight_bits or 4, opts.group_size, opts.algorithm, keep_8bit=opts.keep_8bit,
                                embedding_bits=opts.embedding_bits),)
@@ -113,6 +116,8 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
         from softfold.export.executorch import export_pte, runner_metadata
 
         quantize_executorch(folded, *quant)
+        if opts.recipe is Recipe.FP16:
+            folded = folded.half()
         export_pte(folded, runner_metadata(folded, _bos_id(base), eos_ids(base)), out / "model.pte")
         return
     from softfold.export.onnx import convert_to_ort, export_onnx, write_genai_config
@@ -125,10 +130,20 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
         if scheme:
             target_dir = out if opts.target is Target.ONNX else Path(scratch) / "quantized"
             target_dir.mkdir(exist_ok=True)
-            quantize_onnx(onnx_path, target_dir / "model.onnx", scheme)
+            quantize_onnx(onnx_path, target_dir / "model.onnx", scheme, _calibration_feeds(base, scheme, onnx_path))
             onnx_path = target_dir / "model.onnx"
         if opts.target is Target.ORT:
             convert_to_ort(onnx_path, out / "model.ort", out / "required_operators.config")
+
+
+def _calibration_feeds(base: BaseModel, scheme, onnx_path: Path) -> list[dict] | None:
+    if not isinstance(scheme, OnnxStaticInt8):
+        return None
+    from softfold.calibrate.feeds import chat_token_ids, onnx_prefill_feeds
+    from softfold.calibrate.prompts import calibration_set
+
+    harmful, benign = calibration_set(scheme.prompts_per_class)
+    return onnx_prefill_feeds(onnx_path, chat_token_ids(base.tokenizer, harmful + benign))
 
 
 def derive_prompt_format(tokenizer) -> PromptFormat:

@@ -25,8 +25,11 @@ def export(tiny_models, soft_prompts, out, target, recipe, **kw):
 
 @pytest.mark.parametrize("target,recipe,kw,must_pass", [
     (Target.EXECUTORCH, Recipe.X8DA8W, {}, True),
+    (Target.EXECUTORCH, Recipe.FP16, {}, True),
     (Target.EXECUTORCH, Recipe.X8DA4W, {"embedding_bits": 8}, False),
     (Target.ONNX, Recipe.INT8, {}, True),
+    (Target.ONNX, Recipe.INT8_STATIC, {}, False),
+    (Target.ORT, Recipe.INT8_STATIC, {}, False),
     (Target.ONNX, Recipe.INT4, {"weight_bits": 8}, True),
     (Target.ONNX, Recipe.INT4, {"algorithm": "hqq"}, False),
     (Target.ORT, Recipe.INT4, {}, False),
@@ -105,3 +108,18 @@ def test_bad_mixed_precision_settings_are_user_errors(tiny_models, soft_prompts,
     with pytest.raises(UserError, match=needle):
         export(tiny_models, soft_prompts, tmp_path / "x", target, recipe, **kw)
     assert not (tmp_path / "x").exists()
+
+
+def test_static_int8_fixes_activation_ranges_from_calibration(tiny_models, soft_prompts, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    report = export(tiny_models, soft_prompts, tmp_path / "s", Target.ONNX, Recipe.INT8_STATIC)
+    model = onnx.load(str(tmp_path / "s" / "model.onnx"))
+    ops = {n.op_type for n in model.graph.node}
+    assert "QuantizeLinear" in ops and "DynamicQuantizeLinear" not in ops  # ranges are constants, not per call
+    scales = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    activation_scales = [scales[n.input[1]] for n in model.graph.node if n.op_type == "QuantizeLinear"
+                         and n.input[1] in scales and scales[n.input[1]].size == 1]
+    assert activation_scales and all(0 < float(s) < 1 for s in activation_scales)
+    assert report.metrics["top1"] > 0.5
