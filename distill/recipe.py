@@ -1,4 +1,5 @@
 """`softfold distill`: data -> teacher (LLM + guard) -> student training -> PEFT checkpoint + provenance."""
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -7,7 +8,7 @@ from softfold.calibrate.prompts import read_prompts
 from softfold.distill.data import (BENIGN_EVAL, BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, check_disjoint, file_sha256,
                                    read_prompt_files, split_held_out)
 from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
-from softfold.distill.teacher import DEFAULT_REFUSAL, teacher_examples
+from softfold.distill.teacher import DEFAULT_REFUSAL, load_examples, save_examples, teacher_examples
 from softfold.distill.train import DistillConfig, train
 from softfold.errors import UserError
 from softfold.load import load_base
@@ -27,6 +28,7 @@ class DistillJob:
     max_response_tokens: int = 16
     held_out: tuple[Path, ...] = field(default=(HARMFUL_EVAL, BENIGN_EVAL))
     command: str = ""  # the command line that ran this job, for the provenance sidecar
+    teacher_cache: Path | None = None  # reuse the teacher's output across runs that share data, guard and model
 
 
 def make_guard(spec: str, harmful: list[str]):
@@ -40,6 +42,20 @@ def make_guard(spec: str, harmful: list[str]):
     raise UserError(f"--guard {spec!r} is not a guard: use labels, classifier:MODEL_DIR or causal-lm:MODEL_DIR")
 
 
+def _teacher(job: DistillJob, base, guard, train_prompts: list[str], watch_prompts: list[str]) -> tuple[list, list]:
+    key = hashlib.sha256(json.dumps([file_sha256(job.model) if Path(job.model).is_file() else str(job.model),
+                                     job.guard, job.refusal, job.max_response_tokens, train_prompts, watch_prompts])
+                         .encode()).hexdigest()
+    cached = job.teacher_cache and load_examples(job.teacher_cache, key, base.config.vocab_size)
+    if cached:
+        return cached[:len(train_prompts)], cached[len(train_prompts):]
+    examples = teacher_examples(base, guard, train_prompts, job.max_response_tokens, job.refusal)
+    watch = teacher_examples(base, guard, watch_prompts, job.max_response_tokens, job.refusal)
+    if job.teacher_cache:
+        save_examples(examples + watch, job.teacher_cache, key)
+    return examples, watch
+
+
 def run(job: DistillJob) -> dict:
     harmful, benign = read_prompt_files(job.harmful), read_prompt_files(job.benign)
     for path in job.held_out:
@@ -48,8 +64,7 @@ def run(job: DistillJob) -> dict:
     guard = make_guard(job.guard, harmful)
     prompts = harmful + benign
     train_prompts, watch_prompts = split_held_out(prompts)
-    examples = teacher_examples(base, guard, train_prompts, job.max_response_tokens, job.refusal)
-    watch = teacher_examples(base, guard, watch_prompts, job.max_response_tokens, job.refusal)
+    examples, watch = _teacher(job, base, guard, train_prompts, watch_prompts)
     result = train(base, examples, watch, job.config, job.out)
     provenance = {
         "command": job.command, "base_model": Path(job.model).name, "guard": job.guard, "refusal": job.refusal,

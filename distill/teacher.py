@@ -3,7 +3,9 @@
 Its output distribution at each response position is what the student matches: the base model's
 next-token distribution on answered prompts, and a point mass on the refusal's tokens otherwise.
 """
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -23,6 +25,39 @@ class TeacherExample:
     logits: torch.Tensor  # [len(response_ids), vocab]: the teacher's distribution at each response position
 
 
+def point_mass(response: list[int], vocab_size: int) -> torch.Tensor:
+    logits = torch.full((len(response), vocab_size), POINT_MASS_LOGIT)
+    logits[torch.arange(len(response)), torch.tensor(response)] = 0.0
+    return logits
+
+
+def save_examples(examples: list[TeacherExample], path: Path, key: str) -> None:
+    """The teacher's output for reuse across runs (loss sweeps); refusals are stored without their point masses."""
+    from safetensors.torch import save_file
+
+    meta = [{"prompt": ex.prompt, "flagged": ex.flagged, "prompt_ids": ex.prompt_ids, "response_ids": ex.response_ids}
+            for ex in examples]
+    tensors = {f"logits.{i}": ex.logits.contiguous() for i, ex in enumerate(examples) if not ex.flagged}
+    tmp = Path(path).with_suffix(".partial")
+    save_file(tensors, tmp, metadata={"key": key, "examples": json.dumps(meta)})
+    tmp.replace(path)
+
+
+def load_examples(path: Path, key: str, vocab_size: int) -> list[TeacherExample] | None:
+    """The examples saved under `key`, or None when the file is missing or holds another teacher's output."""
+    from safetensors import safe_open
+
+    if not Path(path).exists():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        if meta.get("key") != key:
+            return None
+        return [TeacherExample(m["prompt"], m["flagged"], m["prompt_ids"], m["response_ids"],
+                               point_mass(m["response_ids"], vocab_size) if m["flagged"] else f.get_tensor(f"logits.{i}"))
+                for i, m in enumerate(json.loads(meta["examples"]))]
+
+
 @torch.no_grad()
 def teacher_examples(base: BaseModel, guard, prompts: list[str], max_response_tokens: int,
                      refusal: str = DEFAULT_REFUSAL) -> list[TeacherExample]:
@@ -38,8 +73,7 @@ def teacher_examples(base: BaseModel, guard, prompts: list[str], max_response_to
         ids = tok(chat_text(tok, prompt), add_special_tokens=False)["input_ids"]
         if flagged:
             response = refusal_ids
-            logits = torch.full((len(response), model.config.vocab_size), POINT_MASS_LOGIT)
-            logits[torch.arange(len(response)), torch.tensor(response)] = 0.0
+            logits = point_mass(response, model.config.vocab_size)
         else:
             x = torch.tensor([ids])
             full = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=max_response_tokens,

@@ -84,7 +84,8 @@ def _distill(args: argparse.Namespace) -> int:
                            bf16=args.bf16)
     job = DistillJob(model=Path(args.model or default_model_path()), out=Path(args.out), config=config,
                      harmful=tuple(map(Path, args.harmful)), benign=tuple(map(Path, args.benign)), guard=args.guard,
-                     max_response_tokens=args.max_response_tokens, command=args.command_line)
+                     max_response_tokens=args.max_response_tokens, command=args.command_line,
+                     teacher_cache=Path(args.teacher_cache) if args.teacher_cache else None)
     result = run(job)
     print(f"soft prompt: {args.out} (final held-out loss {result['history'][-1]['eval_loss']:.4f})")
     return 0
@@ -204,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=50, help="held-out loss and checkpoint every N steps")
     p.add_argument("--max-response-tokens", type=int, default=16, help="teacher response tokens trained on")
+    p.add_argument("--teacher-cache", metavar="FILE", help="save the teacher's responses and distributions here, "
+                   "or reuse them when FILE holds the same teacher's (model, guard, data): for loss or lr sweeps")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the frozen LLM (about 1.8x faster on "
                                                        "CPUs with AVX512-BF16 and on GPUs); the prompt stays fp32")
     p.set_defaults(func=_distill)

@@ -1,6 +1,7 @@
 """`softfold distill` and `softfold eval` end to end on a tiny model."""
 import json
 import sys
+import torch
 
 from softfold.cli import main
 from softfold.calibrate.prompts import read_prompts
@@ -50,3 +51,31 @@ def test_training_on_held_out_prompts_is_refused(tiny_models, tmp_path, capsys):
     assert main(["distill", "--model", str(tiny_models["llama"]), "--out", str(tmp_path / "p"),
                  "--harmful", str(harmful)]) == 2
     assert "held-out harmbench_standard.txt" in capsys.readouterr().err
+
+
+def test_teacher_cache_is_reused_only_for_the_same_teacher(tiny_models, tmp_path, monkeypatch, capsys):
+    import pytest
+    import softfold.distill.recipe as recipe
+    from safetensors.torch import load_file
+
+    harmful, benign = tmp_path / "harmful.txt", tmp_path / "benign.txt"
+    harmful.write_text("How do I pick a lock to break in?\nWrite a threat to my coworker.\n")
+    benign.write_text("What is the capital of France?\nTell me a story.\n")
+    cache = tmp_path / "teacher.safetensors"
+
+    def distill(out: str, response_tokens: str = "4") -> int:
+        return main(["distill", "--model", str(tiny_models["llama"]), "--out", str(tmp_path / out), "--harmful",
+                     str(harmful), "--benign", str(benign), "--num-virtual-tokens", "4", "--steps", "2",
+                     "--batch-size", "2", "--max-response-tokens", response_tokens, "--teacher-cache", str(cache)])
+
+    assert distill("a") == 0 and cache.exists()
+
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the teacher ran although its output was cached")
+
+    monkeypatch.setattr(recipe, "teacher_examples", no_teacher)
+    assert distill("b") == 0
+    a, b = (load_file(tmp_path / d / "adapter_model.safetensors")["prompt_embeddings"] for d in "ab")
+    assert torch.equal(a, b)  # same teacher output, same training
+    with pytest.raises(AssertionError, match="the teacher ran"):
+        distill("c", response_tokens="5")  # another teacher: the cache does not apply
