@@ -123,6 +123,18 @@ def _sensitivity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from softfold.bench import markdown, run_bench
+    from softfold.load import default_model_path
+
+    report = run_bench(Path(args.work), Path(args.model or default_model_path()), Path(args.soft_prompt),
+                       args.optimum_cli, args.only, args.new_tokens, args.runs, args.reuse)
+    (Path(args.work) / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    (Path(args.work) / "bench.md").write_text(markdown(report))
+    print(markdown(report))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from softfold.demo import run_demo
 
@@ -234,6 +246,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts-per-class", type=int, default=16, help="harmful and benign calibration prompts each")
     p.add_argument("--json", help="also write the report as JSON here")
     p.set_defaults(func=_sensitivity)
+
+    from softfold.bench import variants
+
+    p = sub.add_parser("bench", help="time softfold's bundles against optimum-executorch, ORT GenAI's builder, the "
+                                     "naive prefill and the dual system, in one run",
+                       description="Exports every variant in its own process (wall time, peak RSS, size), then "
+                                   "times each in a fresh process (first token, decode tok/s, RSS) with "
+                                   "OMP_NUM_THREADS=1, and checks issue 6's goals as ratios. Writes WORK/bench.json "
+                                   "and WORK/bench.md.")
+    p.add_argument("--model", help="base model (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--soft-prompt", required=True, help="PEFT prompt-tuning directory")
+    p.add_argument("--work", required=True, help="directory for the exports and results")
+    p.add_argument("--optimum-cli", help="optimum-cli of a virtualenv with optimum-executorch "
+                                         "(see benchmarks/README.md); without it those variants are skipped")
+    p.add_argument("--only", nargs="+", choices=[v.name for v in variants()], metavar="VARIANT",
+                   help="measure only these variants")
+    p.add_argument("--new-tokens", type=int, default=128)
+    p.add_argument("--runs", type=int, default=3, help="timed runs per variant, after one warm-up (median)")
+    p.add_argument("--reuse", action="store_true", help="keep exports already in WORK (re-time them only)")
+    p.set_defaults(func=_bench)
 
     p = sub.add_parser("demo", help="the embedded default end to end: SmolLM2-135M-Instruct + a safety soft "
                                     "prompt into a bundle, then a summary table")

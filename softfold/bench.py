@@ -1,0 +1,212 @@
+"""`softfold bench`: softfold's bundles against what users would otherwise pick, in one run on one machine.
+
+Every variant is exported in its own process (wall time and peak RSS of that process, artifact size),
+then measured in another fresh process (`softfold.bench_worker`, OMP_NUM_THREADS=1): time to first
+token, decode tokens/s, resident memory. The goals of issue 6 are ratios between variants of the
+same run (`GOALS`). Variants whose tool is missing (optimum-executorch lives in its own virtualenv)
+are reported as skipped, with why.
+"""
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+PROMPT = ("Write a short, friendly note to my neighbor thanking them for watering my plants while I was away last "
+          "week, and invite them over for coffee on Sunday afternoon.")
+GUARD_MESSAGE = PROMPT
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    engine: str  # softfold.bench_worker engine: runner | genai | naive
+    export: tuple[str, ...] = ()  # argv run in a fresh process; {work}, {sp}, {hf}, {py}, {optimum} filled in
+    prompt: str = "chat"  # chat: the user prompt in the chat template; guard: the guard's prompt, 1 new token
+    needs: str = ""  # an executable the export needs; missing: the variant is skipped
+
+
+def variants() -> list[Variant]:
+    sf = ("{py}", "-m", "softfold.cli", "export", "--model", "{hf}", "--soft-prompt", "{sp}", "--force")
+    ex = ("{py}", "-m", "softfold.bench_exports", "--model", "{hf}")
+    oe = ("{optimum}", "export", "executorch", "-m", "{hf}", "--task", "text-generation", "--recipe", "xnnpack",
+          "--use_custom_sdpa", "--use_custom_kv_cache", "--max_seq_len", "2048")
+    builder = ("{py}", "-m", "onnxruntime_genai.models.builder", "-i", "{hf}", "-e", "cpu", "-c", "{work}/cache")
+    return [
+        Variant("softfold-pte-fp32", "runner", (*sf, "--out", "{out}")),
+        Variant("softfold-pte-8da4w", "runner", (*sf, "--recipe", "8da4w", "--embedding-bits", "8", "--out", "{out}")),
+        Variant("no-soft-prompt-pte-fp32", "runner", (*ex, "plain", "{out}")),
+        Variant("no-soft-prompt-pte-8da4w", "runner", (*ex, "plain", "{out}", "--recipe", "8da4w")),
+        Variant("naive-pte-fp32", "naive", (*ex, "naive", "{out}", "--soft-prompt", "{sp}")),
+        Variant("naive-pte-8da4w", "naive", (*ex, "naive", "{out}", "--soft-prompt", "{sp}", "--recipe", "8da4w")),
+        Variant("optimum-executorch-fp32", "runner", (*oe, "-o", "{out}"), needs="{optimum}"),
+        Variant("optimum-executorch-8da4w", "runner", (*oe, "--qlinear", "8da4w", "--qembedding", "8w", "-o", "{out}"),
+                needs="{optimum}"),
+        Variant("softfold-onnx-fp32", "genai", (*sf, "--target", "onnx", "--out", "{out}")),
+        Variant("softfold-onnx-int4", "genai", (*sf, "--target", "onnx", "--recipe", "int4", "--out", "{out}")),
+        Variant("ortgenai-builder-fp32", "genai", (*builder, "-p", "fp32", "-o", "{out}")),
+        Variant("ortgenai-builder-int4", "genai", (*builder, "-p", "int4", "-o", "{out}")),
+        Variant("guard-llama-guard-3-1b-shape-8da4w", "runner", (*ex, "guard", "{out}", "--recipe", "8da4w"),
+                prompt="guard"),
+    ]
+
+
+# (what, variant, metric, anchor variant, anchor metric, bound): variant / anchor must be >= or <= bound
+GOALS = [
+    ("8da4w decode vs optimum-executorch 8da4w", "softfold-pte-8da4w", "decode_tok_s", "optimum-executorch-8da4w",
+     "decode_tok_s", ">=", 1.1),
+    ("first token, soft prompt vs none (fp32)", "softfold-pte-fp32", "ttft_ms", "no-soft-prompt-pte-fp32", "ttft_ms",
+     "<=", 1.05),
+    ("first token, soft prompt vs none (8da4w)", "softfold-pte-8da4w", "ttft_ms", "no-soft-prompt-pte-8da4w",
+     "ttft_ms", "<=", 1.05),
+    ("first token vs naive prefill (fp32)", "softfold-pte-fp32", "ttft_ms", "naive-pte-fp32", "ttft_ms", "<=", 0.4),
+    ("first token vs naive prefill (8da4w)", "softfold-pte-8da4w", "ttft_ms", "naive-pte-8da4w", "ttft_ms", "<=", 0.4),
+    ("ONNX int4 decode vs ORT GenAI builder int4", "softfold-onnx-int4", "decode_tok_s", "ortgenai-builder-int4",
+     "decode_tok_s", ">=", 1.0),
+    ("runtime memory vs the dual system (8da4w)", "softfold-pte-8da4w", "peak_rss_mib", "dual-system-8da4w",
+     "peak_rss_mib", "<=", 0.5),
+    ("8da4w export wall time vs optimum-executorch", "softfold-pte-8da4w", "export_s", "optimum-executorch-8da4w",
+     "export_s", "<=", 0.5),
+]
+
+
+@dataclass
+class Result:
+    name: str
+    export_s: float | None = None
+    export_peak_rss_mib: float | None = None
+    artifact_mib: float | None = None
+    run: dict = field(default_factory=dict)
+    skipped: str = ""
+
+
+def _timed(argv: list[str], env: dict, log: Path) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (MiB) of the process tree, exit status."""
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode
+
+
+def _size_mib(path: Path) -> float:
+    files = [p for p in path.rglob("*") if p.is_file() and p.suffix in (".pte", ".onnx", ".data", ".ort")]
+    return sum(p.stat().st_size for p in files) / 2**20
+
+
+def _prepare(work: Path, model: Path, soft_prompt: Path, env: dict) -> dict:
+    from softfold.reference import chat_text
+
+    work.mkdir(parents=True, exist_ok=True)
+    hf = work / "hf"  # every tool starts from the same Hugging Face directory
+    if not (hf / "config.json").exists():
+        subprocess.run([sys.executable, "-m", "softfold.bench_exports", "--model", str(model), "hf", str(hf)], env=env,
+                       check=True, capture_output=True)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(hf)
+    (work / "chat.txt").write_text(chat_text(tok, PROMPT))
+    from softfold.bench_exports import GUARD_PROMPT
+
+    (work / "guard.txt").write_text(GUARD_PROMPT.format(message=GUARD_MESSAGE))
+    return {"work": str(work), "sp": str(soft_prompt), "hf": str(hf), "py": sys.executable}
+
+
+def run_bench(work: Path, model: Path, soft_prompt: Path, optimum_cli: str | None = None,
+              only: list[str] | None = None, new_tokens: int = 128, runs: int = 3, reuse: bool = False) -> dict:
+    """Export and measure every variant (or `only` these); `reuse` keeps exports already in `work`."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    fill = {**_prepare(work, model, soft_prompt, env), "optimum": optimum_cli or ""}
+    results = []
+    chosen = [v for v in variants() if not only or v.name in only]
+    for v in tqdm(chosen, desc="bench", unit="variant"):
+        out, r = work / v.name, Result(v.name)
+        results.append(r)
+        if v.needs and not shutil.which(v.needs.format(**fill) or "-"):
+            r.skipped = f"{v.needs.format(**fill) or 'optimum-cli'} not found (pass --optimum-cli)"
+            continue
+        if not (reuse and (out / "bench_export.json").exists()):
+            shutil.rmtree(out, ignore_errors=True)
+            argv = [a.format(**fill, out=out) for a in v.export]
+            seconds, rss, code = _timed(argv, env, work / f"{v.name}.export.log")
+            if code not in (0, 1):  # softfold export exits 1 when a quantized gate fails: the bundle is there
+                r.skipped = f"export failed (exit {code}), see {work / f'{v.name}.export.log'}"
+                continue
+            (out / "bench_export.json").write_text(json.dumps({"export_s": seconds, "export_peak_rss_mib": rss}))
+        exported = json.loads((out / "bench_export.json").read_text())
+        r.export_s, r.export_peak_rss_mib = round(exported["export_s"], 1), round(exported["export_peak_rss_mib"])
+        r.artifact_mib = round(_size_mib(out), 1)
+        if v.engine == "runner" and not (out / "tokenizer.json").exists():
+            shutil.copy(Path(fill["hf"]) / "tokenizer.json", out / "tokenizer.json")
+        prompt, tokens = (work / "chat.txt", new_tokens) if v.prompt == "chat" else (work / "guard.txt", 1)
+        proc = subprocess.run([sys.executable, "-m", "softfold.bench_worker", v.engine, str(out), str(prompt),
+                               str(tokens), str(runs)], env=env, capture_output=True, text=True)
+        if proc.returncode:
+            r.skipped = f"run failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
+            continue
+        r.run = json.loads(proc.stdout.strip().splitlines()[-1])
+    results.append(_dual_system(results))
+    return {"machine": machine(), "new_tokens": new_tokens, "runs": runs,
+            "results": [r.__dict__ for r in results], "goals": goals([r.__dict__ for r in results])}
+
+
+def _dual_system(results: list[Result]) -> Result:
+    """The LLM + guard in one app: both models resident; the guard's prompt before every reply."""
+    by = {r.name: r for r in results}
+    llm, guard = by.get("no-soft-prompt-pte-8da4w"), by.get("guard-llama-guard-3-1b-shape-8da4w")
+    if not (llm and guard and llm.run and guard.run):
+        return Result("dual-system-8da4w", skipped="needs no-soft-prompt-pte-8da4w and the guard")
+    rss = llm.run["peak_rss_mib"] + guard.run["peak_rss_mib"] - guard.run["rss_before_mib"]  # one process, one runtime
+    return Result("dual-system-8da4w", artifact_mib=round(llm.artifact_mib + guard.artifact_mib, 1),
+                  run={"ttft_ms": round(llm.run["ttft_ms"] + guard.run["ttft_ms"], 1),
+                       "decode_tok_s": llm.run["decode_tok_s"], "peak_rss_mib": round(rss),
+                       "guard_ms_per_request": guard.run["ttft_ms"]})
+
+
+def machine() -> dict:
+    import onnxruntime
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    return {"cpu": cpu or platform.machine(), "cores": os.cpu_count(), "OMP_NUM_THREADS": 1,
+            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
+
+
+def _metric(result: dict, metric: str) -> float | None:
+    return result.get(metric) if metric in ("export_s", "artifact_mib") else result.get("run", {}).get(metric)
+
+
+def goals(results: list[dict]) -> list[dict]:
+    by = {r["name"]: r for r in results}
+    out = []
+    for what, name, metric, anchor, anchor_metric, op, bound in GOALS:
+        a = _metric(by.get(name, {}), metric)
+        b = _metric(by.get(anchor, {}), anchor_metric)
+        ratio = round(a / b, 3) if a is not None and b else None
+        met = None if ratio is None else (ratio >= bound if op == ">=" else ratio <= bound)
+        out.append({"goal": what, "ratio": ratio, "bound": f"{op} {bound}", "met": met})
+    return out
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, OMP_NUM_THREADS=1; torch {m['torch']}, onnxruntime "
+             f"{m['onnxruntime']}. {report['new_tokens']} greedy new tokens, median of {report['runs']} runs.", "",
+             "| variant | export s | export peak RSS MiB | artifact MiB | prompt tokens | first token ms | decode tok/s "
+             "| runtime peak RSS MiB |", "|---|---|---|---|---|---|---|---|"]
+    for r in report["results"]:
+        run = r["run"]
+        cells = [r["export_s"], r["export_peak_rss_mib"], r["artifact_mib"], run.get("prompt_tokens"),
+                 run.get("ttft_ms"), run.get("decode_tok_s"), run.get("peak_rss_mib")]
+        row = " | ".join("-" if c is None else str(c) for c in cells)
+        lines.append(f"| {r['name']} | {row} |" if not r["skipped"] else f"| {r['name']} | skipped: {r['skipped']} |")
+    lines += ["", "| goal | ratio | bound | met |", "|---|---|---|---|"]
+    lines += [f"| {g['goal']} | {g['ratio']} | {g['bound']} | {g['met']} |" for g in report["goals"]]
+    return "\n".join(lines) + "\n"

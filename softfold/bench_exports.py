@@ -1,0 +1,165 @@
+"""The benchmark's comparison artifacts that `softfold export` does not make, one per process:
+
+    python -m softfold.bench_exports [--model M] KIND OUT [--recipe fp32|8da4w] [--soft-prompt SP]
+
+KIND: `plain` (the model with no soft prompt), `naive` (no folding: token_embedding + text_decoder
+methods and the soft prompt's embeddings beside them, for apps that prefill them at every request),
+`guard` (a randomly initialized model shaped like Llama-Guard-3-1B, for the dual system's cost),
+`hf` (the base model as a Hugging Face directory, for the tools that want one).
+"""
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+# Llama-Guard-3-1B's shape (Llama 3.2 1B): what matters for cost; the weights here are random
+GUARD_CONFIG = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+                    num_key_value_heads=8, head_dim=64, vocab_size=128256, max_position_embeddings=131072,
+                    rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=True)
+
+# The guard's prompt, in Llama Guard's layout (task, categories, conversation, answer format); its
+# length, not its wording, is what costs: about 230 tokens around the user's message.
+GUARD_PROMPT = """<|begin_of_text|><|start_header_id|>user<|end_header_id|>
+
+Task: Check if there is unsafe content in 'User' messages in conversations according to our safety policy with the below categories.
+
+<BEGIN UNSAFE CONTENT CATEGORIES>
+S1: Violent Crimes.
+S2: Non-Violent Crimes.
+S3: Sex Crimes.
+S4: Child Exploitation.
+S5: Defamation.
+S6: Specialized Advice.
+S7: Privacy.
+S8: Intellectual Property.
+S9: Indiscriminate Weapons.
+S10: Hate.
+S11: Self-Harm.
+S12: Sexual Content.
+S13: Elections.
+S14: Code Interpreter Abuse.
+<END UNSAFE CONTENT CATEGORIES>
+
+<BEGIN CONVERSATION>
+
+User: {message}
+
+<END CONVERSATION>
+
+Provide your safety assessment for ONLY THE LAST User message in the above conversation:
+ - First line must read 'safe' or 'unsafe'.
+ - If unsafe, a second line must include a comma-separated list of violated categories.<|eot_id|><|start_header_id|>assistant<|end_header_id|>
+
+"""
+
+
+def _quantize(model, recipe: str) -> None:
+    from softfold.export.quantize import EmbeddingQuant, LinearQuant, quantize_executorch
+
+    if recipe == "8da4w":
+        quantize_executorch(model, LinearQuant(4, 32), EmbeddingQuant(8))
+
+
+def export_plain(base, out: Path, recipe: str) -> None:
+    from softfold.export.executorch import export_pte, runner_metadata
+    from softfold.export.fold import build_folded_model
+    from softfold.pipeline import _bos_id, save_tokenizer
+    from softfold.reference import eos_ids
+
+    model = build_folded_model(base.model, None, 2048)
+    _quantize(model, recipe)
+    export_pte(model, runner_metadata(model, _bos_id(base), eos_ids(base)), out / "model.pte")
+    save_tokenizer(base.tokenizer, out)
+
+
+class _TokenEmbedding(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.embed_tokens = model.embed_tokens
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.embed_tokens(tokens)
+
+
+class _TextDecoder(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, embeds: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_embeds(embeds, input_pos)
+
+
+def export_naive(base, soft_prompt: Path, out: Path, recipe: str) -> None:
+    """Two methods, as ExecuTorch's multimodal runners take them; the app prepends the soft prompt itself."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
+    from executorch.exir.passes import MemoryPlanningPass
+    from executorch.exir.passes.sym_shape_eval_pass import ConstraintBasedSymShapeEvalPass
+    from safetensors.torch import save_file
+    from torch.export import Dim
+
+    from softfold.export.fold import build_folded_model
+    from softfold.load import load_soft_prompt
+    from softfold.pipeline import save_tokenizer
+
+    model = build_folded_model(base.model, None, 2048)
+    _quantize(model, recipe)
+    seq, dim = Dim("seq", min=1, max=2048), model.args.dim
+    with torch.no_grad():
+        programs = {
+            "token_embedding": torch.export.export(_TokenEmbedding(model), (torch.zeros(1, 2, dtype=torch.long),),
+                                                   dynamic_shapes=({1: seq},), strict=False),
+            "text_decoder": torch.export.export(_TextDecoder(model), (torch.zeros(1, 2, dim), torch.tensor([0])),
+                                                dynamic_shapes=({1: seq}, None), strict=False),
+        }
+    edge = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()],
+                                       compile_config=EdgeCompileConfig(_check_ir_validity=False))
+    program = edge.to_executorch(ExecutorchBackendConfig(
+        memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False), do_quant_fusion_and_const_prop=True,
+        sym_shape_eval_pass=ConstraintBasedSymShapeEvalPass()))
+    (out / "model.pte").write_bytes(program.buffer)
+    embeddings = load_soft_prompt(soft_prompt, model.args.dim).embeddings.float().contiguous()
+    save_file({"prompt_embeddings": embeddings}, out / "soft_prompt.safetensors")
+    save_tokenizer(base.tokenizer, out)
+
+
+def make_guard(tokenizer_source, out: Path) -> Path:
+    """A Llama-Guard-3-1B-shaped model with random weights, as a Hugging Face directory."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(**GUARD_CONFIG)).eval()
+    model.save_pretrained(out)
+    tokenizer_source.save_pretrained(out)  # the SmolLM tokenizer: its ids fit the guard's vocabulary
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    from softfold.load import default_model_path, load_base
+
+    parser = argparse.ArgumentParser(prog="python -m softfold.bench_exports")
+    parser.add_argument("kind", choices=["plain", "naive", "guard", "hf"])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--recipe", default="fp32", choices=["fp32", "8da4w"])
+    parser.add_argument("--model")
+    parser.add_argument("--soft-prompt", type=Path)
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = load_base(args.model or default_model_path())
+    if args.kind == "hf":
+        base.model.save_pretrained(args.out)
+        base.tokenizer.save_pretrained(args.out)
+    elif args.kind == "plain":
+        export_plain(base, args.out, args.recipe)
+    elif args.kind == "naive":
+        export_naive(base, args.soft_prompt, args.out, args.recipe)
+    else:
+        guard_dir = make_guard(base.tokenizer, args.out / "hf")
+        export_plain(load_base(guard_dir), args.out, args.recipe)
+    print(json.dumps({"kind": args.kind, "out": str(args.out)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""`softfold bench` end to end on a tiny model: real exports, real runtimes, each in its own process."""
+import json
+
+from softfold.cli import main
+
+
+def test_bench_exports_times_and_reports(tiny_models, soft_prompts, tmp_path, capsys):
+    work = tmp_path / "bench"
+    argv = ["bench", "--model", str(tiny_models["llama"]), "--soft-prompt", str(soft_prompts[("llama", 16)]),
+            "--work", str(work), "--new-tokens", "8", "--runs", "1",
+            "--only", "softfold-pte-fp32", "naive-pte-fp32", "ortgenai-builder-fp32", "optimum-executorch-8da4w"]
+    assert main(argv) == 0
+    report = json.loads((work / "bench.json").read_text())
+    by = {r["name"]: r for r in report["results"]}
+    for name in ("softfold-pte-fp32", "naive-pte-fp32", "ortgenai-builder-fp32"):
+        r = by[name]
+        assert not r["skipped"], r["skipped"]
+        assert r["export_s"] > 0 and r["export_peak_rss_mib"] > 50 and r["artifact_mib"] > 0
+        # TextLLMRunner reports whole milliseconds: a tiny model's first token can take "0 ms"
+        assert r["run"]["ttft_ms"] >= 0 and r["run"]["decode_tok_s"] > 0 and r["run"]["peak_rss_mib"] > 50
+    # one prompt for all: the chat template's tokens, the soft prompt never counted as prompt tokens
+    assert len({by[n]["run"]["prompt_tokens"] for n in ("softfold-pte-fp32", "naive-pte-fp32", "ortgenai-builder-fp32")}) == 1
+    assert "optimum-cli" in by["optimum-executorch-8da4w"]["skipped"]
+    naive_goal = next(g for g in report["goals"] if g["goal"] == "first token vs naive prefill (fp32)")
+    assert naive_goal["ratio"] == round(by["softfold-pte-fp32"]["run"]["ttft_ms"] / by["naive-pte-fp32"]["run"]["ttft_ms"], 3)
+    assert "| softfold-pte-fp32 |" in capsys.readouterr().out
