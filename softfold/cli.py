@@ -99,11 +99,20 @@ def _eval(args: argparse.Namespace) -> int:
 
     harmful, benign = read_prompts(args.harmful), read_prompts(args.benign)
     guard = make_guard(args.guard, harmful) if args.guard else None
+    if args.bundle and not args.soft_prompt:
+        raise UserError("--bundle compares with the fp32 soft prompt: pass --soft-prompt too")
     results = evaluate(load_base(args.model or default_model_path()), harmful, benign,
-                       Path(args.soft_prompt) if args.soft_prompt else None, guard, args.max_new_tokens)
-    print(f"| system | refuses harmful ({len(harmful)}) | answers benign ({len(benign)}) |\n|---|---|---|")
+                       Path(args.soft_prompt) if args.soft_prompt else None, guard, args.max_new_tokens,
+                       tuple(map(Path, args.bundle)), include_base=not args.no_base)
+    fp32 = results.get("soft_prompt")
+    print(f"| system | refuses harmful ({len(harmful)}) | answers benign ({len(benign)}) | same decision as the "
+          f"fp32 soft prompt |\n|---|---|---|---|")
     for name, b in results.items():
-        print(f"| {name} | {b.harmful_refusal_rate:.1%} | {b.benign_answer_rate:.1%} |")
+        agree = f"{b.agreement(fp32):.1%}" if fp32 and name != "soft_prompt" else "-"
+        print(f"| {name} | {b.harmful_refusal_rate:.1%} | {b.benign_answer_rate:.1%} | {agree} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({name: {**b.__dict__, "refused": list(b.refused)}
+                                               for name, b in results.items()}, indent=1) + "\n")
     return 0
 
 
@@ -232,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--harmful", default=str(HARMFUL_EVAL), help="default: HarmBench standard behaviors (held out)")
     p.add_argument("--benign", default=str(BENIGN_EVAL), help="default: the held-out benign set")
     p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--bundle", nargs="+", default=[], metavar="DIR",
+                   help="also exported bundles, through their phone engines; their decisions are compared with "
+                        "the fp32 soft prompt's")
+    p.add_argument("--no-base", action="store_true", help="skip the base model (it takes as long as each system)")
+    p.add_argument("--json", help="also write every system's per-prompt decisions here")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("sensitivity", help="rank layers by how much their quantization moves the safety behavior",
