@@ -22,7 +22,12 @@ class TeacherExample:
     flagged: bool
     prompt_ids: list[int]
     response_ids: list[int]
-    logits: torch.Tensor  # [len(response_ids), vocab]: the teacher's distribution at each response position
+    logits: torch.Tensor | None  # [len(response_ids), vocab], the base model's; None for a refusal (a point mass)
+
+    def distribution(self, vocab_size: int) -> torch.Tensor:
+        """Logits of the teacher's next-token distribution at each response position (refusals built on demand:
+        1,000 of them as dense tensors would take GBs)."""
+        return point_mass(self.response_ids, vocab_size) if self.logits is None else self.logits
 
 
 def point_mass(response: list[int], vocab_size: int) -> torch.Tensor:
@@ -54,7 +59,7 @@ def load_examples(path: Path, key: str, vocab_size: int) -> list[TeacherExample]
         if meta.get("key") != key:
             return None
         return [TeacherExample(m["prompt"], m["flagged"], m["prompt_ids"], m["response_ids"],
-                               point_mass(m["response_ids"], vocab_size) if m["flagged"] else f.get_tensor(f"logits.{i}"))
+                               None if m["flagged"] else f.get_tensor(f"logits.{i}"))
                 for i, m in enumerate(json.loads(meta["examples"]))]
 
 
@@ -73,7 +78,7 @@ def teacher_examples(base: BaseModel, guard, prompts: list[str], max_response_to
         ids = tok(chat_text(tok, prompt), add_special_tokens=False)["input_ids"]
         if flagged:
             response = refusal_ids
-            logits = point_mass(response, model.config.vocab_size)
+            logits = None
         else:
             x = torch.tensor([ids])
             full = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=max_response_tokens,

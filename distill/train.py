@@ -69,7 +69,8 @@ def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = Fa
         hidden = hidden.gather(1, where.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
         logits = lm.get_output_embeddings()(hidden).float()
     mask = torch.tensor([[j < len(ex.response_ids) for j in range(reply)] for ex in batch], device=prompt.device)
-    teacher = torch.stack([_pad_rows(ex.logits, reply) for ex in batch]).to(prompt.device)
+    vocab = logits.shape[-1]
+    teacher = torch.stack([_pad_rows(ex.distribution(vocab), reply) for ex in batch]).to(prompt.device)
     targets = torch.tensor([ex.response_ids + [0] * (reply - len(ex.response_ids)) for ex in batch], device=prompt.device)
     return distillation_loss(loss, teacher, targets, logits, mask)
 

@@ -28,9 +28,11 @@ def examples(base):
 def test_teacher_refuses_flagged_prompts_and_answers_the_rest(base, examples):
     refusal = base.tokenizer(DEFAULT_REFUSAL, add_special_tokens=False)["input_ids"][:7] + [base.tokenizer.eos_token_id]
     assert [ex.flagged for ex in examples] == [True, True, False, False]
+    vocab = base.model.config.vocab_size
     for ex in examples:
-        assert ex.logits.shape == (len(ex.response_ids), base.model.config.vocab_size)
-        assert ex.logits.argmax(-1).tolist() == ex.response_ids  # the teacher's response is its own greedy choice
+        assert ex.distribution(vocab).shape == (len(ex.response_ids), vocab)
+        assert ex.distribution(vocab).argmax(-1).tolist() == ex.response_ids  # the response is the teacher's greedy choice
+        assert (ex.logits is None) == ex.flagged  # refusals are point masses, built on demand
     assert examples[0].response_ids == refusal
     assert examples[2].response_ids != refusal
 
@@ -50,7 +52,7 @@ def test_batched_loss_equals_the_peft_forward_per_example(base, examples, loss):
         for ex in examples:  # PEFT's own forward, one unpadded example at a time
             logits = student(input_ids=torch.tensor([ex.prompt_ids + ex.response_ids])).logits[0]
             student_logits.append(logits[4 + len(ex.prompt_ids) - 1:-1])
-            teacher_logits.append(ex.logits)
+            teacher_logits.append(ex.distribution(logits.shape[-1]))
             targets += ex.response_ids
         expected = distillation_loss(loss, torch.cat(teacher_logits)[None], torch.tensor([targets]),
                                      torch.cat(student_logits)[None], torch.ones(1, len(targets)))
