@@ -9,6 +9,8 @@ HARMFUL_TRAIN = (DATA / "donotanswer_harmful.txt", DATA / "harmful_imperative.tx
 BENIGN_TRAIN = (DATA / "benign_train.txt", DATA / "benign_imperative.txt")
 HARMFUL_EVAL = DATA / "harmbench_standard.txt"
 BENIGN_EVAL = DATA / "benign_eval.txt"
+# the trained safety soft prompt for SmolLM2-135M-Instruct (PEFT prompt tuning; command in its sidecar)
+SHIPPED_PROMPT = Path(__file__).parent / "prompts" / "smollm2-135m-safety"
 
 
 def file_sha256(path: Path) -> str:
