@@ -52,6 +52,36 @@ def _report_verdict(report, where: Path) -> int:
     return 0 if report.passed else 1
 
 
+def _parity(args: argparse.Namespace) -> int:
+    from softfold.bundle import read_manifest, verify
+    from softfold.calibrate.prompts import DEFAULT_PROMPTS, read_prompts
+    from softfold.engines import engine_for
+    from softfold.export.quantize import Recipe
+    from softfold.load import default_model_path, load_base, load_soft_prompt
+    from softfold.parity import junit_xml, recipe_thresholds, run_parity, write_reports
+    from softfold.reference import Reference
+
+    bundle = Path(args.bundle)
+    if problems := verify(bundle):
+        raise UserError(f"bundle {bundle} is damaged ({problems[0]}): re-export it")
+    manifest = read_manifest(bundle)
+    base = load_base(args.model or default_model_path())
+    soft_prompt = load_soft_prompt(Path(args.soft_prompt), base.config.hidden_size)
+    if soft_prompt.sha256 != manifest["soft_prompt"]["sha256"]:
+        print(f"note: {args.soft_prompt} is not the soft prompt this bundle was exported with (sha256 differs)",
+              file=sys.stderr)
+    prompts = list(DEFAULT_PROMPTS) + (read_prompts(args.prompts) if args.prompts else [])
+    engine = engine_for(bundle, manifest["backend"], manifest["model"]["file"])
+    report = run_parity(Reference(base, soft_prompt.path), engine, prompts, manifest["recipe"],
+                        manifest["model"]["context_length"], recipe_thresholds(Recipe(manifest["recipe"])))
+    out = Path(args.report or bundle.parent / f"{bundle.name}.parity")
+    out.mkdir(parents=True, exist_ok=True)
+    write_reports(report, out)
+    if args.junit:
+        Path(args.junit).write_text(junit_xml(report))
+    return _report_verdict(report, out)
+
+
 def _verify(args: argparse.Namespace) -> int:
     from softfold.bundle import read_manifest, verify
 
@@ -247,6 +277,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-base", action="store_true", help="skip the base model (it takes as long as each system)")
     p.add_argument("--json", help="also write every system's per-prompt decisions here")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("parity", help="re-run the parity gate on an existing bundle (CI gates)",
+                       description="Checks the bundle's checksums, then gates it against the PyTorch reference "
+                                   "(base model + soft prompt) with the recipe's default thresholds, through the "
+                                   "same engines as at export. Exits 1 when the gate fails. The bundle itself is "
+                                   "never modified: reports go to --report.")
+    p.add_argument("bundle")
+    p.add_argument("--soft-prompt", required=True, help="PEFT prompt-tuning directory (the distillation checkpoint)")
+    p.add_argument("--model", help="base model (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--prompts", help="extra prompts, one per line (added to the calibration set)")
+    p.add_argument("--report", help="directory for parity.json / parity.md (default: BUNDLE.parity beside it)")
+    p.add_argument("--junit", help="also write the gate as JUnit XML here")
+    p.set_defaults(func=_parity)
 
     p = sub.add_parser("sensitivity", help="rank layers by how much their quantization moves the safety behavior",
                        description="Quantize one layer at a time (simulated 4-bit weights + int8 activations, soft "

@@ -6,6 +6,7 @@ import shutil
 import pytest
 import torch
 from conftest import MAX_CONTEXT
+from tiny import make_soft_prompt_dir
 from safetensors.torch import save_file
 
 from softfold.cli import main
@@ -143,3 +144,16 @@ def test_export_verify_and_run_commands(capsys, export, tiny_models, soft_prompt
         f.write(" ")
     assert main(["verify", str(out)]) == 1
     assert "tokenizer.json: checksum differs" in capsys.readouterr().err
+
+
+def test_parity_command_regates_an_existing_bundle(capsys, export_tiny, tiny_models, soft_prompts, tmp_path):
+    bundle = export_tiny("llama", 16, "executorch")
+    argv = ["parity", str(bundle), "--model", str(tiny_models["llama"]), "--report", str(tmp_path / "ok")]
+    assert main([*argv, "--soft-prompt", str(soft_prompts[("llama", 16)])]) == 0
+    assert json.loads((tmp_path / "ok" / "parity.json").read_text())["passed"]
+    # gated against another soft prompt (same shape), the bundle fails on its logits
+    other = make_soft_prompt_dir(tmp_path / "other", tiny_models["llama"], 16, seed=99)
+    argv[-1] = str(tmp_path / "bad")
+    assert main([*argv, "--soft-prompt", str(other)]) == 1
+    err = capsys.readouterr().err
+    assert "not the soft prompt this bundle was exported with" in err and "rel_dlogit" in err
