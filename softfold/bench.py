@@ -152,6 +152,7 @@ def run_bench(work: Path, model: Path, soft_prompt: Path, optimum_cli: str | Non
             r.skipped = f"run failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
             continue
         r.run = json.loads(proc.stdout.strip().splitlines()[-1])
+        (work / "bench.partial.json").write_text(json.dumps([x.__dict__ for x in results], indent=1))  # if cut short
     results.append(_dual_system(results))
     return {"machine": machine(), "new_tokens": new_tokens, "runs": runs,
             "results": [r.__dict__ for r in results], "goals": goals([r.__dict__ for r in results])}
