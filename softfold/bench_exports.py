@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     base = load_base(args.model or default_model_path())
     if args.kind == "hf":
+        base.model.hf_quantizer = None  # GGUF weights are dequantized to fp32 at load: plain safetensors from here
         base.model.save_pretrained(args.out)
         base.tokenizer.save_pretrained(args.out)
     elif args.kind == "plain":
