@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> None:
         base.model.hf_quantizer = None  # GGUF weights are dequantized to fp32 at load: plain safetensors from here
         base.model.save_pretrained(args.out)
         base.tokenizer.save_pretrained(args.out)
+        config = json.loads((args.out / "config.json").read_text())
+        config.pop("quantization_config", None)  # null here still reads as "quantized" to some tools
+        (args.out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     elif args.kind == "plain":
         export_plain(base, args.out, args.recipe)
     elif args.kind == "naive":
