@@ -93,7 +93,8 @@ def measure(engine: str, artifact: Path, prompt_file: Path, new_tokens: int, run
     prompt_tokens, samples = ENGINES[engine](artifact, prompt_file.read_text(), new_tokens, runs)
     return {"engine": engine, "prompt_tokens": prompt_tokens, "runs": runs,
             "ttft_ms": round(statistics.median(s[0] for s in samples), 1),
-            "decode_tok_s": round(statistics.median(s[1] for s in samples), 1),
+            # one new token (the guard's verdict) has no decode phase
+            "decode_tok_s": round(statistics.median(s[1] for s in samples), 1) if new_tokens > 1 else None,
             "rss_before_mib": round(before), "peak_rss_mib": round(peak_rss_mib())}
 
 
