@@ -73,11 +73,9 @@ def main(work: Path) -> dict:
         if "/" not in key:
             continue
         name, target = key.split("/")
-        if target == "executorch":
-            cmd = [HERE / "runner_speed.py", work / f"{name}-pte" / "model.pte"]
-        else:
-            cmd = [HERE / "genai_speed.py", work / f"{name}-onnx"]
-        cmd = [sys.executable, *map(str, cmd), str(work / "prompt.txt"), str(NEW_TOKENS), str(RUNS)]
+        engine, bundle = ("runner", f"{name}-pte") if target == "executorch" else ("genai", f"{name}-onnx")
+        cmd = [sys.executable, "-m", "softfold.bench_worker", engine, str(work / bundle), str(work / "prompt.txt"),
+               str(NEW_TOKENS), str(RUNS)]
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
         out[key]["engine"] = json.loads(res.stdout.strip().splitlines()[-1])
     return out

@@ -7,12 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from softfold.reference import chat_text
-
-
-def chat_token_ids(tokenizer, prompts: list[str]) -> list[list[int]]:
-    return [tokenizer(chat_text(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
-
 
 def onnx_prefill_feeds(model_path: Path, token_ids: list[list[int]]) -> list[dict[str, np.ndarray]]:
     """One prefill feed per prompt for the ONNX decoder: tokens, attention mask, empty past K/V."""

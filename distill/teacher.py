@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from softfold.load import BaseModel
-from softfold.reference import chat_text
+from softfold.reference import chat_ids
 
 DEFAULT_REFUSAL = "I'm sorry, but I can't help with that request."
 POINT_MASS_LOGIT = -1e4  # logits of a point mass: 0 on the token, this elsewhere
@@ -75,7 +75,7 @@ def teacher_examples(base: BaseModel, guard, prompts: list[str], max_response_to
     refusal_ids = tok(refusal, add_special_tokens=False)["input_ids"][:max_response_tokens - 1] + [stop[0]]
     out = []
     for prompt, flagged in tqdm(list(zip(prompts, guard.flags(prompts))), desc="teacher", leave=False):
-        ids = tok(chat_text(tok, prompt), add_special_tokens=False)["input_ids"]
+        ids = chat_ids(tok, prompt)
         if flagged:
             response = refusal_ids
             logits = None

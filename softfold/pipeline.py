@@ -18,7 +18,7 @@ from softfold.export.quantize import (EXECUTORCH_RECIPES, ONNX_RECIPES, Embeddin
                                       quantize_onnx)
 from softfold.parity import ParityReport, Thresholds, recipe_thresholds, run_parity, write_reports
 from softfold.prompt_format import PromptFormat, derive
-from softfold.reference import Reference, eos_ids
+from softfold.reference import Reference, chat_ids, eos_ids
 
 
 class Target(str, Enum):
@@ -139,11 +139,11 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
 def _calibration_feeds(base: BaseModel, scheme, onnx_path: Path) -> list[dict] | None:
     if not isinstance(scheme, OnnxStaticInt8):
         return None
-    from softfold.calibrate.feeds import chat_token_ids, onnx_prefill_feeds
+    from softfold.calibrate.feeds import onnx_prefill_feeds
     from softfold.calibrate.prompts import calibration_set
 
     harmful, benign = calibration_set(scheme.prompts_per_class)
-    return onnx_prefill_feeds(onnx_path, chat_token_ids(base.tokenizer, harmful + benign))
+    return onnx_prefill_feeds(onnx_path, [chat_ids(base.tokenizer, p) for p in harmful + benign])
 
 
 def derive_prompt_format(tokenizer) -> PromptFormat:

@@ -19,6 +19,11 @@ def chat_text(tokenizer, prompt: str) -> str:
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
+def chat_ids(tokenizer, prompt: str) -> list[int]:
+    """Token ids of `prompt` as the user's turn in the chat template, ready for the reply."""
+    return tokenizer(chat_text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+
+
 class Reference:
     def __init__(self, base: BaseModel, soft_prompt_dir=None):
         from peft import PeftModel
@@ -60,7 +65,7 @@ class Reference:
         return new, first
 
     def prompt_ids(self, prompt: str) -> list[int]:
-        return self.tokenizer(chat_text(self.tokenizer, prompt), add_special_tokens=False)["input_ids"]
+        return chat_ids(self.tokenizer, prompt)
 
     @torch.no_grad()
     def sample(self, prompt: str, max_new_tokens: int) -> RefSample:
