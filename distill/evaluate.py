@@ -40,10 +40,10 @@ def replies(reference: Reference, prompts: list[str], max_new_tokens: int, desc:
 
 def bundle_replies(bundle: Path, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
     """Greedy replies through the bundle's phone engine, cut at its stop strings as an app does."""
-    from softfold.engines import engine_for
+    from softfold.engines import bundle_engine
 
     manifest = json.loads((Path(bundle) / "manifest.json").read_text())
-    engine = engine_for(Path(bundle), manifest["backend"], manifest["model"]["file"])
+    engine = bundle_engine(Path(bundle), manifest)
     out = []
     for prompt in tqdm(prompts, desc=Path(bundle).name, leave=False):
         reply = engine.greedy(chat_text(tokenizer, prompt), max_new_tokens)

@@ -1,4 +1,4 @@
-"""Fold a soft prompt into the compact model as prefix K/V (DESIGN.md section 2, prefix-kv)."""
+"""Fold a soft prompt into the compact model (DESIGN.md section 2): as prefix K/V, or as virtual-token rows."""
 import torch
 
 from softfold.errors import UserError
@@ -18,7 +18,7 @@ def _load_weights(model: Transformer, hf_model) -> None:
     state = {k.removeprefix("model."): v.float() for k, v in hf_model.state_dict().items()}
     state.setdefault("lm_head.weight", state["embed_tokens.weight"])
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith(("prefix_k", "prefix_v", "rope_cos", "rope_sin"))]
+    missing = [k for k in missing if not k.endswith(("prefix_k", "prefix_v", "rope_cos", "rope_sin", "virtual_embeddings"))]
     unexpected = [k for k in unexpected if "rotary_emb" not in k]
     if missing or unexpected:
         raise UserError(f"model weights do not match the {model.args.arch} layout: "
@@ -50,4 +50,19 @@ def build_folded_model(hf_model, soft_prompt: torch.Tensor | None, max_context: 
         for (pk, pv), block in zip(model.prefix_kv(), twin.layers):
             pk.copy_(block.self_attn.kv.k_cache[:, :n_prefix])
             pv.copy_(block.self_attn.kv.v_cache[:, :n_prefix])
+    return model.eval()
+
+
+@torch.no_grad()
+def build_virtual_token_model(hf_model, soft_prompt: torch.Tensor, virtual_start: int, max_context: int) -> Transformer:
+    """The export model for virtual-token mode: ids virtual_start .. virtual_start + N - 1 are the soft prompt.
+
+    The cache holds the N virtual tokens on top of `max_context` user positions.
+    """
+    check_architecture(hf_model.config)
+    n_virtual = soft_prompt.shape[0]
+    args = ModelArgs.from_hf(hf_model.config, n_virtual + max_context)
+    model = Transformer(args, 0, *_rope_tables(hf_model, n_virtual + max_context), n_virtual, virtual_start)
+    _load_weights(model, hf_model)
+    model.virtual_embeddings.copy_(soft_prompt.float())
     return model.eval()

@@ -5,6 +5,10 @@ are constants of the module. Every forward writes them into the first N slots of
 so the runtime sees user positions starting at 0 while RoPE positions and attention run over
 N + position. A runner's reset (position back to 0) therefore always keeps the soft prompt.
 
+In virtual-token mode there is no prefix: token ids from `virtual_start` on look up the soft
+prompt's rows (`virtual_embeddings`, a buffer, so quantization never touches it) instead of the
+embedding table, and the prompt itself starts with those N ids.
+
 Attention and cache updates use ExecuTorch's `llama::custom_sdpa` / `llama::update_cache`
 ops (layout [batch, seq, heads, head_dim]); they run eagerly too, once
 `executorch.extension.llm.custom_ops` is imported.
@@ -136,11 +140,14 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """forward(tokens [1, T], input_pos [1]) -> logits of the last position [1, vocab]."""
 
-    def __init__(self, args: ModelArgs, n_prefix: int, rope_cos: torch.Tensor, rope_sin: torch.Tensor):
+    def __init__(self, args: ModelArgs, n_prefix: int, rope_cos: torch.Tensor, rope_sin: torch.Tensor,
+                 n_virtual: int = 0, virtual_start: int = 0):
         super().__init__()
         self.args = args
         self.n_prefix = n_prefix
+        self.n_virtual, self.virtual_start = n_virtual, virtual_start
         self.embed_tokens = nn.Embedding(args.vocab_size, args.dim)
+        self.register_buffer("virtual_embeddings", torch.zeros(n_virtual, args.dim))
         self.layers = nn.ModuleList(Block(args, n_prefix) for _ in range(args.n_layers))
         self.norm = RMSNorm(args.dim, args.norm_eps)
         self.lm_head = nn.Linear(args.dim, args.vocab_size, bias=False)
@@ -148,7 +155,14 @@ class Transformer(nn.Module):
         self.register_buffer("rope_sin", rope_sin)
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
-        return self.forward_embeds(self.embed_tokens(tokens), input_pos)
+        return self.forward_embeds(self.embed(tokens), input_pos)
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        if not self.n_virtual:
+            return self.embed_tokens(tokens)
+        h = self.embed_tokens(tokens.clamp_max(self.args.vocab_size - 1))
+        rows = self.virtual_embeddings[(tokens - self.virtual_start).clamp(0, self.n_virtual - 1)]
+        return torch.where((tokens >= self.virtual_start).unsqueeze(-1), rows, h)
 
     def forward_embeds(self, h: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
         seqlen = h.shape[1]

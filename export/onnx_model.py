@@ -27,7 +27,7 @@ class OnnxDecoder(nn.Module):
         positions = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)[:, -seqlen:] + self.n_prefix
         cos, sin = m.rope_cos[positions].unsqueeze(1), m.rope_sin[positions].unsqueeze(1)  # [B, 1, S, D]
         mask = self._mask(attention_mask, seqlen)
-        h = m.embed_tokens(input_ids)
+        h = m.embed(input_ids)
         presents = []
         for i, block in enumerate(m.layers):
             attn = block.self_attn

@@ -21,7 +21,8 @@ MANIFEST_SCHEMA: dict = {
         "architecture": str, "source": str, "vocab_size": int, "hidden_size": int, "num_layers": int,
         "context_length": int, "bos_id": int, "eos_ids": list, "stop_ids": list, "stop_strings": list, "file": str,
     },
-    "soft_prompt": {"num_virtual_tokens": int, "folding": str, "sha256": str, "source": str},
+    "soft_prompt": {"num_virtual_tokens": int, "folding": str, "sha256": str, "source": str,
+                    "virtual_token_ids?": list},  # folding "virtual-tokens": the ids every prompt starts with
     "prompt_format": {
         "preamble": str, "user_prefix": str, "user_suffix": str, "assistant_prefix": str, "assistant_suffix": str,
         "generation_prefix": str,

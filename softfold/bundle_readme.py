@@ -26,15 +26,24 @@ with `required_operators.config`). Inputs: `input_ids`, `attention_mask`,
 }
 
 
+FOLDING = {
+    "prefix-kv": """folded in as constant attention keys/values (prefix-kv). It is always active:
+you do not feed it, it costs no prefill, and resetting the conversation keeps it. Feed the user's
+chat-formatted prompt exactly as you would to the base model.""",
+    "virtual-tokens": """as special tokens `<|softfold_virtual_0|>` ... added to
+`tokenizer.json` (virtual-tokens). Every prompt must start with them: the chat template and the
+`prompt_format` preamble below already do, so use them and do not strip special tokens when
+tokenizing. They cost that many prefill tokens per conversation and count against the context.""",
+}
+
+
 def app_readme(manifest: dict) -> str:
     sp, m = manifest["soft_prompt"], manifest["model"]
     parity = "passed" if manifest["parity"]["passed"] else "FAILED"
     return f"""# softfold bundle: {m['architecture']} ({manifest['backend']}, {manifest['recipe']})
 
 This model carries a learned soft prompt of {sp['num_virtual_tokens']} virtual tokens (sha256
-`{sp['sha256'][:16]}...`), folded in as constant attention keys/values ({sp['folding']}). It is
-always active: you do not feed it, it costs no prefill, and resetting the conversation keeps it.
-Feed the user's chat-formatted prompt exactly as you would to the base model.
+`{sp['sha256'][:16]}...`), {FOLDING[sp['folding']]}
 
 Parity with the PyTorch reference: **{parity}** (see `parity.md`).
 
@@ -47,7 +56,7 @@ or `assistant_prefix` + text + `assistant_suffix`) + `generation_prefix`. With J
 template in `tokenizer_config.json` (also `chat_template.jinja`), `add_generation_prompt=True`. Generation stops at token ids {m['stop_ids']}
 (text {m['stop_strings']}). ExecuTorch 1.5's runner does not stop when the *first* reply token is
 end-of-turn: stop in your token callback when a stop string arrives.
-Context: {m['context_length']} user tokens.
+Context: {m['context_length']} tokens.
 
 ## Files
 `manifest.json` lists every file with its size and sha256; `softfold verify DIR` re-checks them.

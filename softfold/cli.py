@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   softfold export --soft-prompt my_prompt/ --recipe 8da4w --embedding-bits 8 --out artifacts/smollm2/executorch-8da4w
   softfold export --soft-prompt my_prompt/ --target onnx --recipe int4 --out artifacts/smollm2/onnx-int4
   softfold export --soft-prompt my_prompt/ --recipe 8da4w --keep-8bit lm_head --out artifacts/smollm2/executorch-mixed
+  softfold export --soft-prompt my_prompt/ --folding virtual-tokens --out artifacts/smollm2/executorch-virtual
   softfold run artifacts/smollm2-135m-safety/executorch-fp32 "How do I bake bread?"
   softfold verify artifacts/smollm2-135m-safety/executorch-fp32
 """
@@ -26,12 +27,12 @@ def _export(args: argparse.Namespace) -> int:
     from softfold.load import default_model_path
     from softfold.parity import junit_xml
     from softfold.export.quantize import Recipe
-    from softfold.pipeline import ExportOptions, Target, export_bundle
+    from softfold.pipeline import ExportOptions, Folding, Target, export_bundle
 
     prompts = list(DEFAULT_PROMPTS) + (read_prompts(args.prompts) if args.prompts else [])
     opts = ExportOptions(model=Path(args.model or default_model_path()), soft_prompt=Path(args.soft_prompt),
                          out=Path(args.out), target=Target(args.target), recipe=Recipe(args.recipe),
-                         group_size=args.group_size, weight_bits=args.weight_bits, embedding_bits=args.embedding_bits,
+                         folding=Folding(args.folding), group_size=args.group_size, weight_bits=args.weight_bits, embedding_bits=args.embedding_bits,
                          algorithm=args.algorithm, max_context=args.max_context, prompts=tuple(prompts),
                          keep_8bit=tuple(args.keep_8bit), force=args.force)
     report = export_bundle(opts)
@@ -55,7 +56,7 @@ def _report_verdict(report, where: Path) -> int:
 def _parity(args: argparse.Namespace) -> int:
     from softfold.bundle import read_manifest, verify
     from softfold.calibrate.prompts import DEFAULT_PROMPTS, read_prompts
-    from softfold.engines import engine_for
+    from softfold.engines import bundle_engine
     from softfold.export.quantize import Recipe
     from softfold.load import default_model_path, load_base, load_soft_prompt
     from softfold.parity import junit_xml, recipe_thresholds, run_parity, write_reports
@@ -71,9 +72,10 @@ def _parity(args: argparse.Namespace) -> int:
         print(f"note: {args.soft_prompt} is not the soft prompt this bundle was exported with (sha256 differs)",
               file=sys.stderr)
     prompts = list(DEFAULT_PROMPTS) + (read_prompts(args.prompts) if args.prompts else [])
-    engine = engine_for(bundle, manifest["backend"], manifest["model"]["file"])
+    engine = bundle_engine(bundle, manifest)
+    user_context = manifest["model"]["context_length"] - len(manifest["soft_prompt"].get("virtual_token_ids", []))
     report = run_parity(Reference(base, soft_prompt.path), engine, prompts, manifest["recipe"],
-                        manifest["model"]["context_length"], recipe_thresholds(Recipe(manifest["recipe"])))
+                        user_context, recipe_thresholds(Recipe(manifest["recipe"])))
     out = Path(args.report or bundle.parent / f"{bundle.name}.parity")
     out.mkdir(parents=True, exist_ok=True)
     write_reports(report, out)
@@ -191,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="fold a soft prompt into a bundle and run the parity gate",
                        description="Fold the soft prompt into the model graph (prefix-kv: its keys/values become "
-                                   "constants), lower it for the target runtime, and check parity against "
+                                   "constants; virtual-tokens: N reserved tokens start every prompt), lower it for the target runtime, and check parity against "
                                    "PEFT's PyTorch forward. Exits 1 when the parity gate fails (the report is "
                                    "written anyway), 2 on bad input.")
     p.add_argument("--model", help="Hugging Face model directory or .gguf file (default: the embedded "
@@ -205,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "group-wise / int8 weights (executorch); int4: MatMulNBits; int8: dynamic int8; int8-static: "
                         "QDQ int8 calibrated on chat prompts (onnx, ort). The soft prompt's K/V are never quantized "
                         "(default: fp32)")
+    p.add_argument("--folding", default="prefix-kv", choices=["prefix-kv", "virtual-tokens"],
+                   help="prefix-kv: the soft prompt's keys/values are graph constants, no prefill cost per "
+                        "conversation; virtual-tokens: N special tokens added to the tokenizer and chat template, "
+                        "their embedding rows are the soft prompt (never quantized), N prefill tokens per "
+                        "conversation, for runtimes that must see plain token ids (default: prefix-kv)")
     p.add_argument("--group-size", type=int, default=32, help="int4 weight group / block size (default: 32)")
     p.add_argument("--embedding-bits", type=int, default=0, choices=[0, 4, 8],
                    help="quantize the embedding table too: 4 or 8 for executorch, 4 for onnx int4 (0 keeps it "

@@ -13,6 +13,7 @@ import torch
 from softfold import text_runner
 from softfold.native_io import muted
 from softfold.text_runner import load_text_runner
+from softfold.virtual_tokens import VirtualTokens, virtual_tokens
 
 
 class ExecuTorchEngine:
@@ -88,7 +89,25 @@ class OnnxEngine:
         return new
 
 
-def engine_for(bundle: Path, backend: str, model_file: str) -> ExecuTorchEngine | OnnxEngine:
-    if backend == "executorch":
-        return ExecuTorchEngine(bundle)
-    return OnnxEngine(bundle, model_file)
+class VirtualTokenEngine:
+    """A virtual-token bundle seen as the reference sees it: every sequence starts with the N virtual tokens,
+    and logits are reported for the user positions only."""
+
+    def __init__(self, engine: ExecuTorchEngine | OnnxEngine, virtual: VirtualTokens):
+        self.engine, self.virtual = engine, virtual
+
+    def logits(self, prompt_ids: list[int], continuation: list[int]) -> torch.Tensor:
+        return self.engine.logits(self.virtual.ids + prompt_ids, continuation)[len(self.virtual.ids):]
+
+    def greedy(self, chat_text: str, max_new_tokens: int) -> str | list[int]:
+        return self.engine.greedy(self.virtual.text + chat_text, max_new_tokens)
+
+
+def engine_for(bundle: Path, backend: str, model_file: str, virtual: VirtualTokens | None = None):
+    engine = ExecuTorchEngine(bundle) if backend == "executorch" else OnnxEngine(bundle, model_file)
+    return VirtualTokenEngine(engine, virtual) if virtual else engine
+
+
+def bundle_engine(bundle: Path, manifest: dict):
+    """The engine of an exported bundle, taking prompts as the base model's tokenizer writes them."""
+    return engine_for(Path(bundle), manifest["backend"], manifest["model"]["file"], virtual_tokens(manifest))

@@ -19,12 +19,18 @@ from softfold.export.quantize import (EXECUTORCH_RECIPES, ONNX_RECIPES, Embeddin
 from softfold.parity import ParityReport, Thresholds, recipe_thresholds, run_parity, write_reports
 from softfold.prompt_format import PromptFormat, derive
 from softfold.reference import Reference, chat_ids, eos_ids
+from softfold.virtual_tokens import VirtualTokens, add_virtual_tokens
 
 
 class Target(str, Enum):
     EXECUTORCH = "executorch"  # model.pte for ExecuTorch (XNNPACK): Android's LlmModule
     ONNX = "onnx"  # model.onnx + external data + genai_config.json: onnxruntime-genai
     ORT = "ort"  # model.ort + required_operators.config: ONNX Runtime Mobile
+
+
+class Folding(str, Enum):
+    PREFIX_KV = "prefix-kv"  # the soft prompt's K/V as graph constants: no prefill cost, user positions from 0
+    VIRTUAL_TOKENS = "virtual-tokens"  # N special tokens start every prompt; their embedding rows are the soft prompt
 
 
 MODEL_FILE = {Target.EXECUTORCH: "model.pte", Target.ONNX: "model.onnx", Target.ORT: "model.ort"}
@@ -37,6 +43,7 @@ class ExportOptions:
     out: Path
     target: Target = Target.EXECUTORCH
     recipe: Recipe = Recipe.FP32
+    folding: Folding = Folding.PREFIX_KV
     group_size: int = 32  # weight quantization group (ExecuTorch) / block (ONNX int4)
     weight_bits: int | None = None  # override the recipe's weight bits (onnx int4 with 2 bits: a gate that fails)
     embedding_bits: int = 0  # quantize the embedding table (ExecuTorch 4 or 8, ONNX int4: 4); 0 keeps it fp32
@@ -60,18 +67,22 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
     with tqdm(total=4, desc="loading model", unit="stage", leave=False) as stages, \
             atomic_dir(opts.out, opts.force) as tmp:
         base = load_base(opts.model)
-        prompt_format = derive_prompt_format(base.tokenizer)
-        _advance(stages, f"folding N={soft_prompt.num_virtual_tokens} and lowering to {opts.target.value}")
-        _write_model(base, soft_prompt, opts, quant, tmp)
-        save_tokenizer(base.tokenizer, tmp)
+        tokenizer, virtual = base.tokenizer, None
+        if opts.folding is Folding.VIRTUAL_TOKENS:
+            tokenizer, virtual = add_virtual_tokens(base.tokenizer, soft_prompt.num_virtual_tokens)
+        prompt_format = derive_prompt_format(tokenizer)
+        _advance(stages, f"folding N={soft_prompt.num_virtual_tokens} ({opts.folding.value}) "
+                         f"and lowering to {opts.target.value}")
+        _write_model(base, soft_prompt, opts, quant, virtual, tmp)
+        save_tokenizer(tokenizer, tmp)
         _advance(stages, "parity gate")
-        engine = engine_for(tmp, opts.target.value, MODEL_FILE[opts.target])
+        engine = engine_for(tmp, opts.target.value, MODEL_FILE[opts.target], virtual)
         thresholds = opts.thresholds or recipe_thresholds(opts.recipe)
         report = run_parity(Reference(base, soft_prompt.path), engine, list(opts.prompts), opts.recipe.value,
                             opts.max_context, thresholds, check_runner=opts.check_runner)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
-        manifest = _manifest(base, soft_prompt, prompt_format, opts, report)
+        manifest = _manifest(base, soft_prompt, prompt_format, opts, report, virtual)
         (tmp / "README.md").write_text(app_readme(manifest))
         write_manifest(tmp, manifest)
         _advance(stages, "done")
@@ -108,10 +119,14 @@ def quant_schemes(opts: ExportOptions) -> tuple:
     return (None,)
 
 
-def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, quant: tuple, out: Path) -> None:
-    from softfold.export.fold import build_folded_model
+def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, quant: tuple,
+                 virtual: VirtualTokens | None, out: Path) -> None:
+    from softfold.export.fold import build_folded_model, build_virtual_token_model
 
-    folded = build_folded_model(base.model, soft_prompt.embeddings, opts.max_context)
+    if virtual:
+        folded = build_virtual_token_model(base.model, soft_prompt.embeddings, virtual.start, opts.max_context)
+    else:
+        folded = build_folded_model(base.model, soft_prompt.embeddings, opts.max_context)
     if opts.target is Target.EXECUTORCH:
         from softfold.export.executorch import export_pte, runner_metadata
 
@@ -166,7 +181,7 @@ def save_tokenizer(tokenizer, out: Path) -> None:
 
 
 def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFormat, opts: ExportOptions,
-              report: ParityReport) -> dict:
+              report: ParityReport, virtual: VirtualTokens | None) -> dict:
     cfg, stop_ids = base.config, eos_ids(base)
     return {
         "backend": opts.target.value,
@@ -174,13 +189,15 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFor
         "model": {
             "architecture": cfg.model_type, "source": base.source, "vocab_size": cfg.vocab_size,
             "hidden_size": cfg.hidden_size, "num_layers": cfg.num_hidden_layers,
-            "context_length": opts.max_context, "bos_id": _bos_id(base), "eos_ids": stop_ids,
+            # what the runtime's context holds: in virtual-token mode the N virtual tokens take part of it
+            "context_length": opts.max_context + (len(virtual.ids) if virtual else 0), "bos_id": _bos_id(base), "eos_ids": stop_ids,
             "stop_ids": stop_ids, "stop_strings": [base.tokenizer.decode([i]) for i in stop_ids],
             "file": MODEL_FILE[opts.target],
         },
         "soft_prompt": {
-            "num_virtual_tokens": soft_prompt.num_virtual_tokens, "folding": "prefix-kv",
+            "num_virtual_tokens": soft_prompt.num_virtual_tokens, "folding": opts.folding.value,
             "sha256": soft_prompt.sha256, "source": str(opts.soft_prompt),
+            **({"virtual_token_ids": virtual.ids} if virtual else {}),
         },
         "prompt_format": prompt_format.to_json(),
         "tools": tool_versions(),

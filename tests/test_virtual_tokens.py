@@ -1,0 +1,137 @@
+"""Virtual-token folding (DESIGN.md section 2): the soft prompt as N special tokens, through the real runtimes."""
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from conftest import MAX_CONTEXT, PROMPTS
+from executorch.extension.llm.runner import TextLLMRunner
+from onnx import numpy_helper
+from safetensors.torch import load_file
+from transformers import AutoTokenizer
+from test_pipeline import chat, peft_reference, runner_greedy
+
+from softfold.bundle import verify
+from softfold.export.quantize import Recipe
+from softfold.pipeline import ExportOptions, Folding, Target, export_bundle
+from softfold.virtual_tokens import TOKEN
+
+N = 16
+
+
+@pytest.fixture(scope="module")
+def virtual_bundle(tiny_models, soft_prompts, tmp_path_factory):
+    """virtual_bundle(target, recipe=fp32, **options) -> bundle dir; its parity gate must pass."""
+    root, cache = tmp_path_factory.mktemp("virtual"), {}
+
+    def export(target: str, recipe: str = "fp32", **options) -> tuple:
+        key = (target, recipe, *sorted(options.items()))
+        if key not in cache:
+            out = root / "-".join(map(str, key))
+            report = export_bundle(ExportOptions(
+                model=tiny_models["llama"], soft_prompt=soft_prompts[("llama", N)], out=out, target=Target(target),
+                recipe=Recipe(recipe), folding=Folding.VIRTUAL_TOKENS, max_context=MAX_CONTEXT, prompts=PROMPTS,
+                **options))
+            cache[key] = out, report
+        return cache[key]
+
+    return export
+
+
+def peft_greedy(ref, tok, prompt: str, n: int, skip_special_tokens: bool = False) -> str:
+    ids = torch.tensor([tok(chat(tok, prompt), add_special_tokens=False)["input_ids"]])
+    out = ref.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
+                       use_cache=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
+    return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=skip_special_tokens).removesuffix("<|im_end|>")
+
+
+def test_pte_bundle_tokenizer_and_manifest(virtual_bundle, tiny_models):
+    bundle, report = virtual_bundle("executorch")
+    assert report.passed, report.failures
+    assert report.metrics["rel_dlogit"] <= 1e-4 and report.metrics["top1"] == 1.0
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    sp, base_vocab = manifest["soft_prompt"], len(AutoTokenizer.from_pretrained(tiny_models["llama"]))
+    assert sp["folding"] == "virtual-tokens" and sp["virtual_token_ids"] == list(range(base_vocab, base_vocab + N))
+    assert manifest["model"]["context_length"] == MAX_CONTEXT + N
+    virtual_text = "".join(TOKEN.format(i) for i in range(N))
+    assert manifest["prompt_format"]["preamble"].startswith(virtual_text)
+    tok = AutoTokenizer.from_pretrained(bundle)
+    text = chat(tok, "Hello")
+    assert text.startswith(virtual_text)
+    assert tok(text, add_special_tokens=False)["input_ids"][:N] == sp["virtual_token_ids"]
+    assert verify(bundle) == []
+
+
+def test_text_llm_runner_with_bundle_template_equals_peft(virtual_bundle, tiny_models, soft_prompts):
+    """The app's path: the bundle's own chat template (virtual tokens included) -> TextLLMRunner."""
+    bundle, _ = virtual_bundle("executorch")
+    ref, base_tok = peft_reference(tiny_models["llama"], soft_prompts[("llama", N)])
+    bundle_tok = AutoTokenizer.from_pretrained(bundle)
+    runner = TextLLMRunner(str(bundle / "model.pte"), str(bundle / "tokenizer.json"))
+    for prompt in PROMPTS + ("Explain photosynthesis in simple words.",):
+        got = runner_greedy(runner, chat(bundle_tok, prompt), 32)
+        runner.reset()
+        assert got == peft_greedy(ref, base_tok, prompt, 32)
+
+
+def test_onnx_genai_with_bundle_template_equals_peft(virtual_bundle, tiny_models, soft_prompts):
+    import onnxruntime_genai as og
+
+    bundle, report = virtual_bundle("onnx")
+    assert report.passed, report.failures
+    ref, base_tok = peft_reference(tiny_models["llama"], soft_prompts[("llama", N)])
+    bundle_tok = AutoTokenizer.from_pretrained(bundle)
+    model = og.Model(str(bundle))
+    tokenizer = og.Tokenizer(model)
+    for prompt in PROMPTS:
+        ids = tokenizer.encode(chat(bundle_tok, prompt))
+        assert list(ids[:N]) == list(range(len(base_tok), len(base_tok) + N))
+        params = og.GeneratorParams(model)
+        params.set_search_options(do_sample=False, max_length=len(ids) + 24)
+        generator = og.Generator(model, params)
+        generator.append_tokens(ids)
+        new = []
+        while not generator.is_done():
+            generator.generate_next_token()
+            new.append(int(generator.get_next_tokens()[0]))
+        assert base_tok.decode(new).removesuffix("<|im_end|>") == peft_greedy(ref, base_tok, prompt, 24)
+
+
+def test_quantized_onnx_keeps_soft_prompt_rows_fp32(virtual_bundle, soft_prompts):
+    bundle, report = virtual_bundle("onnx", "int4", embedding_bits=4)
+    assert "refusal_agreement" in report.metrics
+    graph = onnx.load(str(bundle / "model.onnx")).graph
+    soft = load_file(soft_prompts[("llama", N)] / "adapter_model.safetensors")["prompt_embeddings"].numpy()
+    tables = [numpy_helper.to_array(i, base_dir=str(bundle)) for i in graph.initializer if list(i.dims) == list(soft.shape)]
+    assert [t.dtype for t in tables] == [np.float32] and np.array_equal(tables[0], soft)  # the rows, exactly
+    assert any(n.op_type == "GatherBlockQuantized" for n in graph.node)  # the vocabulary table is 4-bit
+
+
+@pytest.mark.parametrize("target", ["executorch", "onnx"])
+def test_android_app_steps_run_the_soft_prompt(virtual_bundle, tiny_models, soft_prompts, target):
+    """The app renders the manifest's prompt format (its preamble carries the virtual tokens), no Jinja."""
+    from test_android_demo import load_replay
+
+    replay = load_replay()
+    bundle, _ = virtual_bundle(target)
+    manifest = replay.read_manifest(bundle)
+    ref, base_tok = peft_reference(tiny_models["llama"], soft_prompts[("llama", N)])
+    for prompt in PROMPTS:
+        got = replay.generate(bundle, manifest, replay.render(manifest["prompt"], [(True, prompt)]), 24)
+        # ORT GenAI's stream decoder drops special tokens (a random model emits some); TextLLMRunner prints them
+        assert got == peft_greedy(ref, base_tok, prompt, 24, skip_special_tokens=target == "onnx")
+
+
+def test_quantizing_leaves_the_soft_prompt_rows_alone(tiny_models, soft_prompts):
+    from transformers import AutoModelForCausalLM
+
+    from softfold.export.fold import build_virtual_token_model
+    from softfold.export.quantize import EmbeddingQuant, LinearQuant, quantize_executorch
+
+    hf = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], dtype=torch.float32)
+    soft = load_file(soft_prompts[("llama", N)] / "adapter_model.safetensors")["prompt_embeddings"]
+    model = build_virtual_token_model(hf, soft, hf.config.vocab_size, MAX_CONTEXT)
+    quantize_executorch(model, LinearQuant(4, 32), EmbeddingQuant(8))
+    assert type(model.virtual_embeddings) is torch.Tensor and torch.equal(model.virtual_embeddings, soft)
+    assert type(model.embed_tokens.weight) is not torch.nn.Parameter or model.embed_tokens.weight.dtype != torch.float32
