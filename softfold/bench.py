@@ -28,7 +28,9 @@ class Variant:
     name: str
     engine: str  # softfold.bench_worker engine: runner | genai | naive
     export: tuple[str, ...] = ()  # argv run in a fresh process; {work}, {sp}, {hf}, {py}, {optimum} filled in
-    prompt: str = "chat"  # chat: the user prompt in the chat template; guard: the guard's prompt, 1 new token
+    # chat: the user prompt in the model's chat template; bundle: in the bundle's own template (virtual-token
+    # bundles start every prompt with their N tokens); guard: the guard's prompt, 1 new token
+    prompt: str = "chat"
     needs: str = ""  # an executable the export needs; missing: the variant is skipped
 
 
@@ -41,6 +43,10 @@ def variants() -> list[Variant]:
     return [
         Variant("softfold-pte-fp32", "runner", (*sf, "--out", "{out}")),
         Variant("softfold-pte-8da4w", "runner", (*sf, "--recipe", "8da4w", "--embedding-bits", "8", "--out", "{out}")),
+        Variant("softfold-pte-fp32-virtual", "runner", (*sf, "--folding", "virtual-tokens", "--out", "{out}"),
+                prompt="bundle"),
+        Variant("softfold-pte-8da4w-virtual", "runner", (*sf, "--folding", "virtual-tokens", "--recipe", "8da4w",
+                                                          "--embedding-bits", "8", "--out", "{out}"), prompt="bundle"),
         Variant("no-soft-prompt-pte-fp32", "runner", (*ex, "plain", "{out}")),
         Variant("no-soft-prompt-pte-8da4w", "runner", (*ex, "plain", "{out}", "--recipe", "8da4w")),
         Variant("naive-pte-fp32", "naive", (*ex, "naive", "{out}", "--soft-prompt", "{sp}")),
@@ -145,7 +151,7 @@ def run_bench(work: Path, model: Path, soft_prompt: Path, optimum_cli: str | Non
         r.artifact_mib = round(_size_mib(out), 1)
         if v.engine == "runner" and not (out / "tokenizer.json").exists():
             shutil.copy(Path(fill["hf"]) / "tokenizer.json", out / "tokenizer.json")
-        prompt, tokens = (work / "chat.txt", new_tokens) if v.prompt == "chat" else (work / "guard.txt", 1)
+        prompt, tokens = _prompt_file(v, work, out), (1 if v.prompt == "guard" else new_tokens)
         proc = subprocess.run([sys.executable, "-m", "softfold.bench_worker", v.engine, str(out), str(prompt),
                                str(tokens), str(runs)], env=env, capture_output=True, text=True)
         if proc.returncode:
@@ -156,6 +162,17 @@ def run_bench(work: Path, model: Path, soft_prompt: Path, optimum_cli: str | Non
     results.append(_dual_system(results))
     return {"machine": machine(), "new_tokens": new_tokens, "runs": runs,
             "results": [r.__dict__ for r in results], "goals": goals([r.__dict__ for r in results])}
+
+
+def _prompt_file(v: Variant, work: Path, out: Path) -> Path:
+    if v.prompt == "bundle":
+        from transformers import AutoTokenizer
+
+        from softfold.reference import chat_text
+
+        (out / "chat.txt").write_text(chat_text(AutoTokenizer.from_pretrained(out), PROMPT))
+        return out / "chat.txt"
+    return work / f"{v.prompt}.txt"
 
 
 def _dual_system(results: list[Result]) -> Result:

@@ -8,11 +8,11 @@ def test_bench_exports_times_and_reports(tiny_models, soft_prompts, tmp_path, ca
     work = tmp_path / "bench"
     argv = ["bench", "--model", str(tiny_models["llama"]), "--soft-prompt", str(soft_prompts[("llama", 16)]),
             "--work", str(work), "--new-tokens", "8", "--runs", "1",
-            "--only", "softfold-pte-fp32", "naive-pte-fp32", "ortgenai-builder-fp32", "optimum-executorch-8da4w"]
+            "--only", "softfold-pte-fp32", "softfold-pte-fp32-virtual", "naive-pte-fp32", "ortgenai-builder-fp32", "optimum-executorch-8da4w"]
     assert main(argv) == 0
     report = json.loads((work / "bench.json").read_text())
     by = {r["name"]: r for r in report["results"]}
-    for name in ("softfold-pte-fp32", "naive-pte-fp32", "ortgenai-builder-fp32"):
+    for name in ("softfold-pte-fp32", "softfold-pte-fp32-virtual", "naive-pte-fp32", "ortgenai-builder-fp32"):
         r = by[name]
         assert not r["skipped"], r["skipped"]
         assert r["export_s"] > 0 and r["export_peak_rss_mib"] > 50 and r["artifact_mib"] > 0
@@ -20,6 +20,8 @@ def test_bench_exports_times_and_reports(tiny_models, soft_prompts, tmp_path, ca
         assert r["run"]["ttft_ms"] >= 0 and r["run"]["decode_tok_s"] > 0 and r["run"]["peak_rss_mib"] > 50
     # one prompt for all: the chat template's tokens, the soft prompt never counted as prompt tokens
     assert len({by[n]["run"]["prompt_tokens"] for n in ("softfold-pte-fp32", "naive-pte-fp32", "ortgenai-builder-fp32")}) == 1
+    # virtual-token mode: the same prompt in the bundle's template, which starts with the 16 virtual tokens
+    assert by["softfold-pte-fp32-virtual"]["run"]["prompt_tokens"] == by["softfold-pte-fp32"]["run"]["prompt_tokens"] + 16
     assert "optimum-cli" in by["optimum-executorch-8da4w"]["skipped"]
     naive_goal = next(g for g in report["goals"] if g["goal"] == "first token vs naive prefill (fp32)")
     assert naive_goal["ratio"] == round(by["softfold-pte-fp32"]["run"]["ttft_ms"] / by["naive-pte-fp32"]["run"]["ttft_ms"], 3)
