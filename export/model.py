@@ -63,14 +63,21 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x32.to(x.dtype)
+        # As [1, tokens, dim, 1]: XNNPACK delegates a mean only over the two innermost dims of a 4-D tensor,
+        # and a view only when its sizes are static (-1 allowed), so the norm stays inside the partition.
+        x4 = x.float().reshape(1, -1, x.shape[-1], 1)
+        x4 = x4 * torch.rsqrt(x4.pow(2).mean((2, 3), keepdim=True) + self.eps)
+        return self.weight * x4.reshape(*x.shape[:-2], -1, x.shape[-1]).to(x.dtype)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat((-x2, x1), dim=-1)
+
+
+def rotate_half_matrix(head_dim: int) -> torch.Tensor:
+    """R with x @ R == rotate_half(x): a signed permutation, so the product is exact."""
+    return rotate_half(torch.eye(head_dim))
 
 
 class KVCache(nn.Module):
@@ -97,20 +104,23 @@ class Attention(nn.Module):
         kv_shape = (1, n_prefix, args.n_kv_heads, args.head_dim)
         self.register_buffer("prefix_k", torch.zeros(kv_shape))
         self.register_buffer("prefix_v", torch.zeros(kv_shape))
+        self.register_buffer("rotate", rotate_half_matrix(args.head_dim), persistent=False)
+
+    def rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        # rotate_half as a matmul: XNNPACK cannot split a dynamic-length tensor, but it runs this product
+        rotated = (x.reshape(-1, x.shape[-1]) @ self.rotate).reshape(x.shape[0], -1, *x.shape[2:])
+        return x * cos + rotated * sin
 
     def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        bsz, seqlen, _ = x.shape
-        a = self.args
-        q = self.q_proj(x).view(bsz, seqlen, a.n_heads, a.head_dim)
-        k = self.k_proj(x).view(bsz, seqlen, a.n_kv_heads, a.head_dim)
-        v = self.v_proj(x).view(bsz, seqlen, a.n_kv_heads, a.head_dim)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        a = self.args  # views use -1 for the token count: XNNPACK delegates views with static sizes only
+        q = self.rope(self.q_proj(x).view(1, -1, a.n_heads, a.head_dim), cos, sin)
+        k = self.rope(self.k_proj(x).view(1, -1, a.n_kv_heads, a.head_dim), cos, sin)
+        v = self.v_proj(x).view(1, -1, a.n_kv_heads, a.head_dim)
         if self.prefix_k.shape[1] > 0:
             self.kv.update(0, self.prefix_k, self.prefix_v)
         self.kv.update(start, k, v)
         y = torch.ops.llama.custom_sdpa(q, self.kv.k_cache, self.kv.v_cache, start, None, 0, True)
-        return self.o_proj(y.reshape(bsz, seqlen, a.n_heads * a.head_dim))
+        return self.o_proj(y.view(1, -1, a.n_heads * a.head_dim))
 
 
 class MLP(nn.Module):
