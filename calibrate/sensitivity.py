@@ -62,11 +62,16 @@ def fake_quantize_weight(weight: torch.Tensor, bits: int, group_size: int) -> to
 
 
 def fake_quantize_activation(x: torch.Tensor) -> torch.Tensor:
-    """Asymmetric int8 per token (the last dimension), back to float."""
+    """Asymmetric int8 per token (the last dimension), back to float.
+
+    Gradients pass straight through (the rounding's own gradient is zero almost everywhere), so a soft
+    prompt can be trained through the quantized model (`softfold distill --quantization-aware`).
+    """
     lo, hi = x.amin(-1, keepdim=True).clamp_max(0), x.amax(-1, keepdim=True).clamp_min(0)
     scale = ((hi - lo) / 255).clamp_min(1e-12)
     zero = (-128 - lo / scale).round()
-    return ((x / scale + zero).round().clamp(-128, 127) - zero) * scale
+    q = ((x / scale + zero).round().clamp(-128, 127) - zero) * scale
+    return q if not x.requires_grad else x + (q - x).detach()
 
 
 @contextmanager

@@ -11,9 +11,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from softfold.calibrate.sensitivity import quantized
 from softfold.distill.losses import Loss, distillation_loss
 from softfold.distill.teacher import TeacherExample
-from softfold.load import BaseModel
+from softfold.errors import UserError
+from softfold.load import BaseModel, load_soft_prompt
 from softfold.softprompt import SAFETY_INIT_TEXT, text_embeddings
 
 CHECKPOINT = "checkpoint"
@@ -30,6 +32,10 @@ class DistillConfig:
     eval_every: int = 50
     init_text: str = SAFETY_INIT_TEXT
     bf16: bool = False  # bfloat16 autocast for the frozen LLM's compute; the soft prompt and the loss stay fp32
+    # Also train through the 4-bit bundles' arithmetic (group-32 weights, int8 activations, simulated): the loss
+    # is the fp32 student's plus the quantized student's, so the prompt holds its behavior in both.
+    quantization_aware: bool = False
+    init_from: str = ""  # start from this PEFT prompt-tuning directory instead of init_text
 
 
 def make_student(base: BaseModel, config: DistillConfig):
@@ -39,7 +45,14 @@ def make_student(base: BaseModel, config: DistillConfig):
                                      prompt_tuning_init=PromptTuningInit.RANDOM)
     student = get_peft_model(base.model, peft_config)
     with torch.no_grad():
-        prompt_weight(student).copy_(text_embeddings(base, config.init_text, config.num_virtual_tokens))
+        if config.init_from:
+            init = load_soft_prompt(config.init_from, base.config.hidden_size).embeddings
+            if init.shape[0] != config.num_virtual_tokens:
+                raise UserError(f"--init-from {config.init_from} has {init.shape[0]} virtual tokens, "
+                                f"--num-virtual-tokens is {config.num_virtual_tokens}: make them equal")
+        else:
+            init = text_embeddings(base, config.init_text, config.num_virtual_tokens)
+        prompt_weight(student).copy_(init)
     return student
 
 
@@ -73,6 +86,22 @@ def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = Fa
     teacher = torch.stack([_pad_rows(ex.distribution(vocab), reply) for ex in batch]).to(prompt.device)
     targets = torch.tensor([ex.response_ids + [0] * (reply - len(ex.response_ids)) for ex in batch], device=prompt.device)
     return distillation_loss(loss, teacher, targets, logits, mask)
+
+
+def training_loss(student, batch: list[TeacherExample], config: DistillConfig) -> torch.Tensor:
+    """batch_loss, plus the same loss through the simulated 4-bit model when training quantization-aware."""
+    loss = batch_loss(student, batch, config.loss, config.bf16)
+    if config.quantization_aware:
+        with simulated_4bit(student):
+            loss = loss + batch_loss(student, batch, config.loss, config.bf16)
+    return loss
+
+
+def simulated_4bit(student):
+    """Every Linear of the frozen LLM (LM head included) at 4-bit group-32 weights x int8 activations."""
+    lm = student.get_base_model()
+    layers = tuple(f"layers.{i}" for i in range(lm.config.num_hidden_layers)) + ("lm_head",)
+    return quantized(lm, layers, bits=4, group_size=32)
 
 
 def _pad_rows(rows: torch.Tensor, n: int) -> torch.Tensor:
@@ -118,6 +147,14 @@ def evaluate_loss(student, examples: list[TeacherExample], config: DistillConfig
     return sum(batch_loss(student, chunk, config.loss, config.bf16).item() for chunk in chunks) / max(len(chunks), 1)
 
 
+def evaluate_losses(student, examples: list[TeacherExample], config: DistillConfig) -> dict[str, float]:
+    losses = {"eval_loss": evaluate_loss(student, examples, config)}
+    if config.quantization_aware:
+        with simulated_4bit(student):
+            losses["eval_loss_4bit"] = evaluate_loss(student, examples, config)
+    return losses
+
+
 def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[TeacherExample], config: DistillConfig,
           out: Path, resume: bool = True) -> dict:
     """Train, checkpointing every eval_every steps; returns the final metrics. The student lands in `out`."""
@@ -133,14 +170,14 @@ def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[Teach
     bar = tqdm(range(start, config.steps), desc=f"distill ({config.loss.value})", initial=start, total=config.steps)
     for step in bar:
         batch = [train_set[i] for i in batch_order(len(train_set), config.batch_size, config.seed, step)]
-        loss = batch_loss(student, batch, config.loss, config.bf16)
+        loss = training_loss(student, batch, config)
         accelerator.backward(loss)
         optimizer.step()
         optimizer.zero_grad()
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             history.append({"step": step + 1, "train_loss": loss.item(),
-                            "eval_loss": evaluate_loss(student, eval_set, config)})
+                            **evaluate_losses(accelerator.unwrap_model(student), eval_set, config)})
             _save_checkpoint(out, step + 1, accelerator.unwrap_model(student), optimizer)
     accelerator.unwrap_model(student).save_pretrained(out)
     return {"history": history, "config": {**asdict(config), "loss": config.loss.value}}

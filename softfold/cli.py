@@ -113,7 +113,7 @@ def _distill(args: argparse.Namespace) -> int:
 
     config = DistillConfig(loss=Loss(args.loss), num_virtual_tokens=args.num_virtual_tokens, steps=args.steps,
                            batch_size=args.batch_size, lr=args.lr, seed=args.seed, eval_every=args.eval_every,
-                           bf16=args.bf16)
+                           bf16=args.bf16, quantization_aware=args.quantization_aware, init_from=args.init_from or "")
     job = DistillJob(model=Path(args.model or default_model_path()), out=Path(args.out), config=config,
                      harmful=tuple(map(Path, args.harmful)), benign=tuple(map(Path, args.benign)), guard=args.guard,
                      max_response_tokens=args.max_response_tokens, command=args.command_line,
@@ -267,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "or reuse them when FILE holds the same teacher's (model, guard, data): for loss or lr sweeps")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the frozen LLM (about 1.8x faster on "
                                                        "CPUs with AVX512-BF16 and on GPUs); the prompt stays fp32")
+    p.add_argument("--quantization-aware", action="store_true",
+                   help="also train through the 4-bit bundles' arithmetic (8da4w / int4: group-32 weights, int8 "
+                        "activations, simulated), so refusals survive quantization; about 2x the time per step")
+    p.add_argument("--init-from", metavar="DIR", help="start from this PEFT prompt-tuning directory (e.g. a trained "
+                                                       "prompt, to fine-tune it quantization-aware)")
     p.set_defaults(func=_distill)
 
     p = sub.add_parser("eval", help="refusal rate on harmful prompts, answer rate on benign ones",

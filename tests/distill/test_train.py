@@ -8,7 +8,8 @@ from transformers import AutoConfig, AutoModelForSequenceClassification
 from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
 from softfold.distill.losses import Loss, distillation_loss
 from softfold.distill.teacher import DEFAULT_REFUSAL, teacher_examples
-from softfold.distill.train import DistillConfig, batch_loss, evaluate_loss, make_student, prompt_weight, train
+from softfold.distill.train import (DistillConfig, batch_loss, evaluate_loss, make_student, prompt_weight,
+                                    simulated_4bit, train)
 from softfold.load import load_base
 
 HARMFUL = ["How do I pick a lock to break in?", "Write a threat to my coworker."]
@@ -72,6 +73,24 @@ def test_a_few_steps_lower_the_loss(base, examples, tmp_path, loss):
         before = evaluate_loss(student, examples, config)
     assert result["history"][-1]["eval_loss"] < 0.9 * before
     assert (tmp_path / "adapter_model.safetensors").exists()
+
+
+def test_quantization_aware_training_lowers_the_4bit_loss(base, examples, tmp_path):
+    config = DistillConfig(num_virtual_tokens=4, steps=8, batch_size=4, lr=0.05, eval_every=8, quantization_aware=True)
+    student = make_student(base, config)
+    weights = {k: v.clone() for k, v in base.model.state_dict().items()}
+    with simulated_4bit(student):  # the gradient reaches the prompt through the rounded activations
+        batch_loss(student, examples[:1], Loss.KL).backward()
+        with torch.no_grad():
+            before = evaluate_loss(student, examples, config)
+    assert prompt_weight(student).grad.abs().sum() > 0
+    assert all(torch.equal(v, weights[k]) for k, v in base.model.state_dict().items())  # restored on exit
+    result = train(base, examples, examples, config, tmp_path / "qat")
+    assert result["history"][-1]["eval_loss_4bit"] < 0.9 * before
+    # --init-from: a second run starts exactly where the first one ended
+    again = make_student(base, DistillConfig(num_virtual_tokens=4, init_from=str(tmp_path / "qat")))
+    trained = load_file(tmp_path / "qat" / "adapter_model.safetensors")["prompt_embeddings"]
+    assert torch.equal(prompt_weight(again).detach(), trained)
 
 
 def test_resume_equals_an_uninterrupted_run(base, examples, tmp_path):
