@@ -9,7 +9,6 @@ RoPE positions come from the attention mask (as ORT GenAI's own models do) offse
 Weights are shared with the `Transformer` it wraps: one folding, two export formats.
 """
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from softfold.export.model import Transformer, rotate_half
@@ -40,14 +39,31 @@ class OnnxDecoder(nn.Module):
             k = torch.cat([past[2 * i], k], dim=2)
             v = torch.cat([past[2 * i + 1], v], dim=2)
             presents += [k, v]
-            k_all = torch.cat([attn.prefix_k.transpose(1, 2).expand(bsz, -1, -1, -1), k], dim=2)
-            v_all = torch.cat([attn.prefix_v.transpose(1, 2).expand(bsz, -1, -1, -1), v], dim=2)
-            rep = a.n_heads // a.n_kv_heads
-            y = F.scaled_dot_product_attention(q, k_all.repeat_interleave(rep, 1), v_all.repeat_interleave(rep, 1),
-                                               attn_mask=mask)
+            y = self._attention(q, k, v, attn.prefix_k, attn.prefix_v, mask)
             h = h + attn.o_proj(y.transpose(1, 2).reshape(bsz, seqlen, a.n_heads * a.head_dim))
             h = h + block.mlp(block.post_attention_layernorm(h))
         return (m.lm_head(m.norm(h)), *presents)
+
+    def _attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prefix_k: torch.Tensor,
+                   prefix_v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Grouped-query attention over prefix + cache without copying either per step.
+
+        q [B, H, S, D]; k, v [B, kv, P + S, D]; prefix [1, N, kv, D]; mask [B, 1, S, N + P + S]. The query
+        heads sharing a KV head are stacked along the sequence axis (no repeat_interleave of K/V), and
+        the prefix enters as scores concatenated to the cache's scores (no concatenation of K/V).
+        """
+        bsz, n_heads, seqlen, head_dim = q.shape
+        kv_heads, n = k.shape[1], prefix_k.shape[1]
+        rep = n_heads // kv_heads
+        qg = q.reshape(bsz, kv_heads, rep * seqlen, head_dim) * head_dim ** -0.5
+        scores = qg @ k.transpose(2, 3)
+        if n:
+            scores = torch.cat([qg @ prefix_k.permute(0, 2, 3, 1), scores], dim=-1)
+        probs = (scores + mask.repeat(1, 1, rep, 1)).softmax(-1)
+        y = probs[..., n:] @ v
+        if n:
+            y = y + probs[..., :n] @ prefix_v.transpose(1, 2)
+        return y.reshape(bsz, n_heads, seqlen, head_dim)
 
     def _mask(self, attention_mask: torch.Tensor, seqlen: int) -> torch.Tensor:
         """Additive mask [B, 1, S, N + P + S]: prefix always visible; past/current per mask and causality."""
