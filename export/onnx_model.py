@@ -3,8 +3,8 @@
 forward(input_ids [B, S], attention_mask [B, P + S], past k/v per layer [B, kv_heads, P, head_dim])
   -> logits [B, S, vocab], present k/v per layer [B, kv_heads, P + S, head_dim]
 
-The soft prompt's K/V are constants in the graph, prepended to every layer's keys and values and
-always attended to; `present` excludes them, so the runtime's cache bookkeeping is unchanged.
+The soft prompt's K/V are constants in the graph, always attended to (their scores are joined to
+the cache's, see `_attention`); `present` excludes them, so the runtime's cache bookkeeping is unchanged.
 RoPE positions come from the attention mask (as ORT GenAI's own models do) offset by N.
 Weights are shared with the `Transformer` it wraps: one folding, two export formats.
 """
