@@ -32,7 +32,8 @@ def _export(args: argparse.Namespace) -> int:
     prompts = list(DEFAULT_PROMPTS) + (read_prompts(args.prompts) if args.prompts else [])
     opts = ExportOptions(model=Path(args.model or default_model_path()), soft_prompt=Path(args.soft_prompt),
                          out=Path(args.out), target=Target(args.target), recipe=Recipe(args.recipe),
-                         folding=Folding(args.folding), group_size=args.group_size, weight_bits=args.weight_bits, embedding_bits=args.embedding_bits,
+                         folding=Folding(args.folding), group_size=args.group_size, weight_bits=args.weight_bits,
+                         embedding_bits=args.embedding_bits,
                          algorithm=args.algorithm, max_context=args.max_context, prompts=tuple(prompts),
                          keep_8bit=tuple(args.keep_8bit), force=args.force)
     report = export_bundle(opts)
@@ -193,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="fold a soft prompt into a bundle and run the parity gate",
                        description="Fold the soft prompt into the model graph (prefix-kv: its keys/values become "
-                                   "constants; virtual-tokens: N reserved tokens start every prompt), lower it for the target runtime, and check parity against "
-                                   "PEFT's PyTorch forward. Exits 1 when the parity gate fails (the report is "
+                                   "constants; virtual-tokens: N reserved tokens start every prompt), lower it for "
+                                   "the target runtime, and check parity against PEFT's PyTorch forward. Exits 1 when the parity gate fails (the report is "
                                    "written anyway), 2 on bad input.")
     p.add_argument("--model", help="Hugging Face model directory or .gguf file (default: the embedded "
                                    "SmolLM2-135M-Instruct)")

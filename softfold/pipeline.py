@@ -190,7 +190,8 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFor
             "architecture": cfg.model_type, "source": base.source, "vocab_size": cfg.vocab_size,
             "hidden_size": cfg.hidden_size, "num_layers": cfg.num_hidden_layers,
             # what the runtime's context holds: in virtual-token mode the N virtual tokens take part of it
-            "context_length": opts.max_context + (len(virtual.ids) if virtual else 0), "bos_id": _bos_id(base), "eos_ids": stop_ids,
+            "context_length": opts.max_context + (len(virtual.ids) if virtual else 0),
+            "bos_id": _bos_id(base), "eos_ids": stop_ids,
             "stop_ids": stop_ids, "stop_strings": [base.tokenizer.decode([i]) for i in stop_ids],
             "file": MODEL_FILE[opts.target],
         },

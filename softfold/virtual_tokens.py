@@ -13,11 +13,15 @@ TOKEN = "<|softfold_virtual_{}|>"
 @dataclass(frozen=True)
 class VirtualTokens:
     ids: list[int]  # consecutive, starting at ids[0]
-    text: str  # what every prompt starts with: the N tokens, in order
 
     @property
     def start(self) -> int:
         return self.ids[0]
+
+    @property
+    def text(self) -> str:
+        """What every prompt starts with: the N tokens, in order."""
+        return "".join(TOKEN.format(i) for i in range(len(self.ids)))
 
 
 def add_virtual_tokens(tokenizer, n: int):
@@ -28,13 +32,13 @@ def add_virtual_tokens(tokenizer, n: int):
     ids = bundle_tokenizer.convert_tokens_to_ids(names)
     if ids != list(range(ids[0], ids[0] + n)):
         raise RuntimeError(f"virtual tokens got non-consecutive ids {ids[:3]}...: the tokenizer already has some of them")
-    text = "".join(names)
+    virtual = VirtualTokens(ids)
     # Jinja passes literal text through as is: the template now opens with the virtual tokens.
-    bundle_tokenizer.chat_template = text + tokenizer.chat_template
-    return bundle_tokenizer, VirtualTokens(ids, text)
+    bundle_tokenizer.chat_template = virtual.text + tokenizer.chat_template
+    return bundle_tokenizer, virtual
 
 
 def virtual_tokens(manifest: dict) -> VirtualTokens | None:
     """The bundle's virtual tokens, from its manifest; None for prefix-kv bundles."""
     ids = manifest["soft_prompt"].get("virtual_token_ids")
-    return VirtualTokens(ids, "".join(TOKEN.format(i) for i in range(len(ids)))) if ids else None
+    return VirtualTokens(ids) if ids else None
