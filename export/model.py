@@ -1,7 +1,7 @@
 """A compact, export-friendly decoder (Llama / Qwen2 family) with the soft prompt folded in.
 
 The soft prompt's per-layer K/V (`prefix_k`, `prefix_v`, computed once in fp32 by `fold.py`)
-are constants of the module. Every forward writes them into the first N slots of the KV cache,
+are constants of the module. A request's first forward (position 0) writes them into the first N slots of the KV cache,
 so the runtime sees user positions starting at 0 while RoPE positions and attention run over
 N + position. A runner's reset (position back to 0) therefore always keeps the soft prompt.
 
@@ -111,13 +111,14 @@ class Attention(nn.Module):
         rotated = (x.reshape(-1, x.shape[-1]) @ self.rotate).reshape(x.shape[0], -1, *x.shape[2:])
         return x * cos + rotated * sin
 
-    def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor, n_write: int) -> torch.Tensor:
         a = self.args  # views use -1 for the token count: XNNPACK delegates views with static sizes only
         q = self.rope(self.q_proj(x).view(1, -1, a.n_heads, a.head_dim), cos, sin)
         k = self.rope(self.k_proj(x).view(1, -1, a.n_kv_heads, a.head_dim), cos, sin)
         v = self.v_proj(x).view(1, -1, a.n_kv_heads, a.head_dim)
         if self.prefix_k.shape[1] > 0:
-            self.kv.update(0, self.prefix_k, self.prefix_v)
+            first = self.prefix_k.shape[1] - n_write
+            self.kv.update(first, self.prefix_k.narrow(1, first, n_write), self.prefix_v.narrow(1, first, n_write))
         self.kv.update(start, k, v)
         y = torch.ops.llama.custom_sdpa(q, self.kv.k_cache, self.kv.v_cache, start, None, 0, True)
         return self.o_proj(y.view(1, -1, a.n_heads * a.head_dim))
@@ -142,8 +143,8 @@ class Block(nn.Module):
         self.input_layernorm = RMSNorm(args.dim, args.norm_eps)
         self.post_attention_layernorm = RMSNorm(args.dim, args.norm_eps)
 
-    def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), start, cos, sin)
+    def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor, n_write: int) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), start, cos, sin, n_write)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -182,8 +183,11 @@ class Transformer(nn.Module):
         start = pos + self.n_prefix
         cos = self.rope_cos.narrow(0, start, seqlen).view(1, seqlen, 1, -1)
         sin = self.rope_sin.narrow(0, start, seqlen).view(1, seqlen, 1, -1)
+        # The prefix K/V go into the cache when a request starts (position 0); later calls rewrite only its
+        # last row with the same values (the cache op rejects an empty write)
+        n_write = self.n_prefix - (self.n_prefix - 1) * torch.sym_min(pos, 1)
         for layer in self.layers:
-            h = layer(h, start, cos, sin)
+            h = layer(h, start, cos, sin, n_write)
         return self.lm_head(self.norm(h[:, -1, :]))
 
     def prefix_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
