@@ -1,9 +1,9 @@
 """A compact, export-friendly decoder (Llama / Qwen2 family) with the soft prompt folded in.
 
 The soft prompt's per-layer K/V (`prefix_k`, `prefix_v`, computed once in fp32 by `fold.py`)
-are constants of the module. A request's first forward (position 0) writes them into the first N slots of the KV cache,
-so the runtime sees user positions starting at 0 while RoPE positions and attention run over
-N + position. A runner's reset (position back to 0) therefore always keeps the soft prompt.
+are constants of the module. A request's first forward (position 0) writes them into the first N
+slots of the KV cache, so the runtime sees user positions starting at 0 while RoPE positions and
+attention run over N + position. A runner's reset (position back to 0) therefore always keeps the soft prompt.
 
 In virtual-token mode there is no prefix: token ids from `virtual_start` on look up the soft
 prompt's rows (`virtual_embeddings`, a buffer, so quantization never touches it) instead of the
