@@ -11,7 +11,12 @@ Weights are shared with the `Transformer` it wraps: one folding, two export form
 import torch
 from torch import nn
 
-from softfold.export.model import Transformer, rotate_half
+from softfold.export.model import RMSNorm, Transformer
+
+
+def _rms_norm(norm: RMSNorm, x: torch.Tensor) -> torch.Tensor:
+    """RMSNorm in the form ONNX Runtime fuses into one SimplifiedLayerNormalization (a Div, not a reciprocal)."""
+    return norm.weight * (x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + norm.eps))
 
 
 class OnnxDecoder(nn.Module):
@@ -30,19 +35,19 @@ class OnnxDecoder(nn.Module):
         presents = []
         for i, block in enumerate(m.layers):
             attn = block.self_attn
-            x = block.input_layernorm(h)
+            x = _rms_norm(block.input_layernorm, h)
             q = attn.q_proj(x).view(bsz, seqlen, a.n_heads, a.head_dim).transpose(1, 2)
             k = attn.k_proj(x).view(bsz, seqlen, a.n_kv_heads, a.head_dim).transpose(1, 2)
             v = attn.v_proj(x).view(bsz, seqlen, a.n_kv_heads, a.head_dim).transpose(1, 2)
-            q = q * cos + rotate_half(q) * sin
-            k = k * cos + rotate_half(k) * sin
+            q = q * cos + (q @ attn.rotate) * sin  # rotate_half as one exact MatMul, not Split/Neg/Concat
+            k = k * cos + (k @ attn.rotate) * sin
             k = torch.cat([past[2 * i], k], dim=2)
             v = torch.cat([past[2 * i + 1], v], dim=2)
             presents += [k, v]
             y = self._attention(q, k, v, attn.prefix_k, attn.prefix_v, mask)
             h = h + attn.o_proj(y.transpose(1, 2).reshape(bsz, seqlen, a.n_heads * a.head_dim))
-            h = h + block.mlp(block.post_attention_layernorm(h))
-        return (m.lm_head(m.norm(h)), *presents)
+            h = h + block.mlp(_rms_norm(block.post_attention_layernorm, h))
+        return (m.lm_head(_rms_norm(m.norm, h)), *presents)
 
     def _attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prefix_k: torch.Tensor,
                    prefix_v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

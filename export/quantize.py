@@ -137,23 +137,25 @@ def quantize_onnx(src: Path, dst: Path, scheme: OnnxBlockQuant | OnnxDynamicInt8
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    model = onnx.load(str(src))
+    not_linear = _matmuls_outside_linears(model)
     if isinstance(scheme, OnnxStaticInt8):
-        _quantize_static(src, dst, scheme, calibration_feeds or [])
+        _quantize_static(src, dst, scheme, calibration_feeds or [], not_linear)
         return
     if isinstance(scheme, OnnxDynamicInt8):
         quantize_dynamic(src, dst, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                         use_external_data_format=True, extra_options={"MatMulConstBOnly": True})
+                         nodes_to_exclude=not_linear, use_external_data_format=True,
+                         extra_options={"MatMulConstBOnly": True})
         _rename_external_data(dst)
         return
     from onnxruntime.quantization import matmul_nbits_quantizer as nbits
 
-    model = onnx.load(str(src))
     kept = [node.name for node in model.graph.node if node.op_type == "MatMul" and in_layers(_module_of(node), scheme.keep_8bit)]
     # None: ORT's default block-wise round-to-nearest quantizer.
     algo = nbits.HQQWeightOnlyQuantConfig(block_size=scheme.block_size, bits=4) if scheme.algorithm == "hqq" else None
-    passes = [dict(bits=scheme.bits, algo_config=algo, nodes_to_exclude=kept)]
-    if kept:  # what the first pass left as float MatMul with constant weights: exactly the kept layers
-        passes.append(dict(bits=8))
+    passes = [dict(bits=scheme.bits, algo_config=algo, nodes_to_exclude=kept + not_linear)]
+    if kept:  # what the first pass left as float MatMul with constant weights: the kept layers (and the rest)
+        passes.append(dict(bits=8, nodes_to_exclude=not_linear))
     if scheme.embedding_bits:
         passes.append(dict(bits=4, op_types_to_quantize=("Gather",)))
     for options in passes:
@@ -165,7 +167,7 @@ def quantize_onnx(src: Path, dst: Path, scheme: OnnxBlockQuant | OnnxDynamicInt8
                     location=dst.name + ".data", size_threshold=1024)
 
 
-def _quantize_static(src: Path, dst: Path, scheme: OnnxStaticInt8, feeds: list[dict]) -> None:
+def _quantize_static(src: Path, dst: Path, scheme: OnnxStaticInt8, feeds: list[dict], exclude: list[str]) -> None:
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     class Feeds(CalibrationDataReader):
@@ -179,9 +181,14 @@ def _quantize_static(src: Path, dst: Path, scheme: OnnxStaticInt8, feeds: list[d
         raise UserError("int8-static needs calibration prompts, got none")
     quantize_static(src, dst, Feeds(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"], per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax, use_external_data_format=True,
+                    calibrate_method=CalibrationMethod.MinMax, use_external_data_format=True, nodes_to_exclude=exclude,
                     extra_options={"MatMulConstBOnly": True})
     _rename_external_data(dst)
+
+
+def _matmuls_outside_linears(model) -> list[str]:
+    """MatMuls with a constant operand that are not Linear weights (the prefix K/V, the RoPE rotation): never quantized."""
+    return [node.name for node in model.graph.node if node.op_type == "MatMul" and not _module_of(node)]
 
 
 def _module_of(node) -> str:

@@ -123,3 +123,15 @@ def test_static_int8_fixes_activation_ranges_from_calibration(tiny_models, soft_
                          and n.input[1] in scales and scales[n.input[1]].size == 1]
     assert activation_scales and all(0 < float(s) < 1 for s in activation_scales)
     assert report.metrics["top1"] > 0.5
+
+
+@pytest.mark.parametrize("recipe,quantized_op", [(Recipe.INT4, "MatMulNBits"), (Recipe.INT8, "MatMulInteger")])
+def test_onnx_recipes_quantize_linear_weights_only(tiny_models, soft_prompts, tmp_path, recipe, quantized_op):
+    """The prefix K/V and the RoPE rotation are MatMuls with constant operands too: they stay float."""
+    import onnx
+
+    export(tiny_models, soft_prompts, tmp_path / "b", Target.ONNX, recipe)
+    nodes = onnx.load(str(tmp_path / "b" / "model.onnx"), load_external_data=False).graph.node
+    n_layers = json.loads((tiny_models["llama"] / "config.json").read_text())["num_hidden_layers"]
+    assert sum(n.op_type == quantized_op for n in nodes) == 7 * n_layers + 1  # q k v o gate up down per layer, lm_head
+    assert sum(n.op_type == "MatMul" for n in nodes) >= 2 * n_layers  # rotation of q and k in every layer
