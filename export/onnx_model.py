@@ -19,11 +19,26 @@ def _rms_norm(norm: RMSNorm, x: torch.Tensor) -> torch.Tensor:
     return norm.weight * (x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + norm.eps))
 
 
+def _fused_qkv(attn) -> nn.Linear:
+    """q, k and v projections as one Linear (one MatMulNBits instead of three, as ORT GenAI's builder does).
+
+    ONNX only: XNNPACK cannot split the fused output while the token count is dynamic.
+    """
+    projections = (attn.q_proj, attn.k_proj, attn.v_proj)
+    fused = nn.Linear(attn.q_proj.in_features, sum(p.out_features for p in projections), bias=attn.q_proj.bias is not None)
+    fused.weight.data = torch.cat([p.weight.data for p in projections])
+    if fused.bias is not None:
+        fused.bias.data = torch.cat([p.bias.data for p in projections])
+    return fused
+
+
 class OnnxDecoder(nn.Module):
     def __init__(self, model: Transformer):
         super().__init__()
         self.model = model
         self.n_prefix = model.n_prefix
+        for block in model.layers:  # as a submodule of each attention, so its ONNX scope names the layer
+            block.self_attn.qkv_proj = _fused_qkv(block.self_attn)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *past: torch.Tensor):
         m, a = self.model, self.model.args
@@ -36,9 +51,11 @@ class OnnxDecoder(nn.Module):
         for i, block in enumerate(m.layers):
             attn = block.self_attn
             x = _rms_norm(block.input_layernorm, h)
-            q = attn.q_proj(x).view(bsz, seqlen, a.n_heads, a.head_dim).transpose(1, 2)
-            k = attn.k_proj(x).view(bsz, seqlen, a.n_kv_heads, a.head_dim).transpose(1, 2)
-            v = attn.v_proj(x).view(bsz, seqlen, a.n_kv_heads, a.head_dim).transpose(1, 2)
+            q, k, v = attn.qkv_proj(x).split([a.n_heads * a.head_dim, a.n_kv_heads * a.head_dim,
+                                               a.n_kv_heads * a.head_dim], -1)
+            q = q.reshape(bsz, seqlen, a.n_heads, a.head_dim).transpose(1, 2)
+            k = k.reshape(bsz, seqlen, a.n_kv_heads, a.head_dim).transpose(1, 2)
+            v = v.reshape(bsz, seqlen, a.n_kv_heads, a.head_dim).transpose(1, 2)
             q = q * cos + (q @ attn.rotate) * sin  # rotate_half as one exact MatMul, not Split/Neg/Concat
             k = k * cos + (k @ attn.rotate) * sin
             k = torch.cat([past[2 * i], k], dim=2)

@@ -80,7 +80,7 @@ def test_mixed_precision_keeps_named_layers_at_8_bits_onnx(tiny_models, soft_pro
                    keep_8bit=("lm_head", "layers.1"))
     nodes = onnx.load(str(tmp_path / "mixed" / "model.onnx"), load_external_data=False).graph.node
     bits = [next(a.i for a in n.attribute if a.name == "bits") for n in nodes if n.op_type == "MatMulNBits"]
-    assert bits.count(8) == 1 + 7 and bits.count(4) == 7  # lm_head + the 7 Linears of layers.1; layers.0
+    assert bits.count(8) == 1 + 5 and bits.count(4) == 5  # lm_head + the 5 Linears of layers.1; layers.0
     assert mixed.metrics["mean_kl"] < plain.metrics["mean_kl"]  # the 8-bit layers carry less error
     export(tiny_models, soft_prompts, tmp_path / "emb", Target.ONNX, Recipe.INT4, embedding_bits=4)
     nodes = onnx.load(str(tmp_path / "emb" / "model.onnx"), load_external_data=False).graph.node
@@ -133,5 +133,5 @@ def test_onnx_recipes_quantize_linear_weights_only(tiny_models, soft_prompts, tm
     export(tiny_models, soft_prompts, tmp_path / "b", Target.ONNX, recipe)
     nodes = onnx.load(str(tmp_path / "b" / "model.onnx"), load_external_data=False).graph.node
     n_layers = json.loads((tiny_models["llama"] / "config.json").read_text())["num_hidden_layers"]
-    assert sum(n.op_type == quantized_op for n in nodes) == 7 * n_layers + 1  # q k v o gate up down per layer, lm_head
+    assert sum(n.op_type == quantized_op for n in nodes) == 5 * n_layers + 1  # qkv o gate up down per layer, lm_head
     assert sum(n.op_type == "MatMul" for n in nodes) >= 2 * n_layers  # rotation of q and k in every layer
