@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -126,42 +127,72 @@ def _prepare(work: Path, model: Path, soft_prompt: Path, env: dict) -> dict:
 
 
 def run_bench(work: Path, model: Path, soft_prompt: Path, optimum_cli: str | None = None,
-              only: list[str] | None = None, new_tokens: int = 128, runs: int = 3, reuse: bool = False) -> dict:
-    """Export and measure every variant (or `only` these); `reuse` keeps exports already in `work`."""
+              only: list[str] | None = None, new_tokens: int = 128, runs: int = 3, reuse: bool = False,
+              rounds: int = 1) -> dict:
+    """Export every variant (or `only` these), then time them all `rounds` times, interleaved.
+
+    Each round times every variant once, each in a fresh process; a variant's figures are the medians
+    over rounds, so drift of the machine between processes lands on all variants alike.
+    `reuse` keeps exports already in `work`.
+    """
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     fill = {**_prepare(work, model, soft_prompt, env), "optimum": optimum_cli or ""}
-    results = []
     chosen = [v for v in variants() if not only or v.name in only]
-    for v in tqdm(chosen, desc="bench", unit="variant"):
-        out, r = work / v.name, Result(v.name)
-        results.append(r)
-        if v.needs and not shutil.which(v.needs.format(**fill) or "-"):
-            r.skipped = f"{v.needs.format(**fill) or 'optimum-cli'} not found (pass --optimum-cli)"
-            continue
-        if not (reuse and (out / "bench_export.json").exists()):
-            shutil.rmtree(out, ignore_errors=True)
-            argv = [a.format(**fill, out=out) for a in v.export]
-            seconds, rss, code = _timed(argv, env, work / f"{v.name}.export.log")
-            if code not in (0, 1):  # softfold export exits 1 when a quantized gate fails: the bundle is there
-                r.skipped = f"export failed (exit {code}), see {work / f'{v.name}.export.log'}"
+    results = [_export(v, work, fill, env, reuse) for v in tqdm(chosen, desc="export", unit="variant")]
+    samples: dict[str, list[dict]] = {r.name: [] for r in results}
+    for _ in tqdm(range(rounds), desc="timing rounds", unit="round"):
+        for v, r in zip(chosen, results):
+            if r.skipped:
                 continue
-            (out / "bench_export.json").write_text(json.dumps({"export_s": seconds, "export_peak_rss_mib": rss}))
-        exported = json.loads((out / "bench_export.json").read_text())
-        r.export_s, r.export_peak_rss_mib = round(exported["export_s"], 1), round(exported["export_peak_rss_mib"])
-        r.artifact_mib = round(_size_mib(out), 1)
-        if v.engine == "runner" and not (out / "tokenizer.json").exists():
-            shutil.copy(Path(fill["hf"]) / "tokenizer.json", out / "tokenizer.json")
-        prompt, tokens = _prompt_file(v, work, out), (1 if v.prompt == "guard" else new_tokens)
-        proc = subprocess.run([sys.executable, "-m", "softfold.bench_worker", v.engine, str(out), str(prompt),
-                               str(tokens), str(runs)], env=env, capture_output=True, text=True)
-        if proc.returncode:
-            r.skipped = f"run failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
-            continue
-        r.run = json.loads(proc.stdout.strip().splitlines()[-1])
-        (work / "bench.partial.json").write_text(json.dumps([x.__dict__ for x in results], indent=1))  # if cut short
+            out = work / v.name
+            prompt, tokens = _prompt_file(v, work, out), (1 if v.prompt == "guard" else new_tokens)
+            proc = subprocess.run([sys.executable, "-m", "softfold.bench_worker", v.engine, str(out), str(prompt),
+                                   str(tokens), str(runs)], env=env, capture_output=True, text=True)
+            if proc.returncode:
+                err = proc.stderr.strip()
+                r.skipped = f"run failed: {err.splitlines()[-1] if err else proc.returncode}"
+                continue
+            samples[r.name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        (work / "bench.partial.json").write_text(json.dumps(samples, indent=1))  # if cut short
+    for r in results:
+        if samples[r.name] and not r.skipped:
+            r.run = _over_rounds(samples[r.name])
     results.append(_dual_system(results))
-    return {"machine": machine(), "new_tokens": new_tokens, "runs": runs,
+    return {"machine": machine(), "new_tokens": new_tokens, "runs": runs, "rounds": rounds,
             "results": [r.__dict__ for r in results], "goals": goals([r.__dict__ for r in results])}
+
+
+def _export(v: Variant, work: Path, fill: dict, env: dict, reuse: bool) -> Result:
+    out, r = work / v.name, Result(v.name)
+    if v.needs and not shutil.which(v.needs.format(**fill) or "-"):
+        r.skipped = f"{v.needs.format(**fill) or 'optimum-cli'} not found (pass --optimum-cli)"
+        return r
+    if not (reuse and (out / "bench_export.json").exists()):
+        shutil.rmtree(out, ignore_errors=True)
+        argv = [a.format(**fill, out=out) for a in v.export]
+        seconds, rss, code = _timed(argv, env, work / f"{v.name}.export.log")
+        if code not in (0, 1):  # softfold export exits 1 when a quantized gate fails: the bundle is there
+            r.skipped = f"export failed (exit {code}), see {work / f'{v.name}.export.log'}"
+            return r
+        (out / "bench_export.json").write_text(json.dumps({"export_s": seconds, "export_peak_rss_mib": rss}))
+    exported = json.loads((out / "bench_export.json").read_text())
+    r.export_s, r.export_peak_rss_mib = round(exported["export_s"], 1), round(exported["export_peak_rss_mib"])
+    r.artifact_mib = round(_size_mib(out), 1)
+    if v.engine == "runner" and not (out / "tokenizer.json").exists():
+        shutil.copy(Path(fill["hf"]) / "tokenizer.json", out / "tokenizer.json")
+    return r
+
+
+def _over_rounds(samples: list[dict]) -> dict:
+    """One variant's figures over rounds: median timings, the largest memory, every round's timings kept."""
+    def median(key: str):
+        values = [s[key] for s in samples if s[key] is not None]
+        return round(statistics.median(values), 1) if values else None
+
+    return {**samples[0], "ttft_ms": median("ttft_ms"), "decode_tok_s": median("decode_tok_s"),
+            "rss_before_mib": max(s["rss_before_mib"] for s in samples),
+            "peak_rss_mib": max(s["peak_rss_mib"] for s in samples),
+            "rounds_ttft_ms": [s["ttft_ms"] for s in samples], "rounds_decode_tok_s": [s["decode_tok_s"] for s in samples]}
 
 
 def _prompt_file(v: Variant, work: Path, out: Path) -> Path:
@@ -216,7 +247,8 @@ def goals(results: list[dict]) -> list[dict]:
 def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, OMP_NUM_THREADS=1; torch {m['torch']}, onnxruntime "
-             f"{m['onnxruntime']}. {report['new_tokens']} greedy new tokens, median of {report['runs']} runs.", "",
+             f"{m['onnxruntime']}. {report['new_tokens']} greedy new tokens; per variant the median of {report['runs']} runs "
+             f"in a process, median over {report.get('rounds', 1)} interleaved rounds of fresh processes.", "",
              "| variant | export s | export peak RSS MiB | artifact MiB | prompt tokens | first token ms | decode tok/s "
              "| runtime peak RSS MiB |", "|---|---|---|---|---|---|---|---|"]
     for r in report["results"]:

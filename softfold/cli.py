@@ -170,7 +170,7 @@ def _bench(args: argparse.Namespace) -> int:
     from softfold.load import default_model_path
 
     report = run_bench(Path(args.work), Path(args.model or default_model_path()), Path(args.soft_prompt),
-                       args.optimum_cli, args.only, args.new_tokens, args.runs, args.reuse)
+                       args.optimum_cli, args.only, args.new_tokens, args.runs, args.reuse, args.rounds)
     (Path(args.work) / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     (Path(args.work) / "bench.md").write_text(markdown(report))
     print(markdown(report))
@@ -334,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure only these variants")
     p.add_argument("--new-tokens", type=int, default=128)
     p.add_argument("--runs", type=int, default=3, help="timed runs per variant, after one warm-up (median)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="time every variant this many times, interleaved, each in a fresh process (median over "
+                        "rounds): this machine's speed drifts between processes, so ratios need several rounds")
     p.add_argument("--reuse", action="store_true", help="keep exports already in WORK (re-time them only)")
     p.set_defaults(func=_bench)
 

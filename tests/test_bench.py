@@ -7,7 +7,7 @@ from softfold.cli import main
 def test_bench_exports_times_and_reports(tiny_models, soft_prompts, tmp_path, capsys):
     work = tmp_path / "bench"
     argv = ["bench", "--model", str(tiny_models["llama"]), "--soft-prompt", str(soft_prompts[("llama", 16)]),
-            "--work", str(work), "--new-tokens", "8", "--runs", "1",
+            "--work", str(work), "--new-tokens", "8", "--runs", "1", "--rounds", "2",
             "--only", "softfold-pte-fp32", "softfold-pte-fp32-virtual", "naive-pte-fp32", "ortgenai-builder-fp32", "optimum-executorch-8da4w"]
     assert main(argv) == 0
     report = json.loads((work / "bench.json").read_text())
@@ -18,6 +18,9 @@ def test_bench_exports_times_and_reports(tiny_models, soft_prompts, tmp_path, ca
         assert r["export_s"] > 0 and r["export_peak_rss_mib"] > 50 and r["artifact_mib"] > 0
         # TextLLMRunner reports whole milliseconds: a tiny model's first token can take "0 ms"
         assert r["run"]["ttft_ms"] >= 0 and r["run"]["decode_tok_s"] > 0 and r["run"]["peak_rss_mib"] > 50
+        # two interleaved rounds, each a fresh process: the figure is their median
+        decode = r["run"]["rounds_decode_tok_s"]
+        assert len(decode) == 2 and r["run"]["decode_tok_s"] == round(sum(decode) / 2, 1)
     # one prompt for all: the chat template's tokens, the soft prompt never counted as prompt tokens
     assert len({by[n]["run"]["prompt_tokens"] for n in ("softfold-pte-fp32", "naive-pte-fp32", "ortgenai-builder-fp32")}) == 1
     # virtual-token mode: the same prompt in the bundle's template, which starts with the 16 virtual tokens
