@@ -35,7 +35,12 @@ class DistillConfig:
     # Also train through the 4-bit bundles' arithmetic (group-32 weights, int8 activations, simulated): the loss
     # is the fp32 student's plus the quantized student's, so the prompt holds its behavior in both.
     quantization_aware: bool = False
+    quantized_weight: float = 1.0  # the quantized student's loss counts this many times the fp32 student's
     init_from: str = ""  # start from this PEFT prompt-tuning directory instead of init_text
+
+    def __post_init__(self):
+        if self.quantized_weight <= 0:
+            raise UserError(f"--quantized-weight must be > 0, got {self.quantized_weight}")
 
 
 def make_student(base: BaseModel, config: DistillConfig):
@@ -93,7 +98,7 @@ def training_loss(student, batch: list[TeacherExample], config: DistillConfig) -
     loss = batch_loss(student, batch, config.loss, config.bf16)
     if config.quantization_aware:
         with simulated_4bit(student):
-            loss = loss + batch_loss(student, batch, config.loss, config.bf16)
+            loss = loss + config.quantized_weight * batch_loss(student, batch, config.loss, config.bf16)
     return loss
 
 

@@ -114,7 +114,8 @@ def _distill(args: argparse.Namespace) -> int:
 
     config = DistillConfig(loss=Loss(args.loss), num_virtual_tokens=args.num_virtual_tokens, steps=args.steps,
                            batch_size=args.batch_size, lr=args.lr, seed=args.seed, eval_every=args.eval_every,
-                           bf16=args.bf16, quantization_aware=args.quantization_aware, init_from=args.init_from or "")
+                           bf16=args.bf16, quantization_aware=args.quantization_aware, init_from=args.init_from or "",
+                           quantized_weight=args.quantized_weight)
     job = DistillJob(model=Path(args.model or default_model_path()), out=Path(args.out), config=config,
                      harmful=tuple(map(Path, args.harmful)), benign=tuple(map(Path, args.benign)), guard=args.guard,
                      max_response_tokens=args.max_response_tokens, command=args.command_line,
@@ -271,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantization-aware", action="store_true",
                    help="also train through the 4-bit bundles' arithmetic (8da4w / int4: group-32 weights, int8 "
                         "activations, simulated), so refusals survive quantization; about 2x the time per step")
+    p.add_argument("--quantized-weight", type=float, default=1.0, metavar="W",
+                   help="with --quantization-aware: weight of the quantized model's loss against the fp32 one's "
+                        "(above 1 favors agreement of the 4-bit bundles over the fp32 prompt's own fit)")
     p.add_argument("--init-from", metavar="DIR", help="start from this PEFT prompt-tuning directory (e.g. a trained "
                                                        "prompt, to fine-tune it quantization-aware)")
     p.set_defaults(func=_distill)
