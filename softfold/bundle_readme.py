@@ -28,8 +28,10 @@ with `required_operators.config`). Inputs: `input_ids`, `attention_mask`,
 
 FOLDING = {
     "prefix-kv": """folded in as constant attention keys/values (prefix-kv). It is always active:
-you do not feed it, it costs no prefill, and resetting the conversation keeps it. Feed the user's
-chat-formatted prompt exactly as you would to the base model.""",
+you do not feed it, it costs no prefill, and resetting the conversation keeps it (a conversation
+starts at position 0, where a .pte puts the soft prompt's keys/values into its KV cache; ONNX
+graphs hold them as constants). Feed the user's chat-formatted prompt exactly as you would to the
+base model.""",
     "virtual-tokens": """as special tokens `<|softfold_virtual_0|>` ... added to
 `tokenizer.json` (virtual-tokens). Every prompt must start with them: the chat template and the
 `prompt_format` preamble below already do, so use them and do not strip special tokens when
