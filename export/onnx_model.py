@@ -25,7 +25,8 @@ def _fused_qkv(attn) -> nn.Linear:
     ONNX only: XNNPACK cannot split the fused output while the token count is dynamic.
     """
     projections = (attn.q_proj, attn.k_proj, attn.v_proj)
-    fused = nn.Linear(attn.q_proj.in_features, sum(p.out_features for p in projections), bias=attn.q_proj.bias is not None)
+    fused = nn.Linear(attn.q_proj.in_features, sum(p.out_features for p in projections),
+                      bias=attn.q_proj.bias is not None)
     fused.weight.data = torch.cat([p.weight.data for p in projections])
     if fused.bias is not None:
         fused.bias.data = torch.cat([p.bias.data for p in projections])

@@ -137,8 +137,8 @@ def quantize_onnx(src: Path, dst: Path, scheme: OnnxBlockQuant | OnnxDynamicInt8
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    model = onnx.load(str(src))
-    not_linear = _matmuls_outside_linears(model)
+    graph = onnx.load(str(src), load_external_data=False).graph  # node names and scopes; no weights
+    not_linear = _matmuls_outside_linears(graph)
     if isinstance(scheme, OnnxStaticInt8):
         _quantize_static(src, dst, scheme, calibration_feeds or [], not_linear)
         return
@@ -150,7 +150,9 @@ def quantize_onnx(src: Path, dst: Path, scheme: OnnxBlockQuant | OnnxDynamicInt8
         return
     from onnxruntime.quantization import matmul_nbits_quantizer as nbits
 
-    kept = [node.name for node in model.graph.node if node.op_type == "MatMul" and in_layers(_module_of(node), scheme.keep_8bit)]
+    model = onnx.load(str(src))
+    kept = [node.name for node in graph.node
+            if node.op_type == "MatMul" and in_layers(_module_of(node), scheme.keep_8bit)]
     # None: ORT's default block-wise round-to-nearest quantizer.
     algo = nbits.HQQWeightOnlyQuantConfig(block_size=scheme.block_size, bits=4) if scheme.algorithm == "hqq" else None
     passes = [dict(bits=scheme.bits, algo_config=algo, nodes_to_exclude=kept + not_linear)]
@@ -167,7 +169,8 @@ def quantize_onnx(src: Path, dst: Path, scheme: OnnxBlockQuant | OnnxDynamicInt8
                     location=dst.name + ".data", size_threshold=1024)
 
 
-def _quantize_static(src: Path, dst: Path, scheme: OnnxStaticInt8, feeds: list[dict], exclude: list[str]) -> None:
+def _quantize_static(src: Path, dst: Path, scheme: OnnxStaticInt8, feeds: list[dict],
+                     exclude: list[str]) -> None:
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     class Feeds(CalibrationDataReader):
@@ -186,9 +189,9 @@ def _quantize_static(src: Path, dst: Path, scheme: OnnxStaticInt8, feeds: list[d
     _rename_external_data(dst)
 
 
-def _matmuls_outside_linears(model) -> list[str]:
-    """MatMuls with a constant operand that are not Linear weights (the prefix K/V, the RoPE rotation): never quantized."""
-    return [node.name for node in model.graph.node if node.op_type == "MatMul" and not _module_of(node)]
+def _matmuls_outside_linears(graph) -> list[str]:
+    """MatMuls that are not Linear weights (the prefix K/V scores, the RoPE rotation): never quantized."""
+    return [node.name for node in graph.node if node.op_type == "MatMul" and not _module_of(node)]
 
 
 def _module_of(node) -> str:

@@ -192,7 +192,8 @@ def _over_rounds(samples: list[dict]) -> dict:
     return {**samples[0], "ttft_ms": median("ttft_ms"), "decode_tok_s": median("decode_tok_s"),
             "rss_before_mib": max(s["rss_before_mib"] for s in samples),
             "peak_rss_mib": max(s["peak_rss_mib"] for s in samples),
-            "rounds_ttft_ms": [s["ttft_ms"] for s in samples], "rounds_decode_tok_s": [s["decode_tok_s"] for s in samples]}
+            "rounds_ttft_ms": [s["ttft_ms"] for s in samples],
+            "rounds_decode_tok_s": [s["decode_tok_s"] for s in samples]}
 
 
 def _prompt_file(v: Variant, work: Path, out: Path) -> Path:
@@ -247,8 +248,9 @@ def goals(results: list[dict]) -> list[dict]:
 def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, OMP_NUM_THREADS=1; torch {m['torch']}, onnxruntime "
-             f"{m['onnxruntime']}. {report['new_tokens']} greedy new tokens; per variant the median of {report['runs']} runs "
-             f"in a process, median over {report.get('rounds', 1)} interleaved rounds of fresh processes.", "",
+             f"{m['onnxruntime']}. {report['new_tokens']} greedy new tokens; per variant the median of "
+             f"{report['runs']} runs in a process, median over {report.get('rounds', 1)} interleaved rounds of "
+             f"fresh processes.", "",
              "| variant | export s | export peak RSS MiB | artifact MiB | prompt tokens | first token ms | decode tok/s "
              "| runtime peak RSS MiB |", "|---|---|---|---|---|---|---|---|"]
     for r in report["results"]:

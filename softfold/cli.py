@@ -196,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="fold a soft prompt into a bundle and run the parity gate",
                        description="Fold the soft prompt into the model graph (prefix-kv: its keys/values become "
                                    "constants; virtual-tokens: N reserved tokens start every prompt), lower it for "
-                                   "the target runtime, and check parity against PEFT's PyTorch forward. Exits 1 when the parity gate fails (the report is "
-                                   "written anyway), 2 on bad input.")
+                                   "the target runtime, and check parity against PEFT's PyTorch forward. Exits 1 "
+                                   "when the parity gate fails (the report is written anyway), 2 on bad input.")
     p.add_argument("--model", help="Hugging Face model directory or .gguf file (default: the embedded "
                                    "SmolLM2-135M-Instruct)")
     p.add_argument("--soft-prompt", required=True, help="PEFT prompt-tuning adapter directory")
