@@ -56,3 +56,15 @@ def calibration_set(per_class: int = 16) -> tuple[list[str], list[str]]:
         return prompts[::step][:per_class]
 
     return spread(read_prompt_files(HARMFUL_TRAIN)), spread(read_prompt_files(BENIGN_TRAIN))
+
+
+def prefix_calibration_prompts(per_file: int) -> list[str]:
+    """Prompts for `softfold calibrate-prefix`: `per_file` spread over each distillation training file
+    (harmful and benign, questions and imperatives), never the held-out evaluation sets."""
+    from softfold.distill.data import BENIGN_TRAIN, HARMFUL_TRAIN, read_prompt_files
+
+    prompts = []
+    for path in HARMFUL_TRAIN + BENIGN_TRAIN:
+        lines = read_prompt_files((path,))
+        prompts += lines[::max(len(lines) // per_file, 1)][:per_file]
+    return prompts

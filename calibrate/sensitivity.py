@@ -10,6 +10,7 @@ suggestion by quantizing everything else.
 """
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from enum import Enum
 
 import torch
 from torch import nn
@@ -51,31 +52,50 @@ class SensitivityReport:
             else "No layer stands out: nothing to keep at 8 bits.", ""])
 
 
-def fake_quantize_weight(weight: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:
+class Arithmetic(str, Enum):
+    """Whose rounding to simulate: the two runtimes differ in the weight grid and the activation scheme."""
+    TORCHAO = "torchao"  # ExecuTorch 8da*w: scale = absmax / ((qmax - qmin) / 2); int8 activations per token, asymmetric
+    MLAS = "mlas"  # ORT MatMulNBits: scale = signed extreme / qmin; int8 activations per weight block, symmetric
+
+
+def fake_quantize_weight(weight: torch.Tensor, bits: int, group_size: int,
+                         arithmetic: Arithmetic = Arithmetic.TORCHAO) -> torch.Tensor:
     """Symmetric round-to-nearest per group of `group_size` inputs (0: per output channel), back to float."""
     out_features, in_features = weight.shape
     group = in_features if group_size == 0 else group_size
     w = weight.float().reshape(out_features, in_features // group, group)
     qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    scale = w.abs().amax(-1, keepdim=True).clamp_min(1e-12) / ((qmax - qmin) / 2)
+    if arithmetic is Arithmetic.MLAS:  # the value of largest magnitude lands exactly on qmin
+        hi, lo = w.amax(-1, keepdim=True), w.amin(-1, keepdim=True)
+        scale = torch.where(hi.abs() > lo.abs(), hi, lo) / qmin
+        scale = torch.where(scale == 0, torch.full_like(scale, 1e-12), scale)
+    else:
+        scale = w.abs().amax(-1, keepdim=True).clamp_min(1e-12) / ((qmax - qmin) / 2)
     return ((w / scale).round().clamp(qmin, qmax) * scale).reshape(out_features, in_features).to(weight.dtype)
 
 
-def fake_quantize_activation(x: torch.Tensor) -> torch.Tensor:
-    """Asymmetric int8 per token (the last dimension), back to float.
+def fake_quantize_activation(x: torch.Tensor, block: int = 0) -> torch.Tensor:
+    """int8, back to float: asymmetric per token (the last dimension), or symmetric per `block` inputs
+    (MLAS's int8 compute for MatMulNBits, accuracy level 4).
 
     Gradients pass straight through (the rounding's own gradient is zero almost everywhere), so a soft
     prompt can be trained through the quantized model (`softfold distill --quantization-aware`).
     """
-    lo, hi = x.amin(-1, keepdim=True).clamp_max(0), x.amax(-1, keepdim=True).clamp_min(0)
-    scale = ((hi - lo) / 255).clamp_min(1e-12)
-    zero = (-128 - lo / scale).round()
-    q = ((x / scale + zero).round().clamp(-128, 127) - zero) * scale
+    if block:
+        xb = x.reshape(*x.shape[:-1], x.shape[-1] // block, block)
+        scale = (xb.abs().amax(-1, keepdim=True) / 127).clamp_min(1e-12)
+        q = ((xb / scale).round().clamp(-127, 127) * scale).reshape(x.shape)
+    else:
+        lo, hi = x.amin(-1, keepdim=True).clamp_max(0), x.amax(-1, keepdim=True).clamp_min(0)
+        scale = ((hi - lo) / 255).clamp_min(1e-12)
+        zero = (-128 - lo / scale).round()
+        q = ((x / scale + zero).round().clamp(-128, 127) - zero) * scale
     return q if not x.requires_grad else x + (q - x).detach()
 
 
 @contextmanager
-def quantized(model: nn.Module, layers: tuple[str, ...], bits: int, group_size: int):
+def quantized(model: nn.Module, layers: tuple[str, ...], bits: int, group_size: int, int8_activations: bool = True,
+              arithmetic: Arithmetic = Arithmetic.TORCHAO):
     """Linears inside `layers` (names without the HF "model." prefix) fake-quantized; restored on exit."""
     saved, hooks = [], []
     for name, module in model.named_modules():
@@ -85,9 +105,12 @@ def quantized(model: nn.Module, layers: tuple[str, ...], bits: int, group_size: 
                 continue  # as the recipes do: a Linear the group does not divide stays float
             saved.append((module, module.weight))
             # a new Parameter, so a tied embedding table keeps its fp32 values
-            module.weight = nn.Parameter(fake_quantize_weight(module.weight.detach(), bits, group_size),
+            module.weight = nn.Parameter(fake_quantize_weight(module.weight.detach(), bits, group_size, arithmetic),
                                          requires_grad=False)
-            hooks.append(module.register_forward_pre_hook(lambda m, args: (fake_quantize_activation(args[0]),)))
+            block = (group_size or module.in_features) if arithmetic is Arithmetic.MLAS else 0
+            if int8_activations:
+                hooks.append(module.register_forward_pre_hook(
+                    lambda m, args, block=block: (fake_quantize_activation(args[0], block),)))
     try:
         yield
     finally:

@@ -66,3 +66,18 @@ def build_virtual_token_model(hf_model, soft_prompt: torch.Tensor, virtual_start
     _load_weights(model, hf_model)
     model.virtual_embeddings.copy_(soft_prompt.float())
     return model.eval()
+
+
+@torch.no_grad()
+def set_prefix_kv(model: Transformer, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Replace the folded prefix K/V with `kv` (per layer [kv_heads, N, head_dim], post-RoPE, as HF caches them),
+    e.g. K/V calibrated to a quantized recipe (calibrate/prefix.py). They stay fp32 constants."""
+    slots = model.prefix_kv()
+    expected = tuple(slots[0][0].shape[2:3]) + tuple(slots[0][0].shape[1:2]) + tuple(slots[0][0].shape[3:])
+    if len(kv) != len(slots) or any(tuple(t.shape) != expected for pair in kv for t in pair):
+        got = f"{len(kv)} layers of {tuple(kv[0][0].shape)}" if kv else "no layers"
+        raise UserError(f"prefix K/V do not fit this model: expected {len(slots)} layers of {expected} "
+                        f"(kv heads, virtual tokens, head dim), got {got}")
+    for (pk, pv), (k, v) in zip(slots, kv):
+        pk.copy_(k.transpose(0, 1).unsqueeze(0))
+        pv.copy_(v.transpose(0, 1).unsqueeze(0))

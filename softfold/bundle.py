@@ -22,7 +22,8 @@ MANIFEST_SCHEMA: dict = {
         "context_length": int, "bos_id": int, "eos_ids": list, "stop_ids": list, "stop_strings": list, "file": str,
     },
     "soft_prompt": {"num_virtual_tokens": int, "folding": str, "sha256": str, "source": str,
-                    "virtual_token_ids?": list},  # folding "virtual-tokens": the ids every prompt starts with
+                    "virtual_token_ids?": list,  # folding "virtual-tokens": the ids every prompt starts with
+                    "prefix_kv?": dict},  # prefix K/V calibrated to the recipe (`softfold calibrate-prefix`)
     "prompt_format": {
         "preamble": str, "user_prefix": str, "user_suffix": str, "assistant_prefix": str, "assistant_suffix": str,
         "generation_prefix": str,

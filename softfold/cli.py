@@ -24,23 +24,46 @@ EXAMPLES = """examples:
 
 def _export(args: argparse.Namespace) -> int:
     from softfold.calibrate.prompts import DEFAULT_PROMPTS, read_prompts
-    from softfold.load import default_model_path
     from softfold.parity import junit_xml
-    from softfold.export.quantize import Recipe
-    from softfold.pipeline import ExportOptions, Folding, Target, export_bundle
+    from softfold.pipeline import Folding, export_bundle
 
     prompts = list(DEFAULT_PROMPTS) + (read_prompts(args.prompts) if args.prompts else [])
-    opts = ExportOptions(model=Path(args.model or default_model_path()), soft_prompt=Path(args.soft_prompt),
-                         out=Path(args.out), target=Target(args.target), recipe=Recipe(args.recipe),
-                         folding=Folding(args.folding), group_size=args.group_size, weight_bits=args.weight_bits,
-                         embedding_bits=args.embedding_bits,
-                         algorithm=args.algorithm, max_context=args.max_context, prompts=tuple(prompts),
-                         keep_8bit=tuple(args.keep_8bit), force=args.force)
+    opts = _export_options(args, folding=Folding(args.folding), max_context=args.max_context, prompts=tuple(prompts),
+                           force=args.force, prefix_kv=Path(args.prefix_kv) if args.prefix_kv else None)
     report = export_bundle(opts)
     if args.junit:
         Path(args.junit).write_text(junit_xml(report))
     print(f"bundle: {opts.out}")
     return _report_verdict(report, opts.out)
+
+
+def _export_options(args: argparse.Namespace, **extra):
+    from softfold.export.quantize import Recipe
+    from softfold.load import default_model_path
+    from softfold.pipeline import ExportOptions, Target
+
+    return ExportOptions(model=Path(args.model or default_model_path()), soft_prompt=Path(args.soft_prompt),
+                         out=Path(args.out), target=Target(args.target), recipe=Recipe(args.recipe),
+                         group_size=args.group_size, weight_bits=args.weight_bits, embedding_bits=args.embedding_bits,
+                         algorithm=args.algorithm, keep_8bit=tuple(args.keep_8bit), **extra)
+
+
+def _calibrate_prefix(args: argparse.Namespace) -> int:
+    from softfold.calibrate.prefix import PrefixCalibration, QuantSim, calibrate_prefix, save_prefix
+    from softfold.calibrate.prompts import prefix_calibration_prompts
+    from softfold.load import load_base, load_soft_prompt
+    from softfold.pipeline import quant_schemes
+
+    opts = _export_options(args)
+    sim = QuantSim.of_schemes(quant_schemes(opts))
+    config = PrefixCalibration(steps=args.steps, prompts_per_file=args.prompts_per_file, seed=args.seed)
+    base = load_base(opts.model)
+    soft_prompt = load_soft_prompt(opts.soft_prompt, base.config.hidden_size)
+    prefix = calibrate_prefix(base, soft_prompt, sim, prefix_calibration_prompts(config.prompts_per_file), config)
+    save_prefix(prefix, opts.out)
+    print(f"prefix K/V: {opts.out} (held-out KL, fp32 student vs simulated {args.recipe}: "
+          f"{prefix.held_out_kl_before:.4f} with the folded prefix, {prefix.held_out_kl_after:.4f} calibrated)")
+    return 0
 
 
 def _report_verdict(report, where: Path) -> int:
@@ -184,9 +207,31 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     from softfold.export.quantize import Recipe
 
+    p.add_argument("--target", default="executorch", choices=["executorch", "onnx", "ort"],
+                   help="executorch: model.pte for Android's LlmModule; onnx: model.onnx + genai_config.json for "
+                        "onnxruntime-genai; ort: model.ort for ONNX Runtime Mobile (default: executorch)")
+    p.add_argument("--recipe", default="fp32", choices=[r.value for r in Recipe],
+                   help="fp32 (any target); fp16 (executorch); 8da4w, 8da8w: int8 dynamic activations x int4 "
+                        "group-wise / int8 weights (executorch); int4: MatMulNBits; int8: dynamic int8; int8-static: "
+                        "QDQ int8 calibrated on chat prompts (onnx, ort). The soft prompt's K/V are never quantized "
+                        "(default: fp32)")
+    p.add_argument("--group-size", type=int, default=32, help="int4 weight group / block size (default: 32)")
+    p.add_argument("--embedding-bits", type=int, default=0, choices=[0, 4, 8],
+                   help="quantize the embedding table too: 4 or 8 for executorch, 4 for onnx int4 (0 keeps it "
+                        "fp32; default: 0)")
+    p.add_argument("--keep-8bit", nargs="+", default=[], metavar="LAYER",
+                   help="4-bit recipes: keep these layers at 8 bits, e.g. lm_head layers.3 (the ranking comes "
+                        "from `softfold sensitivity`)")
+    p.add_argument("--algorithm", default="rtn", choices=["rtn", "hqq"], help="onnx int4 quantizer (default: rtn)")
+    p.add_argument("--weight-bits", type=int, choices=[2, 4, 8],
+                   help="override the recipe's weight bits: 4 or 8 for executorch, 2/4/8 for onnx int4 "
+                        "(2 bits shows the parity gate failing)")
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="softfold", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Fold a trained soft prompt (PEFT prompt tuning) into phone-ready model bundles, "
@@ -201,36 +246,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="Hugging Face model directory or .gguf file (default: the embedded "
                                    "SmolLM2-135M-Instruct)")
     p.add_argument("--soft-prompt", required=True, help="PEFT prompt-tuning adapter directory")
-    p.add_argument("--target", default="executorch", choices=["executorch", "onnx", "ort"],
-                   help="executorch: model.pte for Android's LlmModule; onnx: model.onnx + genai_config.json for "
-                        "onnxruntime-genai; ort: model.ort for ONNX Runtime Mobile (default: executorch)")
-    p.add_argument("--recipe", default="fp32", choices=[r.value for r in Recipe],
-                   help="fp32 (any target); fp16 (executorch); 8da4w, 8da8w: int8 dynamic activations x int4 "
-                        "group-wise / int8 weights (executorch); int4: MatMulNBits; int8: dynamic int8; int8-static: "
-                        "QDQ int8 calibrated on chat prompts (onnx, ort). The soft prompt's K/V are never quantized "
-                        "(default: fp32)")
+    _add_recipe_arguments(p)
     p.add_argument("--folding", default="prefix-kv", choices=["prefix-kv", "virtual-tokens"],
                    help="prefix-kv: the soft prompt's keys/values are graph constants, no prefill cost per "
                         "conversation; virtual-tokens: N special tokens added to the tokenizer and chat template, "
                         "their embedding rows are the soft prompt (never quantized), N prefill tokens per "
                         "conversation, for runtimes that must see plain token ids (default: prefix-kv)")
-    p.add_argument("--group-size", type=int, default=32, help="int4 weight group / block size (default: 32)")
-    p.add_argument("--embedding-bits", type=int, default=0, choices=[0, 4, 8],
-                   help="quantize the embedding table too: 4 or 8 for executorch, 4 for onnx int4 (0 keeps it "
-                        "fp32; default: 0)")
-    p.add_argument("--keep-8bit", nargs="+", default=[], metavar="LAYER",
-                   help="4-bit recipes: keep these layers at 8 bits, e.g. lm_head layers.3 (the ranking comes "
-                        "from `softfold sensitivity`)")
-    p.add_argument("--algorithm", default="rtn", choices=["rtn", "hqq"], help="onnx int4 quantizer (default: rtn)")
-    p.add_argument("--weight-bits", type=int, choices=[2, 4, 8],
-                   help="override the recipe's weight bits: 4 or 8 for executorch, 2/4/8 for onnx int4 "
-                        "(2 bits shows the parity gate failing)")
     p.add_argument("--out", required=True, help="bundle directory to create")
     p.add_argument("--max-context", type=int, default=2048, help="user tokens the KV cache holds (default: 2048)")
     p.add_argument("--prompts", help="extra parity prompts, one per line (added to the calibration set)")
     p.add_argument("--junit", help="also write the parity gate as JUnit XML to this path")
+    p.add_argument("--prefix-kv", metavar="FILE",
+                   help="prefix K/V calibrated to this recipe by `softfold calibrate-prefix`, in place of the "
+                        "folded ones (prefix-kv folding; the file must match --soft-prompt and the recipe flags)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_export)
+
+    p = sub.add_parser("calibrate-prefix", help="fit the prefix K/V to a quantized recipe (4-bit bundles keep the "
+                                                "fp32 model's refusals)",
+                       description="A quantized model reads the fp32 prefix K/V differently from the fp32 model. "
+                                   "This fits the prefix K/V (still fp32 constants in the bundle) so that the "
+                                   "recipe's arithmetic, simulated in PyTorch, matches the fp32 soft prompt's "
+                                   "next-token distributions over its replies to calibration prompts (the "
+                                   "distillation training files). Pass the same recipe flags as to `softfold "
+                                   "export`, then `softfold export ... --prefix-kv FILE`. The parity gate still "
+                                   "compares with the fp32 PEFT reference.")
+    p.add_argument("--model", help="base model (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--soft-prompt", required=True, help="PEFT prompt-tuning adapter directory")
+    _add_recipe_arguments(p)
+    p.add_argument("--out", required=True, help="safetensors file to write")
+    p.add_argument("--steps", type=int, default=300, help="Adam steps (default: 300)")
+    p.add_argument("--prompts-per-file", type=int, default=128,
+                   help="calibration prompts from each distillation training file (default: 128)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_calibrate_prefix)
 
     p = sub.add_parser("verify", help="re-check a bundle's checksums and manifest schema")
     p.add_argument("bundle")
@@ -351,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TORCH_ONLY_COMMANDS = {"distill", "eval", "sensitivity"}  # no phone runtime: let torch use every core
+TORCH_ONLY_COMMANDS = {"distill", "eval", "sensitivity", "calibrate-prefix"}  # no phone runtime: let torch use every core
 
 
 def quiet_libraries() -> None:

@@ -50,6 +50,7 @@ class ExportOptions:
     keep_8bit: tuple[str, ...] = ()  # 4-bit recipes: these layers (e.g. "lm_head", "layers.3") at 8 bits
     algorithm: str = "rtn"  # ONNX int4: rtn | hqq
     max_context: int = 2048
+    prefix_kv: Path | None = None  # prefix K/V calibrated to this recipe (`softfold calibrate-prefix`)
     prompts: tuple[str, ...] = tuple(DEFAULT_PROMPTS)
     thresholds: Thresholds | None = None
     force: bool = False
@@ -64,6 +65,7 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
         raise UserError(f"--max-context must be at least 8 tokens, got {opts.max_context}")
     quant = quant_schemes(opts)
     soft_prompt = load_soft_prompt(opts.soft_prompt, read_config(opts.model).hidden_size)
+    prefix = calibrated_prefix(opts, quant, soft_prompt)
     with tqdm(total=4, desc="loading model", unit="stage", leave=False) as stages, \
             atomic_dir(opts.out, opts.force) as tmp:
         base = load_base(opts.model)
@@ -73,7 +75,7 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
         prompt_format = derive_prompt_format(tokenizer)
         _advance(stages, f"folding N={soft_prompt.num_virtual_tokens} ({opts.folding.value}) "
                          f"and lowering to {opts.target.value}")
-        _write_model(base, soft_prompt, opts, quant, virtual, tmp)
+        _write_model(base, soft_prompt, opts, quant, virtual, prefix, tmp)
         save_tokenizer(tokenizer, tmp)
         _advance(stages, "parity gate")
         engine = engine_for(tmp, opts.target.value, MODEL_FILE[opts.target], virtual)
@@ -82,7 +84,7 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
                             opts.max_context, thresholds, check_runner=opts.check_runner)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
-        manifest = _manifest(base, soft_prompt, prompt_format, opts, report, virtual)
+        manifest = _manifest(base, soft_prompt, prompt_format, opts, report, virtual, prefix)
         (tmp / "README.md").write_text(app_readme(manifest))
         write_manifest(tmp, manifest)
         _advance(stages, "done")
@@ -119,14 +121,30 @@ def quant_schemes(opts: ExportOptions) -> tuple:
     return (None,)
 
 
+def calibrated_prefix(opts: ExportOptions, quant: tuple, soft_prompt: SoftPrompt):
+    """The --prefix-kv file, checked against this soft prompt and recipe before any heavy work; None without one."""
+    if opts.prefix_kv is None:
+        return None
+    from softfold.calibrate.prefix import QuantSim, check_prefix, load_prefix
+
+    if opts.folding is not Folding.PREFIX_KV:
+        raise UserError("--prefix-kv replaces the folded prefix K/V: it needs --folding prefix-kv, "
+                        f"got {opts.folding.value}")
+    prefix = load_prefix(opts.prefix_kv)
+    check_prefix(prefix, soft_prompt, QuantSim.of_schemes(quant) if quant[0] is not None else None, opts.prefix_kv)
+    return prefix
+
+
 def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, quant: tuple,
-                 virtual: VirtualTokens | None, out: Path) -> None:
-    from softfold.export.fold import build_folded_model, build_virtual_token_model
+                 virtual: VirtualTokens | None, prefix, out: Path) -> None:
+    from softfold.export.fold import build_folded_model, build_virtual_token_model, set_prefix_kv
 
     if virtual:
         folded = build_virtual_token_model(base.model, soft_prompt.embeddings, virtual.start, opts.max_context)
     else:
         folded = build_folded_model(base.model, soft_prompt.embeddings, opts.max_context)
+        if prefix is not None:
+            set_prefix_kv(folded, prefix.kv)
     if opts.target is Target.EXECUTORCH:
         from softfold.export.executorch import export_pte, runner_metadata
 
@@ -181,7 +199,7 @@ def save_tokenizer(tokenizer, out: Path) -> None:
 
 
 def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFormat, opts: ExportOptions,
-              report: ParityReport, virtual: VirtualTokens | None) -> dict:
+              report: ParityReport, virtual: VirtualTokens | None, prefix=None) -> dict:
     cfg, stop_ids = base.config, eos_ids(base)
     return {
         "backend": opts.target.value,
@@ -199,8 +217,16 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFor
             "num_virtual_tokens": soft_prompt.num_virtual_tokens, "folding": opts.folding.value,
             "sha256": soft_prompt.sha256, "source": str(opts.soft_prompt),
             **({"virtual_token_ids": virtual.ids} if virtual else {}),
+            **({"prefix_kv": _prefix_record(opts.prefix_kv, prefix)} if prefix else {}),
         },
         "prompt_format": prompt_format.to_json(),
         "tools": tool_versions(),
         "parity": report.summary(),
     }
+
+
+def _prefix_record(path: Path, prefix) -> dict:
+    from softfold.bundle import file_sha256
+
+    return {"calibrated_for": prefix.simulation.to_json(), "source": str(path), "sha256": file_sha256(Path(path)),
+            "held_out_kl_before": prefix.held_out_kl_before, "held_out_kl_after": prefix.held_out_kl_after}

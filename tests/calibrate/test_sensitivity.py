@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from softfold.calibrate.prompts import calibration_set
-from softfold.calibrate.sensitivity import fake_quantize_activation, fake_quantize_weight, quantized, sensitivity
+from softfold.calibrate.sensitivity import (Arithmetic, fake_quantize_activation, fake_quantize_weight, quantized,
+                                           sensitivity)
 from softfold.load import load_base
 from softfold.reference import Reference
 
@@ -16,6 +17,28 @@ def test_weight_rounding_by_hand():
     expected = (w.reshape(2, 2, 2) / s.reshape(2, 2, 1)).round().clamp(-8, 7) * s.reshape(2, 2, 1)
     torch.testing.assert_close(q, expected.reshape(2, 4))
     assert q[0, 0] == 0 and len(torch.unique(fake_quantize_weight(torch.randn(1, 64), 4, 64))) <= 16
+
+
+def test_mlas_weight_rounding_is_onnxruntimes():
+    """ORT's own symmetric block quantizer (the extreme value lands on -8), dequantized, block by block."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantizer
+
+    w = torch.randn(8, 64, generator=torch.Generator().manual_seed(0))
+    ours = fake_quantize_weight(w, bits=4, group_size=32, arithmetic=Arithmetic.MLAS)
+    weight_kn = w.T.numpy()[None]  # MatMul weight [K, N], blocks along K
+    for start in (0, 32):
+        q, scale = DefaultWeightOnlyQuantizer.quant_slice_symmetric(weight_kn[:, start:start + 32])
+        torch.testing.assert_close(ours[:, start:start + 32], torch.from_numpy(q * scale)[0].T.float())
+    assert not torch.equal(ours, fake_quantize_weight(w, bits=4, group_size=32))  # torchao's grid differs
+
+
+def test_mlas_activation_rounding_is_symmetric_per_block():
+    x = torch.randn(3, 64)
+    q = fake_quantize_activation(x, block=32)
+    for block in (q[:, :32], q[:, 32:]):
+        assert all(len(torch.unique(row)) <= 255 for row in block)
+    steps = x.reshape(3, 2, 32).abs().amax(-1) / 127
+    assert ((q - x).abs().reshape(3, 2, 32) <= steps.unsqueeze(-1) / 2 + 1e-6).all()  # within half a step
 
 
 def test_activation_rounding_keeps_256_levels_per_token():

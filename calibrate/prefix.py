@@ -1,0 +1,258 @@
+"""Calibrate the soft prompt's prefix K/V to a quantized recipe (`softfold calibrate-prefix`).
+
+A 4-bit model reads the fp32 prefix K/V differently from the fp32 model: on SmolLM2-135M with the
+shipped safety prompt, 4-bit bundles flip the refuse-or-answer decision on ~1 in 9 held-out
+prompts. The prefix K/V are the part of a bundle that stays fp32, and they are free parameters of
+the exported graph, so this fits them to the recipe: the quantized model (its arithmetic simulated
+in PyTorch, gradients straight through the rounding) is trained to match the fp32 student's
+next-token distributions (KL) over its greedy replies to calibration prompts. Weights and soft
+prompt are unchanged, and the fp32 student stays the reference every parity gate compares with.
+(IntactKV, Liu et al. 2024, calibrates the fp32 K/V of a few pivot tokens for the same reason.)
+"""
+import json
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from softfold.calibrate.sensitivity import Arithmetic, fake_quantize_weight, layer_names, quantized
+from softfold.errors import UserError
+from softfold.export.quantize import EmbeddingQuant, LinearQuant, OnnxBlockQuant, in_layers
+from softfold.load import BaseModel, SoftPrompt
+from softfold.reference import chat_ids, eos_ids
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (keys, values), each [kv_heads, N, head_dim], post-RoPE
+
+
+@dataclass(frozen=True)
+class QuantSim:
+    """A recipe's arithmetic as simulated in PyTorch: symmetric group-wise weights (every Linear, LM head
+    included), int8 per-token activations where the runtime quantizes them, the embedding table's rounding."""
+    weight_bits: int
+    group_size: int  # 0: per output channel
+    int8_activations: bool
+    keep_8bit: tuple[str, ...] = ()
+    embedding_bits: int = 0  # 0: fp32 table
+    embedding_group: int = 0
+    arithmetic: Arithmetic = Arithmetic.TORCHAO
+
+    @classmethod
+    def of_schemes(cls, quant: tuple) -> "QuantSim":
+        """From the export's validated schemes (`pipeline.quant_schemes`): ExecuTorch 8da4w / 8da8w, ONNX int4."""
+        linear = quant[0]
+        if isinstance(linear, LinearQuant):
+            embedding: EmbeddingQuant | None = quant[1]
+            return cls(linear.weight_bits, linear.group_size, True, linear.keep_8bit,
+                       embedding.bits if embedding else 0, embedding.group_size if embedding else 0)
+        if isinstance(linear, OnnxBlockQuant):
+            group = linear.block_size
+            return cls(linear.bits, group, linear.accuracy_level == 4, linear.keep_8bit, linear.embedding_bits,
+                       group if linear.embedding_bits else 0, Arithmetic.MLAS)
+        raise UserError("prefix calibration simulates weight-quantized recipes: executorch 8da4w or 8da8w, onnx int4; "
+                        f"got {type(linear).__name__ if linear else 'an unquantized recipe'}")
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "keep_8bit": list(self.keep_8bit), "arithmetic": self.arithmetic.value}
+
+
+@dataclass(frozen=True)
+class PrefixCalibration:
+    """How the prefix K/V are fitted. Calibration prompts come from the distillation training files."""
+    steps: int = 300
+    batch_size: int = 8
+    lr: float = 1e-2  # Adam, on each layer's K/V offset in units of that layer's K/V standard deviation
+    prompts_per_file: int = 128
+    reply_tokens: int = 12  # of the fp32 student's greedy reply, teacher-forced
+    held_out: float = 0.1  # fraction of prompts kept out of training, for the KL reported before and after
+    seed: int = 0
+    bf16: bool = True  # bfloat16 autocast for the frozen model's compute during training
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "prompts_per_file", "reply_tokens"):
+            if getattr(self, name) < 1:
+                raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.held_out < 1:
+            raise UserError(f"held_out must be in (0, 1), got {self.held_out}")
+
+
+@dataclass(frozen=True)
+class CalibratedPrefix:
+    kv: KV
+    simulation: QuantSim
+    soft_prompt_sha256: str
+    held_out_kl_before: float  # KL(fp32 student || simulated quantized model) per reply token, fp32 prefix
+    held_out_kl_after: float  # the same with the calibrated prefix
+    config: dict
+
+
+@contextmanager
+def simulated(model: nn.Module, sim: QuantSim):
+    """The HF model (no PEFT wrapper) computing with the recipe's rounding; restored on exit."""
+    names = tuple(n for n in layer_names(model) if not in_layers(n, sim.keep_8bit))
+    with ExitStack() as stack:
+        stack.enter_context(quantized(model, names, sim.weight_bits, sim.group_size, sim.int8_activations,
+                                      sim.arithmetic))
+        if sim.keep_8bit:  # 8-bit per channel (MatMulNBits: blocks of group_size)
+            group = sim.group_size if sim.arithmetic is Arithmetic.MLAS else 0
+            stack.enter_context(quantized(model, sim.keep_8bit, 8, group, sim.int8_activations, sim.arithmetic))
+        if sim.embedding_bits:
+            stack.enter_context(_quantized_embedding(model, sim))
+        yield
+
+
+@contextmanager
+def _quantized_embedding(model: nn.Module, sim: QuantSim):
+    table = model.get_input_embeddings()
+    saved = table.weight
+    # a new Parameter: a tied LM head keeps its own (separately simulated) weight
+    table.weight = nn.Parameter(fake_quantize_weight(saved.detach(), sim.embedding_bits, sim.embedding_group,
+                                                     sim.arithmetic), requires_grad=False)
+    try:
+        yield
+    finally:
+        table.weight = saved
+
+
+@torch.no_grad()
+def prefix_cache(model: nn.Module, embeddings: torch.Tensor) -> KV:
+    """The soft prompt's K/V in every layer, as the fp32 model computes them (what `fold.py` exports)."""
+    cache = model(inputs_embeds=embeddings.float().unsqueeze(0), use_cache=True).past_key_values
+    return [(layer.keys[0].clone(), layer.values[0].clone()) for layer in cache.layers]
+
+
+def _cache(model: nn.Module, kv: KV, batch: int):
+    from transformers.cache_utils import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    for i, (k, v) in enumerate(kv):
+        cache.update(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1), i)
+    return cache
+
+
+@dataclass(frozen=True)
+class _Target:
+    prompt_ids: list[int]
+    reply: list[int]
+    log_probs: torch.Tensor  # [len(reply), vocab], bf16: the fp32 student's, teacher-forced
+
+
+@torch.no_grad()
+def _targets(model: nn.Module, kv: KV, prompts: list[list[int]], reply_tokens: int, stop: set[int]) -> list[_Target]:
+    out = []
+    for ids in tqdm(prompts, desc="fp32 replies", unit="prompt", leave=False):
+        step = model(input_ids=torch.tensor([ids]), past_key_values=_cache(model, kv, 1), use_cache=True)
+        reply = [int(step.logits[0, -1].argmax())]
+        while len(reply) < reply_tokens and reply[-1] not in stop:
+            step = model(input_ids=torch.tensor([reply[-1:]]), past_key_values=step.past_key_values, use_cache=True)
+            reply.append(int(step.logits[0, -1].argmax()))
+        full = torch.tensor([ids + reply])
+        logits = model(input_ids=full, past_key_values=_cache(model, kv, 1)).logits[0, len(ids) - 1:-1]
+        out.append(_Target(ids, reply, logits.float().log_softmax(-1).to(torch.bfloat16)))
+    return out
+
+
+def _kl(model: nn.Module, kv: KV, batch: list[_Target], bf16: bool) -> torch.Tensor:
+    """KL(fp32 student || model with prefix `kv`), mean over reply tokens; one right-padded forward."""
+    seqs = [t.prompt_ids + t.reply for t in batch]
+    width, n_prefix = max(map(len, seqs)), kv[0][0].shape[1]
+    ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
+    mask = torch.tensor([[1] * (n_prefix + len(s)) + [0] * (width - len(s)) for s in seqs])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        hidden = getattr(model, model.base_model_prefix)(input_ids=ids, attention_mask=mask,
+                                                         past_key_values=_cache(model, kv, len(batch))).last_hidden_state
+        rows = torch.cat([hidden[j, len(t.prompt_ids) - 1: len(t.prompt_ids) - 1 + len(t.reply)]
+                          for j, t in enumerate(batch)])
+        log_q = model.get_output_embeddings()(rows).float().log_softmax(-1)
+    log_p = torch.cat([t.log_probs for t in batch]).float()
+    return (log_p.exp() * (log_p - log_q)).sum() / len(rows)
+
+
+def _mean_kl(model: nn.Module, kv: KV, targets: list[_Target], config: PrefixCalibration) -> float:
+    with torch.no_grad():
+        chunks = [targets[i:i + config.batch_size] for i in range(0, len(targets), config.batch_size)]
+        return sum(_kl(model, kv, c, config.bf16).item() * sum(len(t.reply) for t in c) for c in chunks) / \
+            sum(len(t.reply) for t in targets)
+
+
+def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, prompts: list[str],
+                     config: PrefixCalibration = PrefixCalibration()) -> CalibratedPrefix:
+    """Fit the prefix K/V so the simulated quantized model matches the fp32 student on `prompts`."""
+    model = base.model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    fp32_kv = prefix_cache(model, soft_prompt.embeddings)
+    ids = [chat_ids(base.tokenizer, p) for p in prompts]
+    order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(config.seed)).tolist()
+    n_held = max(1, round(config.held_out * len(ids)))
+    targets = _targets(model, fp32_kv, [ids[i] for i in order], config.reply_tokens, set(eos_ids(base)))
+    held, train = targets[:n_held], targets[n_held:] or targets[:n_held]
+    scales = [(k.std(), v.std()) for k, v in fp32_kv]
+    offsets = [(torch.zeros_like(k, requires_grad=True), torch.zeros_like(v, requires_grad=True)) for k, v in fp32_kv]
+    optimizer = torch.optim.Adam([t for pair in offsets for t in pair], lr=config.lr)
+
+    def current() -> KV:
+        return [(k + sk * dk, v + sv * dv) for (k, v), (sk, sv), (dk, dv) in zip(fp32_kv, scales, offsets)]
+
+    batches = torch.Generator().manual_seed(config.seed)
+    with simulated(model, sim):
+        before = _mean_kl(model, fp32_kv, held, config)
+        bar = tqdm(range(config.steps), desc="calibrating prefix K/V", unit="step", leave=False)
+        for _ in bar:
+            pick = torch.randint(len(train), (config.batch_size,), generator=batches).tolist()
+            loss = _kl(model, current(), [train[i] for i in pick], config.bf16)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            bar.set_postfix(kl=f"{loss.item():.4f}")
+        kv = [(k.detach(), v.detach()) for k, v in current()]
+        after = _mean_kl(model, kv, held, config)
+    return CalibratedPrefix(kv, sim, soft_prompt.sha256, before, after,
+                            {**asdict(config), "prompts": len(prompts)})
+
+
+def save_prefix(prefix: CalibratedPrefix, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"{kind}.{i}": t.contiguous() for i, pair in enumerate(prefix.kv) for kind, t in zip("kv", pair)}
+    meta = {"simulation": prefix.simulation.to_json(), "soft_prompt_sha256": prefix.soft_prompt_sha256,
+            "held_out_kl_before": prefix.held_out_kl_before, "held_out_kl_after": prefix.held_out_kl_after,
+            "config": prefix.config}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    save_file(tensors, tmp, metadata={"softfold_prefix_kv": json.dumps(meta, sort_keys=True)})
+    tmp.replace(path)
+
+
+def load_prefix(path: Path) -> CalibratedPrefix:
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--prefix-kv {path}: file not found; write one with `softfold calibrate-prefix`")
+    with safe_open(str(path), framework="pt") as f:
+        meta = (f.metadata() or {}).get("softfold_prefix_kv")
+        if meta is None:
+            raise UserError(f"--prefix-kv {path} was not written by `softfold calibrate-prefix` (no metadata)")
+        meta = json.loads(meta)
+        layers = len([k for k in f.keys() if k.startswith("k.")])
+        kv = [(f.get_tensor(f"k.{i}"), f.get_tensor(f"v.{i}")) for i in range(layers)]
+    sim = meta["simulation"]
+    sim = QuantSim(**{**sim, "keep_8bit": tuple(sim["keep_8bit"]), "arithmetic": Arithmetic(sim.get("arithmetic", "torchao"))})
+    return CalibratedPrefix(kv, sim, meta["soft_prompt_sha256"],
+                            meta["held_out_kl_before"], meta["held_out_kl_after"], meta["config"])
+
+
+def check_prefix(prefix: CalibratedPrefix, soft_prompt: SoftPrompt, sim: QuantSim | None, path: Path) -> None:
+    """The file must belong to this soft prompt and recipe: a prefix fitted to other weights is a silent error."""
+    if prefix.soft_prompt_sha256 != soft_prompt.sha256:
+        raise UserError(f"--prefix-kv {path} was calibrated for another soft prompt (sha256 "
+                        f"{prefix.soft_prompt_sha256[:12]}, this one is {soft_prompt.sha256[:12]}): re-run "
+                        "`softfold calibrate-prefix` with this --soft-prompt")
+    if sim != prefix.simulation:
+        raise UserError(f"--prefix-kv {path} was calibrated for {prefix.simulation.to_json()}, this export quantizes "
+                        f"as {sim.to_json() if sim else 'nothing (unquantized)'}: re-run `softfold calibrate-prefix` "
+                        "with this export's --target / --recipe / --group-size / --embedding-bits / --keep-8bit")
