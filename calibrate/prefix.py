@@ -64,7 +64,7 @@ class PrefixCalibration:
     steps: int = 300
     batch_size: int = 8
     lr: float = 1e-2  # Adam, on each layer's K/V offset in units of that layer's K/V standard deviation
-    prompts_per_file: int = 128
+    prompts_per_file: int = 64
     reply_tokens: int = 12  # of the fp32 student's greedy reply, teacher-forced
     held_out: float = 0.1  # fraction of prompts kept out of training, for the KL reported before and after
     seed: int = 0
@@ -108,8 +108,9 @@ def _quantized_embedding(model: nn.Module, sim: QuantSim):
     table = model.get_input_embeddings()
     saved = table.weight
     # a new Parameter: a tied LM head keeps its own (separately simulated) weight
+    arithmetic = Arithmetic.ORT_NUMPY if sim.arithmetic is Arithmetic.MLAS else sim.arithmetic
     table.weight = nn.Parameter(fake_quantize_weight(saved.detach(), sim.embedding_bits, sim.embedding_group,
-                                                     sim.arithmetic), requires_grad=False)
+                                                     arithmetic), requires_grad=False)
     try:
         yield
     finally:

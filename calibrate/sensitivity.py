@@ -56,6 +56,7 @@ class Arithmetic(str, Enum):
     """Whose rounding to simulate: the two runtimes differ in the weight grid and the activation scheme."""
     TORCHAO = "torchao"  # ExecuTorch 8da*w: scale = absmax / ((qmax - qmin) / 2); int8 activations per token, asymmetric
     MLAS = "mlas"  # ORT MatMulNBits: scale = signed extreme / qmin; int8 activations per weight block, symmetric
+    ORT_NUMPY = "ort-numpy"  # ORT's Python block quantizer (GatherBlockQuantized): MLAS's grid, rounded half-even
 
 
 def fake_quantize_weight(weight: torch.Tensor, bits: int, group_size: int,
@@ -65,13 +66,18 @@ def fake_quantize_weight(weight: torch.Tensor, bits: int, group_size: int,
     group = in_features if group_size == 0 else group_size
     w = weight.float().reshape(out_features, in_features // group, group)
     qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    if arithmetic is Arithmetic.MLAS:  # the value of largest magnitude lands exactly on qmin
+    # Each runtime's exact rounding: on a GGUF-dequantized model many weights sit on ties, and a group's
+    # extreme weight always does under torchao's grid (|w| / scale = 7.5)
+    if arithmetic is not Arithmetic.TORCHAO:  # the extreme lands on qmin
         hi, lo = w.amax(-1, keepdim=True), w.amin(-1, keepdim=True)
         scale = torch.where(hi.abs() > lo.abs(), hi, lo) / qmin
         scale = torch.where(scale == 0, torch.full_like(scale, 1e-12), scale)
-    else:
+        # MLAS rounds after its +8 offset: half up
+        q = torch.floor(w / scale + 0.5) if arithmetic is Arithmetic.MLAS else (w / scale).round()
+    else:  # torchao's quantize_affine: round-half-even of w * (1 / scale)
         scale = w.abs().amax(-1, keepdim=True).clamp_min(1e-12) / ((qmax - qmin) / 2)
-    return ((w / scale).round().clamp(qmin, qmax) * scale).reshape(out_features, in_features).to(weight.dtype)
+        q = (w * (1.0 / scale)).round()
+    return (q.clamp(qmin, qmax) * scale).reshape(out_features, in_features).to(weight.dtype)
 
 
 def fake_quantize_activation(x: torch.Tensor, block: int = 0) -> torch.Tensor:

@@ -276,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recipe_arguments(p)
     p.add_argument("--out", required=True, help="safetensors file to write")
     p.add_argument("--steps", type=int, default=300, help="Adam steps (default: 300)")
-    p.add_argument("--prompts-per-file", type=int, default=128,
-                   help="calibration prompts from each distillation training file (default: 128)")
+    p.add_argument("--prompts-per-file", type=int, default=64,
+                   help="calibration prompts from each distillation training file (default: 64)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_calibrate_prefix)
 

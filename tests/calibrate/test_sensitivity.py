@@ -19,17 +19,41 @@ def test_weight_rounding_by_hand():
     assert q[0, 0] == 0 and len(torch.unique(fake_quantize_weight(torch.randn(1, 64), 4, 64))) <= 16
 
 
+def _on_a_grid(rows: int, cols: int) -> torch.Tensor:
+    """Weights on a 1/16 grid, as a GGUF-dequantized model's are: many land exactly on rounding ties."""
+    return torch.randint(-16, 17, (rows, cols), generator=torch.Generator().manual_seed(0)).float() / 16
+
+
+def test_torchao_weight_rounding_is_torchaos():
+    from torch import nn
+    from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
+    from torchao.quantization.granularity import PerGroup
+
+    w = _on_a_grid(8, 64)
+    linear = nn.Sequential(nn.Linear(64, 8, bias=False))
+    linear[0].weight.data.copy_(w)
+    quantize_(linear, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4, weight_granularity=PerGroup(32)))
+    torch.testing.assert_close(fake_quantize_weight(w, 4, 32), linear[0].weight.dequantize().float(), rtol=0, atol=0)
+
+
 def test_mlas_weight_rounding_is_onnxruntimes():
-    """ORT's own symmetric block quantizer (the extreme value lands on -8), dequantized, block by block."""
+    """ORT's C++ MatMulNBits quantizer and its Python one (used for Gather), dequantized, on tie-heavy weights."""
+    import numpy as np
+    from onnxruntime.capi._pybind_state import quantize_matmul_4bits
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantizer
 
-    w = torch.randn(8, 64, generator=torch.Generator().manual_seed(0))
-    ours = fake_quantize_weight(w, bits=4, group_size=32, arithmetic=Arithmetic.MLAS)
-    weight_kn = w.T.numpy()[None]  # MatMul weight [K, N], blocks along K
+    w, (n, k, block) = _on_a_grid(8, 64), (8, 64, 32)
+    packed, scales = np.zeros((n, k // block, block // 2), np.uint8), np.zeros(n * k // block, np.float32)
+    quantize_matmul_4bits(packed, np.ascontiguousarray(w.T.numpy()), scales, np.zeros(n, np.uint8), block, n, k, True)
+    levels = np.stack([packed & 0xF, packed >> 4], -1).reshape(n, k // block, block).astype(np.int32) - 8
+    mlas = torch.from_numpy(levels * scales.reshape(n, k // block, 1)).reshape(n, k).float()
+    torch.testing.assert_close(fake_quantize_weight(w, 4, 32, Arithmetic.MLAS), mlas, rtol=0, atol=0)
+    weight_kn = w.T.numpy()[None]  # [K, N], blocks along K
+    ours = fake_quantize_weight(w, 4, 32, Arithmetic.ORT_NUMPY)
     for start in (0, 32):
         q, scale = DefaultWeightOnlyQuantizer.quant_slice_symmetric(weight_kn[:, start:start + 32])
-        torch.testing.assert_close(ours[:, start:start + 32], torch.from_numpy(q * scale)[0].T.float())
-    assert not torch.equal(ours, fake_quantize_weight(w, bits=4, group_size=32))  # torchao's grid differs
+        torch.testing.assert_close(ours[:, start:start + 32], torch.from_numpy(q * scale)[0].T.float(), rtol=0, atol=0)
+    assert not torch.equal(ours, fake_quantize_weight(w, 4, 32, Arithmetic.MLAS))  # ties round differently
 
 
 def test_mlas_activation_rounding_is_symmetric_per_block():
