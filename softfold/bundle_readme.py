@@ -39,13 +39,21 @@ tokenizing. They cost that many prefill tokens per conversation and count agains
 }
 
 
+def _calibrated(sp: dict) -> str:
+    if "prefix_kv" not in sp:
+        return ""
+    return ("\n\nIts keys/values were calibrated to this bundle's quantized weights (`softfold calibrate-prefix`): "
+            "they are fitted so the quantized model follows the fp32 soft prompt's replies more closely; they "
+            "stay fp32 and nothing changes for the app.")
+
+
 def app_readme(manifest: dict) -> str:
     sp, m = manifest["soft_prompt"], manifest["model"]
     parity = "passed" if manifest["parity"]["passed"] else "FAILED"
     return f"""# softfold bundle: {m['architecture']} ({manifest['backend']}, {manifest['recipe']})
 
 This model carries a learned soft prompt of {sp['num_virtual_tokens']} virtual tokens (sha256
-`{sp['sha256'][:16]}...`), {FOLDING[sp['folding']]}
+`{sp['sha256'][:16]}...`), {FOLDING[sp['folding']]}{_calibrated(sp)}
 
 Parity with the PyTorch reference: **{parity}** (see `parity.md`).
 

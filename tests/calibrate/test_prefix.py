@@ -97,5 +97,6 @@ def test_onnx_bundle_with_the_calibrated_prefix_is_closer_to_fp32(tiny_models, s
         manifest = json.loads((out / "manifest.json").read_text())
         kl[name] = manifest["parity"]["mean_kl"]
         assert ("prefix_kv" in manifest["soft_prompt"]) == (name == "calibrated")
+        assert ("calibrated to this bundle" in (out / "README.md").read_text()) == (name == "calibrated")
     # measured 1.73 -> 1.66 (with torchao's rounding simulated instead of ORT's, it rose to 1.91)
     assert kl["calibrated"] < kl["folded"], kl
