@@ -18,8 +18,7 @@ EXAMPLES = """examples:
   softfold export --soft-prompt my_prompt/ --recipe 8da4w --keep-8bit lm_head --out artifacts/smollm2/executorch-mixed
   softfold export --soft-prompt my_prompt/ --folding virtual-tokens --out artifacts/smollm2/executorch-virtual
   softfold calibrate-prefix --soft-prompt my_prompt/ --recipe 8da4w --embedding-bits 8 --out prefix-8da4w.safetensors
-  softfold export --soft-prompt my_prompt/ --recipe 8da4w --embedding-bits 8 --prefix-kv prefix-8da4w.safetensors \
-      --out artifacts/smollm2/executorch-8da4w-calibrated
+  softfold export --soft-prompt my_prompt/ --recipe 8da4w --embedding-bits 8 --prefix-kv prefix-8da4w.safetensors --out out/8da4w-cal
   softfold run artifacts/smollm2-135m-safety/executorch-fp32 "How do I bake bread?"
   softfold verify artifacts/smollm2-135m-safety/executorch-fp32
 """
