@@ -171,11 +171,14 @@ def _kl(model: nn.Module, kv: KV, batch: list[_Target], bf16: bool) -> torch.Ten
     return (log_p.exp() * (log_p - log_q)).sum() / len(rows)
 
 
+@torch.no_grad()
 def _mean_kl(model: nn.Module, kv: KV, targets: list[_Target], config: PrefixCalibration) -> float:
-    with torch.no_grad():
-        chunks = [targets[i:i + config.batch_size] for i in range(0, len(targets), config.batch_size)]
-        return sum(_kl(model, kv, c, config.bf16).item() * sum(len(t.reply) for t in c) for c in chunks) / \
-            sum(len(t.reply) for t in targets)
+    """_kl over all of `targets`, in batches, weighted by reply tokens."""
+    total = 0.0
+    for i in range(0, len(targets), config.batch_size):
+        chunk = targets[i:i + config.batch_size]
+        total += _kl(model, kv, chunk, config.bf16).item() * sum(len(t.reply) for t in chunk)
+    return total / sum(len(t.reply) for t in targets)
 
 
 def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, prompts: list[str],
