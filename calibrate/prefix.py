@@ -57,6 +57,10 @@ class QuantSim:
     def to_json(self) -> dict:
         return {**asdict(self), "keep_8bit": list(self.keep_8bit), "arithmetic": self.arithmetic.value}
 
+    @classmethod
+    def from_json(cls, data: dict) -> "QuantSim":
+        return cls(**{**data, "keep_8bit": tuple(data["keep_8bit"]), "arithmetic": Arithmetic(data["arithmetic"])})
+
 
 @dataclass(frozen=True)
 class PrefixCalibration:
@@ -142,16 +146,18 @@ class _Target:
 
 @torch.no_grad()
 def _targets(model: nn.Module, kv: KV, prompts: list[list[int]], reply_tokens: int, stop: set[int]) -> list[_Target]:
+    """The fp32 student's greedy replies; the logits that chose each reply token are its distributions."""
     out = []
     for ids in tqdm(prompts, desc="fp32 replies", unit="prompt", leave=False):
         step = model(input_ids=torch.tensor([ids]), past_key_values=_cache(model, kv, 1), use_cache=True)
-        reply = [int(step.logits[0, -1].argmax())]
-        while len(reply) < reply_tokens and reply[-1] not in stop:
-            step = model(input_ids=torch.tensor([reply[-1:]]), past_key_values=step.past_key_values, use_cache=True)
-            reply.append(int(step.logits[0, -1].argmax()))
-        full = torch.tensor([ids + reply])
-        logits = model(input_ids=full, past_key_values=_cache(model, kv, 1)).logits[0, len(ids) - 1:-1]
-        out.append(_Target(ids, reply, logits.float().log_softmax(-1).to(torch.bfloat16)))
+        reply, rows = [], []
+        while len(reply) < reply_tokens and (not reply or reply[-1] not in stop):
+            if reply:
+                step = model(input_ids=torch.tensor([reply[-1:]]), past_key_values=step.past_key_values,
+                             use_cache=True)
+            rows.append(step.logits[0, -1])
+            reply.append(int(rows[-1].argmax()))
+        out.append(_Target(ids, reply, torch.stack(rows).float().log_softmax(-1).to(torch.bfloat16)))
     return out
 
 
@@ -162,8 +168,8 @@ def _kl(model: nn.Module, kv: KV, batch: list[_Target], bf16: bool) -> torch.Ten
     ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
     mask = torch.tensor([[1] * (n_prefix + len(s)) + [0] * (width - len(s)) for s in seqs])
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        hidden = getattr(model, model.base_model_prefix)(input_ids=ids, attention_mask=mask,
-                                                         past_key_values=_cache(model, kv, len(batch))).last_hidden_state
+        body = getattr(model, model.base_model_prefix)
+        hidden = body(input_ids=ids, attention_mask=mask, past_key_values=_cache(model, kv, len(batch))).last_hidden_state
         rows = torch.cat([hidden[j, len(t.prompt_ids) - 1: len(t.prompt_ids) - 1 + len(t.reply)]
                           for j, t in enumerate(batch)])
         log_q = model.get_output_embeddings()(rows).float().log_softmax(-1)
@@ -244,9 +250,7 @@ def load_prefix(path: Path) -> CalibratedPrefix:
         meta = json.loads(meta)
         layers = len([k for k in f.keys() if k.startswith("k.")])
         kv = [(f.get_tensor(f"k.{i}"), f.get_tensor(f"v.{i}")) for i in range(layers)]
-    sim = meta["simulation"]
-    sim = QuantSim(**{**sim, "keep_8bit": tuple(sim["keep_8bit"]), "arithmetic": Arithmetic(sim.get("arithmetic", "torchao"))})
-    return CalibratedPrefix(kv, sim, meta["soft_prompt_sha256"],
+    return CalibratedPrefix(kv, QuantSim.from_json(meta["simulation"]), meta["soft_prompt_sha256"],
                             meta["held_out_kl_before"], meta["held_out_kl_after"], meta["config"])
 
 

@@ -51,11 +51,12 @@ def calibration_set(per_class: int = 16) -> tuple[list[str], list[str]]:
     """
     from softfold.distill.data import BENIGN_TRAIN, HARMFUL_TRAIN, read_prompt_files
 
-    def spread(prompts: list[str]) -> list[str]:
-        step = max(len(prompts) // per_class, 1)
-        return prompts[::step][:per_class]
+    return _spread(read_prompt_files(HARMFUL_TRAIN), per_class), _spread(read_prompt_files(BENIGN_TRAIN), per_class)
 
-    return spread(read_prompt_files(HARMFUL_TRAIN)), spread(read_prompt_files(BENIGN_TRAIN))
+
+def _spread(prompts: list[str], n: int) -> list[str]:
+    """`n` prompts evenly spaced through `prompts` (in file order: deterministic)."""
+    return prompts[::max(len(prompts) // n, 1)][:n]
 
 
 def prefix_calibration_prompts(per_file: int) -> list[str]:
@@ -63,8 +64,4 @@ def prefix_calibration_prompts(per_file: int) -> list[str]:
     (harmful and benign, questions and imperatives), never the held-out evaluation sets."""
     from softfold.distill.data import BENIGN_TRAIN, HARMFUL_TRAIN, read_prompt_files
 
-    prompts = []
-    for path in HARMFUL_TRAIN + BENIGN_TRAIN:
-        lines = read_prompt_files((path,))
-        prompts += lines[::max(len(lines) // per_file, 1)][:per_file]
-    return prompts
+    return [p for path in HARMFUL_TRAIN + BENIGN_TRAIN for p in _spread(read_prompt_files((path,)), per_file)]

@@ -73,7 +73,8 @@ def set_prefix_kv(model: Transformer, kv: list[tuple[torch.Tensor, torch.Tensor]
     """Replace the folded prefix K/V with `kv` (per layer [kv_heads, N, head_dim], post-RoPE, as HF caches them),
     e.g. K/V calibrated to a quantized recipe (calibrate/prefix.py). They stay fp32 constants."""
     slots = model.prefix_kv()
-    expected = tuple(slots[0][0].shape[2:3]) + tuple(slots[0][0].shape[1:2]) + tuple(slots[0][0].shape[3:])
+    _, n_prefix, kv_heads, head_dim = slots[0][0].shape
+    expected = (kv_heads, n_prefix, head_dim)
     if len(kv) != len(slots) or any(tuple(t.shape) != expected for pair in kv for t in pair):
         got = f"{len(kv)} layers of {tuple(kv[0][0].shape)}" if kv else "no layers"
         raise UserError(f"prefix K/V do not fit this model: expected {len(slots)} layers of {expected} "

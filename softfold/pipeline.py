@@ -4,6 +4,7 @@ import tempfile
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -20,6 +21,9 @@ from softfold.parity import ParityReport, Thresholds, recipe_thresholds, run_par
 from softfold.prompt_format import PromptFormat, derive
 from softfold.reference import Reference, chat_ids, eos_ids
 from softfold.virtual_tokens import VirtualTokens, add_virtual_tokens
+
+if TYPE_CHECKING:
+    from softfold.calibrate.prefix import CalibratedPrefix
 
 
 class Target(str, Enum):
@@ -121,7 +125,7 @@ def quant_schemes(opts: ExportOptions) -> tuple:
     return (None,)
 
 
-def calibrated_prefix(opts: ExportOptions, quant: tuple, soft_prompt: SoftPrompt):
+def calibrated_prefix(opts: ExportOptions, quant: tuple, soft_prompt: SoftPrompt) -> "CalibratedPrefix | None":
     """The --prefix-kv file, checked against this soft prompt and recipe before any heavy work; None without one."""
     if opts.prefix_kv is None:
         return None
@@ -136,7 +140,7 @@ def calibrated_prefix(opts: ExportOptions, quant: tuple, soft_prompt: SoftPrompt
 
 
 def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, quant: tuple,
-                 virtual: VirtualTokens | None, prefix, out: Path) -> None:
+                 virtual: VirtualTokens | None, prefix: "CalibratedPrefix | None", out: Path) -> None:
     from softfold.export.fold import build_folded_model, build_virtual_token_model, set_prefix_kv
 
     if virtual:
@@ -199,7 +203,7 @@ def save_tokenizer(tokenizer, out: Path) -> None:
 
 
 def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFormat, opts: ExportOptions,
-              report: ParityReport, virtual: VirtualTokens | None, prefix=None) -> dict:
+              report: ParityReport, virtual: VirtualTokens | None, prefix: "CalibratedPrefix | None" = None) -> dict:
     cfg, stop_ids = base.config, eos_ids(base)
     return {
         "backend": opts.target.value,
@@ -225,7 +229,7 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFor
     }
 
 
-def _prefix_record(path: Path, prefix) -> dict:
+def _prefix_record(path: Path, prefix: "CalibratedPrefix") -> dict:
     from softfold.bundle import file_sha256
 
     return {"calibrated_for": prefix.simulation.to_json(), "source": str(path), "sha256": file_sha256(Path(path)),
