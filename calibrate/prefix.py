@@ -71,6 +71,8 @@ class PrefixCalibration:
     prompts_per_file: int = 64
     reply_tokens: int = 12  # of the fp32 student's greedy reply, teacher-forced
     held_out: float = 0.1  # fraction of prompts kept out of training, for the KL reported before and after
+    decision_tokens: int = 4  # the reply's opening, where refuse-or-answer is decided ...
+    decision_weight: float = 4.0  # ... weighs this many times the rest of the reply in the training loss
     seed: int = 0
     bf16: bool = True  # bfloat16 autocast for the frozen model's compute during training
 
@@ -78,6 +80,8 @@ class PrefixCalibration:
         for name in ("steps", "batch_size", "prompts_per_file", "reply_tokens"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.decision_weight <= 0:
+            raise UserError(f"decision_weight must be > 0, got {self.decision_weight}")
         if not 0 < self.held_out < 1:
             raise UserError(f"held_out must be in (0, 1), got {self.held_out}")
 
@@ -145,24 +149,43 @@ class _Target:
 
 
 @torch.no_grad()
-def _targets(model: nn.Module, kv: KV, prompts: list[list[int]], reply_tokens: int, stop: set[int]) -> list[_Target]:
-    """The fp32 student's greedy replies; the logits that chose each reply token are its distributions."""
-    out = []
-    for ids in tqdm(prompts, desc="fp32 replies", unit="prompt", leave=False):
-        step = model(input_ids=torch.tensor([ids]), past_key_values=_cache(model, kv, 1), use_cache=True)
-        reply, rows = [], []
-        while len(reply) < reply_tokens and (not reply or reply[-1] not in stop):
-            if reply:
-                step = model(input_ids=torch.tensor([reply[-1:]]), past_key_values=step.past_key_values,
-                             use_cache=True)
-            rows.append(step.logits[0, -1])
-            reply.append(int(rows[-1].argmax()))
-        out.append(_Target(ids, reply, torch.stack(rows).float().log_softmax(-1).to(torch.bfloat16)))
+def _targets(model: nn.Module, kv: KV, prompts: list[list[int]], reply_tokens: int, stop: set[int],
+             batch_size: int) -> list[_Target]:
+    """The fp32 student's greedy replies, `batch_size` prompts at a time (left-padded after the prefix); the
+    logits that chose each reply token are its distributions."""
+    out, n_prefix = [], kv[0][0].shape[1]
+    bar = tqdm(total=len(prompts), desc="fp32 replies", unit="prompt", leave=False)
+    for i in range(0, len(prompts), batch_size):
+        chunk = prompts[i:i + batch_size]
+        width = max(map(len, chunk))
+        ids = torch.tensor([[0] * (width - len(p)) + p for p in chunk])
+        mask = torch.tensor([[1] * n_prefix + [0] * (width - len(p)) + [1] * len(p) for p in chunk])
+        positions = n_prefix + (mask[:, n_prefix:].cumsum(-1) - 1).clamp_min(0)
+        step = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                     past_key_values=_cache(model, kv, len(chunk)), use_cache=True)
+        replies, rows = [[] for _ in chunk], [[] for _ in chunk]
+        while True:
+            for j, logits in enumerate(step.logits[:, -1]):
+                if len(replies[j]) < reply_tokens and (not replies[j] or replies[j][-1] not in stop):
+                    rows[j].append(logits)
+                    replies[j].append(int(logits.argmax()))
+            if all(len(r) == reply_tokens or r[-1] in stop for r in replies):
+                break
+            mask = torch.cat([mask, torch.ones(len(chunk), 1, dtype=mask.dtype)], 1)
+            positions = positions[:, -1:] + 1
+            step = model(input_ids=torch.tensor([r[-1:] for r in replies]), attention_mask=mask,
+                         position_ids=positions, past_key_values=step.past_key_values, use_cache=True)
+        out += [_Target(p, r, torch.stack(w).float().log_softmax(-1).to(torch.bfloat16))
+                for p, r, w in zip(chunk, replies, rows)]
+        bar.update(len(chunk))
+    bar.close()
     return out
 
 
-def _kl(model: nn.Module, kv: KV, batch: list[_Target], bf16: bool) -> torch.Tensor:
-    """KL(fp32 student || model with prefix `kv`), mean over reply tokens; one right-padded forward."""
+def _kl(model: nn.Module, kv: KV, batch: list[_Target], bf16: bool, decision: tuple[int, float] = (0, 1.0)
+        ) -> torch.Tensor:
+    """KL(fp32 student || model with prefix `kv`) per reply token, one right-padded forward; the first
+    `decision[0]` tokens of each reply weigh `decision[1]` times the rest."""
     seqs = [t.prompt_ids + t.reply for t in batch]
     width, n_prefix = max(map(len, seqs)), kv[0][0].shape[1]
     ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
@@ -174,7 +197,8 @@ def _kl(model: nn.Module, kv: KV, batch: list[_Target], bf16: bool) -> torch.Ten
                           for j, t in enumerate(batch)])
         log_q = model.get_output_embeddings()(rows).float().log_softmax(-1)
     log_p = torch.cat([t.log_probs for t in batch]).float()
-    return (log_p.exp() * (log_p - log_q)).sum() / len(rows)
+    weights = torch.cat([torch.where(torch.arange(len(t.reply)) < decision[0], decision[1], 1.0) for t in batch])
+    return (weights * (log_p.exp() * (log_p - log_q)).sum(-1)).sum() / weights.sum()
 
 
 @torch.no_grad()
@@ -197,7 +221,8 @@ def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, pr
     ids = [chat_ids(base.tokenizer, p) for p in prompts]
     order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(config.seed)).tolist()
     n_held = max(1, round(config.held_out * len(ids)))
-    targets = _targets(model, fp32_kv, [ids[i] for i in order], config.reply_tokens, set(eos_ids(base)))
+    targets = _targets(model, fp32_kv, [ids[i] for i in order], config.reply_tokens, set(eos_ids(base)),
+                       config.batch_size)
     held, train = targets[:n_held], targets[n_held:] or targets[:n_held]
     scales = [(k.std(), v.std()) for k, v in fp32_kv]
     offsets = [(torch.zeros_like(k, requires_grad=True), torch.zeros_like(v, requires_grad=True)) for k, v in fp32_kv]
@@ -212,7 +237,8 @@ def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, pr
         bar = tqdm(range(config.steps), desc="calibrating prefix K/V", unit="step", leave=False)
         for _ in bar:
             pick = torch.randint(len(train), (config.batch_size,), generator=batches).tolist()
-            loss = _kl(model, current(), [train[i] for i in pick], config.bf16)
+            loss = _kl(model, current(), [train[i] for i in pick], config.bf16,
+                       (config.decision_tokens, config.decision_weight))
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()

@@ -55,8 +55,10 @@ def calibration_set(per_class: int = 16) -> tuple[list[str], list[str]]:
 
 
 def _spread(prompts: list[str], n: int) -> list[str]:
-    """`n` prompts evenly spaced through `prompts` (in file order: deterministic)."""
-    return prompts[::max(len(prompts) // n, 1)][:n]
+    """`n` prompts evenly spaced through `prompts` (in file order: deterministic). Files list their templates
+    in blocks, so a plain prefix of a file would leave whole templates out."""
+    n = min(n, len(prompts))
+    return [prompts[i * len(prompts) // n] for i in range(n)]
 
 
 def prefix_calibration_prompts(per_file: int) -> list[str]:
