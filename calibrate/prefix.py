@@ -71,8 +71,6 @@ class PrefixCalibration:
     prompts_per_file: int = 64
     reply_tokens: int = 12  # of the fp32 student's greedy reply, teacher-forced
     held_out: float = 0.1  # fraction of prompts kept out of training, for the KL reported before and after
-    decision_tokens: int = 4  # the reply's opening, where refuse-or-answer is decided ...
-    decision_weight: float = 4.0  # ... weighs this many times the rest of the reply in the training loss
     seed: int = 0
     bf16: bool = True  # bfloat16 autocast for the frozen model's compute during training
 
@@ -80,8 +78,6 @@ class PrefixCalibration:
         for name in ("steps", "batch_size", "prompts_per_file", "reply_tokens"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.decision_weight <= 0:
-            raise UserError(f"decision_weight must be > 0, got {self.decision_weight}")
         if not 0 < self.held_out < 1:
             raise UserError(f"held_out must be in (0, 1), got {self.held_out}")
 
@@ -182,10 +178,8 @@ def _targets(model: nn.Module, kv: KV, prompts: list[list[int]], reply_tokens: i
     return out
 
 
-def _kl(model: nn.Module, kv: KV, batch: list[_Target], bf16: bool, decision: tuple[int, float] = (0, 1.0)
-        ) -> torch.Tensor:
-    """KL(fp32 student || model with prefix `kv`) per reply token, one right-padded forward; the first
-    `decision[0]` tokens of each reply weigh `decision[1]` times the rest."""
+def _kl(model: nn.Module, kv: KV, batch: list[_Target], bf16: bool) -> torch.Tensor:
+    """KL(fp32 student || model with prefix `kv`), mean over reply tokens; one right-padded forward."""
     seqs = [t.prompt_ids + t.reply for t in batch]
     width, n_prefix = max(map(len, seqs)), kv[0][0].shape[1]
     ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
@@ -197,8 +191,7 @@ def _kl(model: nn.Module, kv: KV, batch: list[_Target], bf16: bool, decision: tu
                           for j, t in enumerate(batch)])
         log_q = model.get_output_embeddings()(rows).float().log_softmax(-1)
     log_p = torch.cat([t.log_probs for t in batch]).float()
-    weights = torch.cat([torch.where(torch.arange(len(t.reply)) < decision[0], decision[1], 1.0) for t in batch])
-    return (weights * (log_p.exp() * (log_p - log_q)).sum(-1)).sum() / weights.sum()
+    return (log_p.exp() * (log_p - log_q)).sum() / len(rows)
 
 
 @torch.no_grad()
@@ -237,8 +230,7 @@ def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, pr
         bar = tqdm(range(config.steps), desc="calibrating prefix K/V", unit="step", leave=False)
         for _ in bar:
             pick = torch.randint(len(train), (config.batch_size,), generator=batches).tolist()
-            loss = _kl(model, current(), [train[i] for i in pick], config.bf16,
-                       (config.decision_tokens, config.decision_weight))
+            loss = _kl(model, current(), [train[i] for i in pick], config.bf16)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
