@@ -237,8 +237,10 @@ def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, pr
             bar.set_postfix(kl=f"{loss.item():.4f}")
         kv = [(k.detach(), v.detach()) for k, v in current()]
         after = _mean_kl(model, kv, held, config)
-    return CalibratedPrefix(kv, sim, soft_prompt.sha256, before, after,
-                            {**asdict(config), "prompts": len(prompts)})
+    config_record = {**asdict(config), "prompts": len(prompts)}
+    if after >= before:  # e.g. 8-bit weights: an error below the fit's own noise; never hand out a worse prefix
+        kv, after, config_record["rejected_held_out_kl"] = fp32_kv, before, after
+    return CalibratedPrefix(kv, sim, soft_prompt.sha256, before, after, config_record)
 
 
 def save_prefix(prefix: CalibratedPrefix, path: Path) -> None:

@@ -79,6 +79,17 @@ def test_calibration_lowers_the_held_out_kl_of_the_simulated_model(calibrated):
     assert prefix.held_out_kl_after < 0.92 * prefix.held_out_kl_before
 
 
+def test_a_fit_that_raises_the_held_out_kl_keeps_the_folded_prefix(tiny_models, soft_prompts):
+    """A step size far too large for the K/V scale wrecks the fit; the result must not be handed out."""
+    base = load_base(tiny_models["llama"])
+    prompt = load_soft_prompt(soft_prompts[("llama", 16)], base.config.hidden_size)
+    config = PrefixCalibration(steps=3, batch_size=4, lr=100.0, reply_tokens=4, held_out=0.25, bf16=False)
+    prefix = calibrate_prefix(base, prompt, SIM, prefix_calibration_prompts(per_file=4), config)
+    assert prefix.config["rejected_held_out_kl"] > prefix.held_out_kl_before == prefix.held_out_kl_after
+    for (k, v), (fk, fv) in zip(prefix.kv, prefix_cache(base.model, prompt.embeddings)):
+        assert torch.equal(k, fk) and torch.equal(v, fv)
+
+
 def test_prefix_file_round_trips(calibrated):
     prefix, path = calibrated
     loaded = load_prefix(path)
