@@ -42,6 +42,9 @@ tokenizing. They cost that many prefill tokens per conversation and count agains
 def _calibrated(sp: dict) -> str:
     if "prefix_kv" not in sp:
         return ""
+    if sp["prefix_kv"].get("rejected_held_out_kl") is not None:
+        return ("\n\nA calibration of its keys/values to this bundle's quantized weights (`softfold calibrate-prefix`) "
+                "did not bring the quantized model closer to fp32, so they are the folded ones.")
     return ("\n\nIts keys/values were calibrated to this bundle's quantized weights (`softfold calibrate-prefix`): "
             "they are fitted so the quantized model follows the fp32 soft prompt's replies more closely; they "
             "stay fp32 and nothing changes for the app.")

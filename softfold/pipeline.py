@@ -233,4 +233,5 @@ def _prefix_record(path: Path, prefix: "CalibratedPrefix") -> dict:
     from softfold.bundle import file_sha256
 
     return {"calibrated_for": prefix.simulation.to_json(), "source": str(path), "sha256": file_sha256(Path(path)),
-            "held_out_kl_before": prefix.held_out_kl_before, "held_out_kl_after": prefix.held_out_kl_after}
+            "held_out_kl_before": prefix.held_out_kl_before, "held_out_kl_after": prefix.held_out_kl_after,
+            "rejected_held_out_kl": prefix.config.get("rejected_held_out_kl")}

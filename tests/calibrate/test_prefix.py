@@ -8,9 +8,11 @@ from conftest import MAX_CONTEXT, PROMPTS
 from softfold.calibrate.prefix import (Arithmetic, PrefixCalibration, QuantSim, _cache, _targets, calibrate_prefix,
                                        load_prefix, prefix_cache, save_prefix)
 from softfold.calibrate.prompts import prefix_calibration_prompts
+from softfold.bundle_readme import _calibrated
 from softfold.cli import main
 from softfold.export.fold import build_folded_model, set_prefix_kv
 from softfold.load import load_base, load_soft_prompt
+from softfold.pipeline import _prefix_record
 from softfold.reference import chat_ids
 
 # ONNX int4 at 2 bits (MatMulNBits, accuracy level 4: int8 activations): a clear error to calibrate away
@@ -79,7 +81,7 @@ def test_calibration_lowers_the_held_out_kl_of_the_simulated_model(calibrated):
     assert prefix.held_out_kl_after < 0.92 * prefix.held_out_kl_before
 
 
-def test_a_fit_that_raises_the_held_out_kl_keeps_the_folded_prefix(tiny_models, soft_prompts):
+def test_a_fit_that_raises_the_held_out_kl_keeps_the_folded_prefix(tiny_models, soft_prompts, tmp_path):
     """A step size far too large for the K/V scale wrecks the fit; the result must not be handed out."""
     base = load_base(tiny_models["llama"])
     prompt = load_soft_prompt(soft_prompts[("llama", 16)], base.config.hidden_size)
@@ -88,6 +90,9 @@ def test_a_fit_that_raises_the_held_out_kl_keeps_the_folded_prefix(tiny_models, 
     assert prefix.config["rejected_held_out_kl"] > prefix.held_out_kl_before == prefix.held_out_kl_after
     for (k, v), (fk, fv) in zip(prefix.kv, prefix_cache(base.model, prompt.embeddings)):
         assert torch.equal(k, fk) and torch.equal(v, fv)
+    save_prefix(prefix, tmp_path / "prefix.safetensors")
+    record = _prefix_record(tmp_path / "prefix.safetensors", load_prefix(tmp_path / "prefix.safetensors"))
+    assert "they are the folded ones" in _calibrated({"prefix_kv": record})  # the bundle README says so
 
 
 def test_prefix_file_round_trips(calibrated):
