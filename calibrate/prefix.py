@@ -88,8 +88,9 @@ class CalibratedPrefix:
     simulation: QuantSim
     soft_prompt_sha256: str
     held_out_kl_before: float  # KL(fp32 student || simulated quantized model) per reply token, fp32 prefix
-    held_out_kl_after: float  # the same with the calibrated prefix
+    held_out_kl_after: float  # the same with the K/V this holds
     config: dict
+    rejected_held_out_kl: float | None = None  # a fit that did worse than the folded prefix, which this then holds
 
 
 @contextmanager
@@ -150,6 +151,10 @@ def _targets(model: nn.Module, kv: KV, prompts: list[list[int]], reply_tokens: i
     """The fp32 student's greedy replies, `batch_size` prompts at a time (left-padded after the prefix); the
     logits that chose each reply token are its distributions."""
     out, n_prefix = [], kv[0][0].shape[1]
+
+    def going(reply: list[int]) -> bool:
+        return len(reply) < reply_tokens and (not reply or reply[-1] not in stop)
+
     bar = tqdm(total=len(prompts), desc="fp32 replies", unit="prompt", leave=False)
     for i in range(0, len(prompts), batch_size):
         chunk = prompts[i:i + batch_size]
@@ -157,15 +162,15 @@ def _targets(model: nn.Module, kv: KV, prompts: list[list[int]], reply_tokens: i
         ids = torch.tensor([[0] * (width - len(p)) + p for p in chunk])
         mask = torch.tensor([[1] * n_prefix + [0] * (width - len(p)) + [1] * len(p) for p in chunk])
         positions = n_prefix + (mask[:, n_prefix:].cumsum(-1) - 1).clamp_min(0)
-        step = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+        step = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1,
                      past_key_values=_cache(model, kv, len(chunk)), use_cache=True)
         replies, rows = [[] for _ in chunk], [[] for _ in chunk]
         while True:
-            for j, logits in enumerate(step.logits[:, -1]):
-                if len(replies[j]) < reply_tokens and (not replies[j] or replies[j][-1] not in stop):
-                    rows[j].append(logits)
-                    replies[j].append(int(logits.argmax()))
-            if all(len(r) == reply_tokens or r[-1] in stop for r in replies):
+            for reply, row, logits in zip(replies, rows, step.logits[:, -1]):
+                if going(reply):
+                    row.append(logits)
+                    reply.append(int(logits.argmax()))
+            if not any(map(going, replies)):
                 break
             mask = torch.cat([mask, torch.ones(len(chunk), 1, dtype=mask.dtype)], 1)
             positions = positions[:, -1:] + 1
@@ -237,10 +242,10 @@ def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, pr
             bar.set_postfix(kl=f"{loss.item():.4f}")
         kv = [(k.detach(), v.detach()) for k, v in current()]
         after = _mean_kl(model, kv, held, config)
-    config_record = {**asdict(config), "prompts": len(prompts)}
+    record = {**asdict(config), "prompts": len(prompts)}
     if after >= before:  # e.g. 8-bit weights: an error below the fit's own noise; never hand out a worse prefix
-        kv, after, config_record["rejected_held_out_kl"] = fp32_kv, before, after
-    return CalibratedPrefix(kv, sim, soft_prompt.sha256, before, after, config_record)
+        return CalibratedPrefix(fp32_kv, sim, soft_prompt.sha256, before, before, record, rejected_held_out_kl=after)
+    return CalibratedPrefix(kv, sim, soft_prompt.sha256, before, after, record)
 
 
 def save_prefix(prefix: CalibratedPrefix, path: Path) -> None:
@@ -249,7 +254,7 @@ def save_prefix(prefix: CalibratedPrefix, path: Path) -> None:
     tensors = {f"{kind}.{i}": t.contiguous() for i, pair in enumerate(prefix.kv) for kind, t in zip("kv", pair)}
     meta = {"simulation": prefix.simulation.to_json(), "soft_prompt_sha256": prefix.soft_prompt_sha256,
             "held_out_kl_before": prefix.held_out_kl_before, "held_out_kl_after": prefix.held_out_kl_after,
-            "config": prefix.config}
+            "config": prefix.config, "rejected_held_out_kl": prefix.rejected_held_out_kl}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
@@ -271,7 +276,8 @@ def load_prefix(path: Path) -> CalibratedPrefix:
         layers = len([k for k in f.keys() if k.startswith("k.")])
         kv = [(f.get_tensor(f"k.{i}"), f.get_tensor(f"v.{i}")) for i in range(layers)]
     return CalibratedPrefix(kv, QuantSim.from_json(meta["simulation"]), meta["soft_prompt_sha256"],
-                            meta["held_out_kl_before"], meta["held_out_kl_after"], meta["config"])
+                            meta["held_out_kl_before"], meta["held_out_kl_after"], meta["config"],
+                            meta.get("rejected_held_out_kl"))  # absent from files written before stop 13
 
 
 def check_prefix(prefix: CalibratedPrefix, soft_prompt: SoftPrompt, sim: QuantSim | None, path: Path) -> None:

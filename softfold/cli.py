@@ -63,7 +63,7 @@ def _calibrate_prefix(args: argparse.Namespace) -> int:
     soft_prompt = load_soft_prompt(opts.soft_prompt, base.config.hidden_size)
     prefix = calibrate_prefix(base, soft_prompt, sim, prefix_calibration_prompts(config.prompts_per_file), config)
     save_prefix(prefix, opts.out)
-    rejected = prefix.config.get("rejected_held_out_kl")
+    rejected = prefix.rejected_held_out_kl
     outcome = (f"calibrated {rejected:.4f}, not lower: the file holds the folded prefix" if rejected is not None
                else f"{prefix.held_out_kl_after:.4f} calibrated")
     print(f"prefix K/V: {opts.out} (held-out KL, fp32 student vs simulated {args.recipe}: "

@@ -234,4 +234,4 @@ def _prefix_record(path: Path, prefix: "CalibratedPrefix") -> dict:
 
     return {"calibrated_for": prefix.simulation.to_json(), "source": str(path), "sha256": file_sha256(Path(path)),
             "held_out_kl_before": prefix.held_out_kl_before, "held_out_kl_after": prefix.held_out_kl_after,
-            "rejected_held_out_kl": prefix.config.get("rejected_held_out_kl")}
+            "rejected_held_out_kl": prefix.rejected_held_out_kl}

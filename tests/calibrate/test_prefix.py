@@ -87,7 +87,7 @@ def test_a_fit_that_raises_the_held_out_kl_keeps_the_folded_prefix(tiny_models, 
     prompt = load_soft_prompt(soft_prompts[("llama", 16)], base.config.hidden_size)
     config = PrefixCalibration(steps=3, batch_size=4, lr=100.0, reply_tokens=4, held_out=0.25, bf16=False)
     prefix = calibrate_prefix(base, prompt, SIM, prefix_calibration_prompts(per_file=4), config)
-    assert prefix.config["rejected_held_out_kl"] > prefix.held_out_kl_before == prefix.held_out_kl_after
+    assert prefix.rejected_held_out_kl > prefix.held_out_kl_before == prefix.held_out_kl_after
     for (k, v), (fk, fv) in zip(prefix.kv, prefix_cache(base.model, prompt.embeddings)):
         assert torch.equal(k, fk) and torch.equal(v, fv)
     save_prefix(prefix, tmp_path / "prefix.safetensors")
