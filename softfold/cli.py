@@ -196,12 +196,14 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from softfold.bench import markdown, run_bench
+    from softfold.bench_plot import svg
     from softfold.load import default_model_path
 
     report = run_bench(Path(args.work), Path(args.model or default_model_path()), Path(args.soft_prompt),
                        args.optimum_cli, args.only, args.new_tokens, args.runs, args.reuse, args.rounds)
     (Path(args.work) / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     (Path(args.work) / "bench.md").write_text(markdown(report))
+    (Path(args.work) / "bench.svg").write_text(svg(report))
     print(markdown(report))
     return 0
 
@@ -381,8 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "naive prefill and the dual system, in one run",
                        description="Exports every variant in its own process (wall time, peak RSS, size), then "
                                    "times each in a fresh process (first token, decode tok/s, RSS) with "
-                                   "OMP_NUM_THREADS=1, and checks issue 6's goals as ratios. Writes WORK/bench.json "
-                                   "and WORK/bench.md.")
+                                   "OMP_NUM_THREADS=1, and checks issue 6's goals as ratios. Writes WORK/bench.json, "
+                                   "WORK/bench.md and a plot, WORK/bench.svg.")
     p.add_argument("--model", help="base model (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--soft-prompt", required=True, help="PEFT prompt-tuning directory")
     p.add_argument("--work", required=True, help="directory for the exports and results")

@@ -1,6 +1,8 @@
 """`softfold bench` end to end on a tiny model: real exports, real runtimes, each in its own process."""
 import json
+import re
 
+from softfold.bench_plot import BAR_W
 from softfold.cli import main
 
 
@@ -29,3 +31,11 @@ def test_bench_exports_times_and_reports(tiny_models, soft_prompts, tmp_path, ca
     naive_goal = next(g for g in report["goals"] if g["goal"] == "first token vs naive prefill (fp32)")
     assert naive_goal["ratio"] == round(by["softfold-pte-fp32"]["run"]["ttft_ms"] / by["naive-pte-fp32"]["run"]["ttft_ms"], 3)
     assert "| softfold-pte-fp32 |" in capsys.readouterr().out
+    # the plot: one bar per timed variant and metric, lengths proportional to the figures
+    bars = re.findall(r'width="([0-9.]+)"[^>]*data-variant="([^"]+)" data-decode-tok-s="([0-9.]+)"',
+                      (work / "bench.svg").read_text())
+    assert {name for _, name, _ in bars} == {n for n, r in by.items() if r["run"] and not r["skipped"]}
+    longest = max(float(v) for _, _, v in bars)
+    for width, name, value in bars:
+        assert float(value) == by[name]["run"]["decode_tok_s"]
+        assert abs(float(width) - BAR_W * float(value) / longest) <= 0.1
