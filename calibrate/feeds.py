@@ -9,12 +9,12 @@ import numpy as np
 
 
 def onnx_prefill_feeds(model_path: Path, token_ids: list[list[int]]) -> list[dict[str, np.ndarray]]:
-    """One prefill feed per prompt for the ONNX decoder: tokens, attention mask, empty past K/V."""
+    """One prefill feed per prompt for the ONNX decoder: tokens, attention mask, an empty (zero) KV cache."""
     import onnx
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
     past = [i.name for i in graph.input if i.name.startswith("past_key_values.")]
     dims = [d.dim_value for d in next(i for i in graph.input if i.name == past[0]).type.tensor_type.shape.dim]
-    empty = np.zeros((1, dims[1], 0, dims[3]), dtype=np.float32)  # [batch, kv_heads, past=0, head_dim]
+    cache = {name: np.zeros((1, *dims[1:]), dtype=np.float32) for name in past}  # [batch, kv_heads, N + max_context, head_dim]
     return [{"input_ids": np.array([ids], dtype=np.int64), "attention_mask": np.ones((1, len(ids)), dtype=np.int64),
-             **{name: empty for name in past}} for ids in token_ids]
+             **cache} for ids in token_ids]

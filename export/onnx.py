@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 from torch.export import Dim
 
+from softfold.export.gqa import ONNX_TRANSLATIONS
 from softfold.export.model import Transformer
 from softfold.export.onnx_model import OnnxDecoder
 
@@ -17,25 +18,34 @@ def io_names(n_layers: int) -> tuple[list[str], list[str]]:
     return ["input_ids", "attention_mask", *past], ["logits", *present]
 
 
+def cache_length(model: Transformer) -> int:
+    """The fixed KV-cache length: the soft prompt's N slots, then the user's max_context."""
+    return model.n_prefix + model.args.max_context
+
+
 def export_onnx(model: Transformer, path: Path) -> None:
     """Write model.onnx (+ model.onnx.data, the weights as external data) at `path`."""
     a = model.args
     decoder = OnnxDecoder(model).eval()
     inputs, outputs = io_names(a.n_layers)
-    past = [torch.zeros(1, a.n_kv_heads, 3, a.head_dim) for _ in range(2 * a.n_layers)]
+    past = [torch.zeros(1, a.n_kv_heads, cache_length(model), a.head_dim) for _ in range(2 * a.n_layers)]
     example = (torch.ones(1, 2, dtype=torch.long), torch.ones(1, 5, dtype=torch.long), *past)
     batch = Dim("batch", max=64)
-    seq, total, past_len = (Dim(name, max=a.max_context) for name in
-                            ("sequence_length", "total_sequence_length", "past_sequence_length"))
-    dynamic = ({0: batch, 1: seq}, {0: batch, 1: total}, tuple({0: batch, 2: past_len} for _ in past))
+    seq, total = (Dim(name, max=a.max_context) for name in ("sequence_length", "total_sequence_length"))
+    dynamic = ({0: batch, 1: seq}, {0: batch, 1: total}, tuple({0: batch} for _ in past))
     with torch.no_grad():
         program = torch.onnx.export(decoder, example, dynamo=True, dynamic_shapes=dynamic, input_names=inputs,
-                                    output_names=outputs, opset_version=OPSET, optimize=True, verbose=False)
+                                    output_names=outputs, opset_version=OPSET, optimize=True, verbose=False,
+                                    custom_translation_table=ONNX_TRANSLATIONS)
     program.save(str(path), external_data=True)
 
 
 def genai_config(model: Transformer, bos_id: int, eos_ids: list[int], filename: str = "model.onnx") -> dict:
-    """onnxruntime-genai's configuration for a plain `decoder` model with the KV-cache names above."""
+    """onnxruntime-genai's configuration for a plain `decoder` model with the KV-cache names above.
+
+    The cache inputs have a fixed length, so onnxruntime-genai allocates them at that size and shares
+    one buffer between past and present; `max_length` counts the user's tokens only.
+    """
     a = model.args
     return {
         "model": {
@@ -61,7 +71,7 @@ def genai_config(model: Transformer, bos_id: int, eos_ids: list[int], filename: 
         },
         "search": {
             "do_sample": False, "early_stopping": True, "max_length": a.max_context, "min_length": 0,
-            "num_beams": 1, "num_return_sequences": 1, "past_present_share_buffer": False,
+            "num_beams": 1, "num_return_sequences": 1, "past_present_share_buffer": True,
             "repetition_penalty": 1.0, "temperature": 1.0, "top_k": 1, "top_p": 1.0,
         },
     }

@@ -1,17 +1,18 @@
-"""The folded model as an ONNX-exportable decoder in the onnxruntime-genai / optimum convention.
+"""The folded model as an ONNX-exportable decoder in the onnxruntime-genai convention.
 
-forward(input_ids [B, S], attention_mask [B, P + S], past k/v per layer [B, kv_heads, P, head_dim])
-  -> logits [B, S, vocab], present k/v per layer [B, kv_heads, P + S, head_dim]
+forward(input_ids [B, S], attention_mask [B, P + S], past k/v per layer [B, kv_heads, N + max_context, head_dim])
+  -> logits [B, S, vocab], present k/v per layer (the same buffers, updated)
 
-The soft prompt's K/V are constants in the graph, always attended to (their scores are joined to
-the cache's, see `_attention`); `present` excludes them, so the runtime's cache bookkeeping is unchanged.
-RoPE positions come from the attention mask (as ORT GenAI's own models do) offset by N.
-Weights are shared with the `Transformer` it wraps: one folding, two export formats.
+The KV cache is a fixed-size buffer whose first N slots hold the soft prompt's K/V, written there by the
+request's first call (see `gqa.py`); attention is ORT's GroupQueryAttention with RoPE fused in, as in
+ORT GenAI's own models. The runtime's bookkeeping is a plain model's: `attention_mask` counts the user's
+tokens only. Weights are shared with the `Transformer` it wraps: one folding, two export formats.
 """
 import torch
 from torch import nn
 
-from softfold.export.model import RMSNorm, Transformer
+from softfold.export.gqa import prefix_gqa, prefix_plan
+from softfold.export.model import RMSNorm, Transformer, rotate_half
 
 
 def _rms_norm(norm: RMSNorm, x: torch.Tensor) -> torch.Tensor:
@@ -33,68 +34,41 @@ def _fused_qkv(attn) -> nn.Linear:
     return fused
 
 
+def _unrotated(prefix_k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """The folded prefix keys [1, N, kv, D] (after RoPE at positions 0..N-1) with RoPE undone: GroupQueryAttention
+    applies it again when it writes them into the cache."""
+    n = prefix_k.shape[1]
+    c, s = cos[:n, None], sin[:n, None]
+    return prefix_k * c - rotate_half(prefix_k) * s
+
+
 class OnnxDecoder(nn.Module):
     def __init__(self, model: Transformer):
         super().__init__()
         self.model = model
-        self.n_prefix = model.n_prefix
-        for block in model.layers:  # as a submodule of each attention, so its ONNX scope names the layer
-            block.self_attn.qkv_proj = _fused_qkv(block.self_attn)
+        a, half = model.args, model.args.head_dim // 2
+        self.register_buffer("rope_cos", model.rope_cos[:, :half].contiguous())  # [N + max_context, D / 2]
+        self.register_buffer("rope_sin", model.rope_sin[:, :half].contiguous())
+        for block in model.layers:  # as submodules of each attention, so ONNX scopes name the layer
+            attn = block.self_attn
+            attn.qkv_proj = _fused_qkv(attn)
+            n = attn.prefix_k.shape[1]
+            keys = _unrotated(attn.prefix_k, model.rope_cos, model.rope_sin)
+            kv_width = a.n_kv_heads * a.head_dim
+            attn.register_buffer("prefix_qkv", torch.cat(  # zero queries, keys before RoPE, values
+                [torch.zeros(1, n, a.n_heads * a.head_dim), keys.reshape(1, n, kv_width),
+                 attn.prefix_v.reshape(1, n, kv_width)], -1))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *past: torch.Tensor):
         m, a = self.model, self.model.args
-        bsz, seqlen = input_ids.shape
-        positions = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)[:, -seqlen:] + self.n_prefix
-        cos, sin = m.rope_cos[positions].unsqueeze(1), m.rope_sin[positions].unsqueeze(1)  # [B, 1, S, D]
-        mask = self._mask(attention_mask, seqlen)
+        plan = prefix_plan(input_ids, attention_mask, m.n_prefix, (a.n_heads + 2 * a.n_kv_heads) * a.head_dim)
         h = m.embed(input_ids)
         presents = []
         for i, block in enumerate(m.layers):
             attn = block.self_attn
-            x = _rms_norm(block.input_layernorm, h)
-            q, k, v = attn.qkv_proj(x).split([a.n_heads * a.head_dim, a.n_kv_heads * a.head_dim,
-                                               a.n_kv_heads * a.head_dim], -1)
-            q = q.reshape(bsz, seqlen, a.n_heads, a.head_dim).transpose(1, 2)
-            k = k.reshape(bsz, seqlen, a.n_kv_heads, a.head_dim).transpose(1, 2)
-            v = v.reshape(bsz, seqlen, a.n_kv_heads, a.head_dim).transpose(1, 2)
-            q = q * cos + (q @ attn.rotate) * sin  # rotate_half as one exact MatMul, not Split/Neg/Concat
-            k = k * cos + (k @ attn.rotate) * sin
-            k = torch.cat([past[2 * i], k], dim=2)
-            v = torch.cat([past[2 * i + 1], v], dim=2)
+            y, k, v = prefix_gqa(attn.qkv_proj(_rms_norm(block.input_layernorm, h)), past[2 * i], past[2 * i + 1],
+                                 attn.prefix_qkv, *plan, self.rope_cos, self.rope_sin, a.n_heads, a.n_kv_heads)
             presents += [k, v]
-            y = self._attention(q, k, v, attn.prefix_k, attn.prefix_v, mask)
-            h = h + attn.o_proj(y.transpose(1, 2).reshape(bsz, seqlen, a.n_heads * a.head_dim))
+            h = h + attn.o_proj(y)
             h = h + block.mlp(_rms_norm(block.post_attention_layernorm, h))
         return (m.lm_head(_rms_norm(m.norm, h)), *presents)
-
-    def _attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prefix_k: torch.Tensor,
-                   prefix_v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Grouped-query attention over prefix + cache without copying either per step.
-
-        q [B, H, S, D]; k, v [B, kv, P + S, D]; prefix [1, N, kv, D]; mask [B, 1, S, N + P + S]. The query
-        heads sharing a KV head are stacked along the sequence axis (no repeat_interleave of K/V), and
-        the prefix enters as scores concatenated to the cache's scores (no concatenation of K/V).
-        """
-        bsz, n_heads, seqlen, head_dim = q.shape
-        kv_heads, n = k.shape[1], prefix_k.shape[1]
-        rep = n_heads // kv_heads
-        qg = q.reshape(bsz, kv_heads, rep * seqlen, head_dim) * head_dim ** -0.5
-        scores = qg @ k.transpose(2, 3)
-        if n:
-            scores = torch.cat([qg @ prefix_k.permute(0, 2, 3, 1), scores], dim=-1)
-        probs = (scores + mask.repeat(1, 1, rep, 1)).softmax(-1)
-        y = probs[..., n:] @ v
-        if n:
-            y = y + probs[..., :n] @ prefix_v.transpose(1, 2)
-        return y.reshape(bsz, n_heads, seqlen, head_dim)
-
-    def _mask(self, attention_mask: torch.Tensor, seqlen: int) -> torch.Tensor:
-        """Additive mask [B, 1, S, N + P + S]: prefix always visible; past/current per mask and causality."""
-        bsz, total = attention_mask.shape
-        past_len = total - seqlen
-        query_pos = torch.arange(seqlen).unsqueeze(1) + past_len  # [S, 1]
-        key_pos = torch.arange(total).unsqueeze(0)  # [1, P + S]
-        allowed = (key_pos <= query_pos).unsqueeze(0) & attention_mask.bool().unsqueeze(1)  # [B, S, P + S]
-        allowed = torch.cat([torch.ones(bsz, seqlen, self.n_prefix, dtype=torch.bool), allowed], dim=-1)
-        zero = torch.zeros((), dtype=torch.float32)
-        return torch.where(allowed, zero, torch.finfo(torch.float32).min).unsqueeze(1)

@@ -190,7 +190,7 @@ def _quantize_static(src: Path, dst: Path, scheme: OnnxStaticInt8, feeds: list[d
 
 
 def _matmuls_outside_linears(graph) -> list[str]:
-    """MatMuls that are not Linear weights (the prefix K/V scores, the RoPE rotation): never quantized."""
+    """MatMuls that are not Linear weights (none in today's graph, whose attention is one fused op): never quantized."""
     return [node.name for node in graph.node if node.op_type == "MatMul" and not _module_of(node)]
 
 

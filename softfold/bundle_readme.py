@@ -20,17 +20,19 @@ while (!generator.isDone) { generator.generateNextToken(); /* stream tokenizer.d
 Push the whole directory with `adb push . /data/local/tmp/bundle/`.""",
     "ort": """## Android (ONNX Runtime Mobile)
 `model.ort` loads in an `OrtSession` of onnxruntime-android (full build, or a minimal build made
-with `required_operators.config`). Inputs: `input_ids`, `attention_mask`,
-`past_key_values.{i}.key/value` ([batch, kv_heads, past, head_dim]); outputs `logits`,
-`present.{i}.key/value`. `genai_config.json` describes it for ORT GenAI as well.""",
+with `required_operators.config`). Inputs: `input_ids`, `attention_mask` (ones over the conversation's
+tokens so far), `past_key_values.{i}.key/value`: fixed buffers [batch, kv_heads, N + max_context,
+head_dim], zeros when a conversation starts; outputs `logits` and `present.{i}.key/value`, the same
+buffers updated, to feed back as the next call's past (the first call writes the soft prompt's
+keys/values into their first N slots). `genai_config.json` describes it for ORT GenAI as well.""",
 }
 
 
 FOLDING = {
     "prefix-kv": """folded in as constant attention keys/values (prefix-kv). It is always active:
 you do not feed it, it costs no prefill, and resetting the conversation keeps it (a conversation
-starts at position 0, where a .pte puts the soft prompt's keys/values into its KV cache; ONNX
-graphs hold them as constants). Feed the user's chat-formatted prompt exactly as you would to the
+starts at position 0, where the model puts the soft prompt's keys/values into the first slots of its
+KV cache). Feed the user's chat-formatted prompt exactly as you would to the
 base model.""",
     "virtual-tokens": """as special tokens `<|softfold_virtual_0|>` ... added to
 `tokenizer.json` (virtual-tokens). Every prompt must start with them: the chat template and the

@@ -51,23 +51,17 @@ class OnnxEngine:
         self.bundle = bundle
         self.session = ort.InferenceSession(str(bundle / model_file), providers=["CPUExecutionProvider"])
         self.past_names = [i.name for i in self.session.get_inputs() if i.name.startswith("past_key_values.")]
-        self.kv_shape = self.session.get_inputs()[2].shape  # [batch, kv_heads, past, head_dim]
         self.genai = None
 
-    def _run(self, ids: list[int], past: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        total = len(ids) + past[0].shape[2]
-        feed = {"input_ids": np.array([ids], dtype=np.int64), "attention_mask": np.ones((1, total), dtype=np.int64),
-                **dict(zip(self.past_names, past))}
-        logits, *present = self.session.run(None, feed)
-        return logits[0], present
-
     def logits(self, prompt_ids: list[int], continuation: list[int]) -> torch.Tensor:
-        empty = np.zeros((1, self.kv_shape[1], 0, self.kv_shape[3]), dtype=np.float32)
-        rows, past = self._run(prompt_ids, [empty] * len(self.past_names))  # prefill: every prompt position
-        rows = [rows]
-        for tok in continuation[:-1]:
-            step, past = self._run([tok], past)
-            rows.append(step)
+        cache = empty_cache(self.session)
+        rows, done = [], 0
+        for chunk in [prompt_ids] + [[tok] for tok in continuation[:-1]]:  # prefill, then one token per call
+            done += len(chunk)
+            feed = {"input_ids": np.array([chunk], dtype=np.int64), "attention_mask": np.ones((1, done), dtype=np.int64)}
+            logits, *present = self.session.run(None, {**feed, **cache})
+            rows.append(logits[0])
+            cache = dict(zip(self.past_names, present))
         return torch.from_numpy(np.concatenate(rows))
 
     def greedy(self, chat_text: str, max_new_tokens: int) -> list[int]:
@@ -87,6 +81,13 @@ class OnnxEngine:
             generator.generate_next_token()
             new.append(int(generator.get_next_tokens()[0]))
         return new
+
+
+def empty_cache(session) -> dict[str, np.ndarray]:
+    """A request's KV-cache inputs: zero buffers of the graph's fixed length (the soft prompt's slots included),
+    batch 1. Each call's `present` outputs are the next call's `past` inputs."""
+    return {i.name: np.zeros([1, *i.shape[1:]], dtype=np.float32) for i in session.get_inputs()
+            if i.name.startswith("past_key_values.")}
 
 
 class VirtualTokenEngine:

@@ -10,6 +10,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from softfold.bundle import verify
+from softfold.engines import empty_cache
 
 CASES = [(arch, n) for arch in ("llama", "qwen2") for n in (1, 16)]
 PROMPTS = ("Tell me a story about the sea.", "What is the capital of France?", "Explain photosynthesis in simple words.")
@@ -27,9 +28,7 @@ def chat_ids(tok, prompt: str) -> list[int]:
 
 def run_session(session: ort.InferenceSession, ids: list[int], split: int) -> np.ndarray:
     """Logits at every position: prefill ids[:split], then the rest one token at a time with the KV cache."""
-    config = {i.name: i.shape for i in session.get_inputs()}
-    kv = config["past_key_values.0.key"]
-    past = {name: np.zeros((1, kv[1], 0, kv[3]), np.float32) for name in config if name.startswith("past_")}
+    past = empty_cache(session)
     rows, done = [], 0
     for chunk in [ids[:split]] + [[t] for t in ids[split:]]:
         done += len(chunk)

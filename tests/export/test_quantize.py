@@ -127,11 +127,14 @@ def test_static_int8_fixes_activation_ranges_from_calibration(tiny_models, soft_
 
 @pytest.mark.parametrize("recipe,quantized_op", [(Recipe.INT4, "MatMulNBits"), (Recipe.INT8, "MatMulInteger")])
 def test_onnx_recipes_quantize_linear_weights_only(tiny_models, soft_prompts, tmp_path, recipe, quantized_op):
-    """The prefix K/V and the RoPE rotation are MatMuls with constant operands too: they stay float."""
+    """Every Linear is quantized; the prefix K/V (GroupQueryAttention's first rows of a request) stay float."""
     import onnx
 
     export(tiny_models, soft_prompts, tmp_path / "b", Target.ONNX, recipe)
-    nodes = onnx.load(str(tmp_path / "b" / "model.onnx"), load_external_data=False).graph.node
+    graph = onnx.load(str(tmp_path / "b" / "model.onnx"), load_external_data=False).graph
     n_layers = json.loads((tiny_models["llama"] / "config.json").read_text())["num_hidden_layers"]
-    assert sum(n.op_type == quantized_op for n in nodes) == 5 * n_layers + 1  # qkv o gate up down per layer, lm_head
-    assert sum(n.op_type == "MatMul" for n in nodes) >= 2 * n_layers  # rotation of q and k in every layer
+    assert sum(n.op_type == quantized_op for n in graph.node) == 5 * n_layers + 1  # qkv o gate up down per layer, lm_head
+    assert sum(n.op_type == "MatMul" for n in graph.node) == 0
+    assert sum(n.op_type == "GroupQueryAttention" for n in graph.node) == n_layers
+    prefix = [i for i in graph.initializer if i.name.endswith("prefix_qkv")]
+    assert len(prefix) == n_layers and all(i.data_type == onnx.TensorProto.FLOAT for i in prefix)
