@@ -19,6 +19,8 @@ from onnxscript import ir
 from onnxscript import opset18 as op
 from torch import Tensor
 
+from softfold.export.model import rotate_half
+
 MSFT = onnxscript.values.Opset("com.microsoft", 1)
 
 
@@ -45,8 +47,7 @@ def _rope(x: Tensor, positions: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Non-interleaved RoPE on x [B, T, heads, D] with half-width tables cos/sin [positions, D / 2]."""
     c = torch.cat([cos[positions]] * 2, -1)[None, :, None]
     s = torch.cat([sin[positions]] * 2, -1)[None, :, None]
-    x1, x2 = x.chunk(2, -1)
-    return x * c + torch.cat([-x2, x1], -1) * s
+    return x * c + rotate_half(x) * s
 
 
 @torch.library.custom_op("softfold::prefix_plan", mutates_args=())
