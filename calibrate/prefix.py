@@ -70,6 +70,9 @@ class PrefixCalibration:
     lr: float = 1e-2  # Adam, on each layer's K/V offset in units of that layer's K/V standard deviation
     prompts_per_file: int = 64
     reply_tokens: int = 12  # of the fp32 student's greedy reply, teacher-forced
+    # More prompts, first reply token only: the refuse-or-answer decision falls there, and 12-token replies to
+    # 4 x 64 prompts leave the quantized model's refusal bias on unseen prompts loose. 0: off.
+    opening_prompts_per_file: int = 0
     held_out: float = 0.1  # fraction of prompts kept out of training, for the KL reported before and after
     seed: int = 0
     bf16: bool = True  # bfloat16 autocast for the frozen model's compute during training
@@ -78,6 +81,8 @@ class PrefixCalibration:
         for name in ("steps", "batch_size", "prompts_per_file", "reply_tokens"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.opening_prompts_per_file < 0:
+            raise UserError(f"--opening-prompts-per-file must be >= 0, got {self.opening_prompts_per_file}")
         if not 0 < self.held_out < 1:
             raise UserError(f"held_out must be in (0, 1), got {self.held_out}")
 
@@ -210,18 +215,19 @@ def _mean_kl(model: nn.Module, kv: KV, targets: list[_Target], config: PrefixCal
 
 
 def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, prompts: list[str],
-                     config: PrefixCalibration = PrefixCalibration()) -> CalibratedPrefix:
-    """Fit the prefix K/V so the simulated quantized model matches the fp32 student on `prompts`."""
+                     config: PrefixCalibration = PrefixCalibration(),
+                     opening_prompts: list[str] = ()) -> CalibratedPrefix:
+    """Fit the prefix K/V so the simulated quantized model matches the fp32 student on `prompts` (replies of
+    `config.reply_tokens`) and, when given, on the first reply token of `opening_prompts`."""
     model = base.model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     fp32_kv = prefix_cache(model, soft_prompt.embeddings)
-    ids = [chat_ids(base.tokenizer, p) for p in prompts]
-    order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(config.seed)).tolist()
-    n_held = max(1, round(config.held_out * len(ids)))
-    targets = _targets(model, fp32_kv, [ids[i] for i in order], config.reply_tokens, set(eos_ids(base)),
-                       config.batch_size)
-    held, train = targets[:n_held], targets[n_held:] or targets[:n_held]
+    stop = set(eos_ids(base))
+    held, train = _split(_targets(model, fp32_kv, _shuffled(base, prompts, config.seed), config.reply_tokens, stop,
+                                  config.batch_size), config.held_out)
+    open_held, open_train = _split(_targets(model, fp32_kv, _shuffled(base, list(opening_prompts), config.seed), 1,
+                                            stop, config.batch_size), config.held_out) if opening_prompts else ([], [])
     scales = [(k.std(), v.std()) for k, v in fp32_kv]
     offsets = [(torch.zeros_like(k, requires_grad=True), torch.zeros_like(v, requires_grad=True)) for k, v in fp32_kv]
     optimizer = torch.optim.Adam([t for pair in offsets for t in pair], lr=config.lr)
@@ -230,22 +236,41 @@ def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, pr
         return [(k + sk * dk, v + sv * dv) for (k, v), (sk, sv), (dk, dv) in zip(fp32_kv, scales, offsets)]
 
     batches = torch.Generator().manual_seed(config.seed)
+
+    def batch_kl(targets: list[_Target], kv: KV) -> torch.Tensor:
+        pick = torch.randint(len(targets), (config.batch_size,), generator=batches).tolist()
+        return _kl(model, kv, [targets[i] for i in pick], config.bf16)
+
     with simulated(model, sim):
         before = _mean_kl(model, fp32_kv, held, config)
+        open_before = _mean_kl(model, fp32_kv, open_held, config) if open_held else None
         bar = tqdm(range(config.steps), desc="calibrating prefix K/V", unit="step", leave=False)
         for _ in bar:
-            pick = torch.randint(len(train), (config.batch_size,), generator=batches).tolist()
-            loss = _kl(model, current(), [train[i] for i in pick], config.bf16)
+            kv = current()
+            loss = batch_kl(train, kv) + (batch_kl(open_train, kv) if open_train else 0)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
             bar.set_postfix(kl=f"{loss.item():.4f}")
         kv = [(k.detach(), v.detach()) for k, v in current()]
         after = _mean_kl(model, kv, held, config)
-    record = {**asdict(config), "prompts": len(prompts)}
+        open_after = _mean_kl(model, kv, open_held, config) if open_held else None
+    record = {**asdict(config), "prompts": len(prompts), "opening_prompts": len(opening_prompts),
+              "opening_held_out_kl": [open_before, open_after]}
     if after >= before:  # e.g. 8-bit weights: an error below the fit's own noise; never hand out a worse prefix
         return CalibratedPrefix(fp32_kv, sim, soft_prompt.sha256, before, before, record, rejected_held_out_kl=after)
     return CalibratedPrefix(kv, sim, soft_prompt.sha256, before, after, record)
+
+
+def _shuffled(base: BaseModel, prompts: list[str], seed: int) -> list[list[int]]:
+    ids = [chat_ids(base.tokenizer, p) for p in prompts]
+    return [ids[i] for i in torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed)).tolist()]
+
+
+def _split(targets: list[_Target], held_out: float) -> tuple[list[_Target], list[_Target]]:
+    """(held out, training): a `held_out` fraction, at least one, kept out of the fit to report its KL."""
+    n_held = max(1, round(held_out * len(targets)))
+    return targets[:n_held], targets[n_held:] or targets[:n_held]
 
 
 def save_prefix(prefix: CalibratedPrefix, path: Path) -> None:

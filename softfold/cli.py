@@ -58,10 +58,13 @@ def _calibrate_prefix(args: argparse.Namespace) -> int:
 
     opts = _export_options(args)
     sim = QuantSim.of_schemes(quant_schemes(opts))
-    config = PrefixCalibration(steps=args.steps, prompts_per_file=args.prompts_per_file, seed=args.seed)
+    config = PrefixCalibration(steps=args.steps, prompts_per_file=args.prompts_per_file,
+                               opening_prompts_per_file=args.opening_prompts_per_file, seed=args.seed)
     base = load_base(opts.model)
     soft_prompt = load_soft_prompt(opts.soft_prompt, base.config.hidden_size)
-    prefix = calibrate_prefix(base, soft_prompt, sim, prefix_calibration_prompts(config.prompts_per_file), config)
+    openings = prefix_calibration_prompts(config.opening_prompts_per_file) if config.opening_prompts_per_file else []
+    prefix = calibrate_prefix(base, soft_prompt, sim, prefix_calibration_prompts(config.prompts_per_file), config,
+                              openings)
     save_prefix(prefix, opts.out)
     rejected = prefix.rejected_held_out_kl
     outcome = (f"calibrated {rejected:.4f}, not lower: the file holds the folded prefix" if rejected is not None
@@ -285,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=300, help="Adam steps (default: 300)")
     p.add_argument("--prompts-per-file", type=int, default=64,
                    help="calibration prompts from each distillation training file (default: 64)")
+    p.add_argument("--opening-prompts-per-file", type=int, default=0,
+                   help="also match the first reply token (where the refuse-or-answer decision falls) on this many "
+                        "prompts per training file (default: 0, off)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_calibrate_prefix)
 

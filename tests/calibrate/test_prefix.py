@@ -81,6 +81,19 @@ def test_calibration_lowers_the_held_out_kl_of_the_simulated_model(calibrated):
     assert prefix.held_out_kl_after < 0.92 * prefix.held_out_kl_before
 
 
+def test_opening_prompts_fit_the_first_reply_token_too(tiny_models, soft_prompts):
+    """First-token targets on more prompts: their held-out KL (prompts the fit never saw) comes down as well."""
+    base = load_base(tiny_models["llama"])
+    prompt = load_soft_prompt(soft_prompts[("llama", 16)], base.config.hidden_size)
+    config = PrefixCalibration(steps=60, batch_size=4, lr=0.1, reply_tokens=4, held_out=0.25, bf16=False,
+                               opening_prompts_per_file=16)
+    openings = prefix_calibration_prompts(per_file=16)
+    prefix = calibrate_prefix(base, prompt, SIM, prefix_calibration_prompts(per_file=8), config, openings)
+    before, after = prefix.config["opening_held_out_kl"]
+    assert prefix.config["opening_prompts"] == len(openings) == 64
+    assert after < 0.7 * before, (before, after)  # measured 1.56 -> 0.78
+
+
 def test_a_fit_that_raises_the_held_out_kl_keeps_the_folded_prefix(tiny_models, soft_prompts, tmp_path):
     """A step size far too large for the K/V scale wrecks the fit; the result must not be handed out."""
     base = load_base(tiny_models["llama"])
