@@ -224,10 +224,13 @@ def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, pr
         p.requires_grad_(False)
     fp32_kv = prefix_cache(model, soft_prompt.embeddings)
     stop = set(eos_ids(base))
-    held, train = _split(_targets(model, fp32_kv, _shuffled(base, prompts, config.seed), config.reply_tokens, stop,
-                                  config.batch_size), config.held_out)
-    open_held, open_train = _split(_targets(model, fp32_kv, _shuffled(base, list(opening_prompts), config.seed), 1,
-                                            stop, config.batch_size), config.held_out) if opening_prompts else ([], [])
+
+    def held_and_train(texts: list[str], reply_tokens: int) -> tuple[list[_Target], list[_Target]]:
+        ids = _shuffled(base, texts, config.seed)
+        return _split(_targets(model, fp32_kv, ids, reply_tokens, stop, config.batch_size), config.held_out)
+
+    held, train = held_and_train(prompts, config.reply_tokens)
+    open_held, open_train = held_and_train(list(opening_prompts), 1) if opening_prompts else ([], [])
     scales = [(k.std(), v.std()) for k, v in fp32_kv]
     offsets = [(torch.zeros_like(k, requires_grad=True), torch.zeros_like(v, requires_grad=True)) for k, v in fp32_kv]
     optimizer = torch.optim.Adam([t for pair in offsets for t in pair], lr=config.lr)

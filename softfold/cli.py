@@ -62,9 +62,8 @@ def _calibrate_prefix(args: argparse.Namespace) -> int:
                                opening_prompts_per_file=args.opening_prompts_per_file, seed=args.seed)
     base = load_base(opts.model)
     soft_prompt = load_soft_prompt(opts.soft_prompt, base.config.hidden_size)
-    openings = prefix_calibration_prompts(config.opening_prompts_per_file) if config.opening_prompts_per_file else []
     prefix = calibrate_prefix(base, soft_prompt, sim, prefix_calibration_prompts(config.prompts_per_file), config,
-                              openings)
+                              prefix_calibration_prompts(config.opening_prompts_per_file))
     save_prefix(prefix, opts.out)
     rejected = prefix.rejected_held_out_kl
     outcome = (f"calibrated {rejected:.4f}, not lower: the file holds the folded prefix" if rejected is not None
