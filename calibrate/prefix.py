@@ -38,6 +38,7 @@ class QuantSim:
     embedding_bits: int = 0  # 0: fp32 table
     embedding_group: int = 0
     arithmetic: Arithmetic = Arithmetic.TORCHAO
+    algorithm: str = "rtn"  # the weights' rounding: rtn, or gptq (calibrate/gptq.py, recomputed where simulated)
 
     @classmethod
     def of_schemes(cls, quant: tuple) -> "QuantSim":
@@ -46,11 +47,15 @@ class QuantSim:
         if isinstance(linear, LinearQuant):
             embedding: EmbeddingQuant | None = quant[1]
             return cls(linear.weight_bits, linear.group_size, True, linear.keep_8bit,
-                       embedding.bits if embedding else 0, embedding.group_size if embedding else 0)
+                       embedding.bits if embedding else 0, embedding.group_size if embedding else 0,
+                       algorithm=linear.algorithm)
         if isinstance(linear, OnnxBlockQuant):
+            if linear.algorithm == "hqq":
+                raise UserError("prefix calibration simulates round-to-nearest and GPTQ weights, not HQQ's: "
+                                "use --algorithm rtn or gptq")
             group = linear.block_size
             return cls(linear.bits, group, linear.accuracy_level == 4, linear.keep_8bit, linear.embedding_bits,
-                       group if linear.embedding_bits else 0, Arithmetic.MLAS)
+                       group if linear.embedding_bits else 0, Arithmetic.MLAS, linear.algorithm)
         raise UserError("prefix calibration simulates weight-quantized recipes: executorch 8da4w or 8da8w, onnx int4; "
                         f"got {type(linear).__name__ if linear else 'an unquantized recipe'}")
 
@@ -99,12 +104,13 @@ class CalibratedPrefix:
 
 
 @contextmanager
-def simulated(model: nn.Module, sim: QuantSim):
-    """The HF model (no PEFT wrapper) computing with the recipe's rounding; restored on exit."""
+def simulated(model: nn.Module, sim: QuantSim, rounded: dict[str, torch.Tensor] | None = None):
+    """The HF model (no PEFT wrapper) computing with the recipe's rounding; restored on exit. `rounded`:
+    the dequantized GPTQ weights by name, for a gptq recipe."""
     names = tuple(n for n in layer_names(model) if not in_layers(n, sim.keep_8bit))
     with ExitStack() as stack:
         stack.enter_context(quantized(model, names, sim.weight_bits, sim.group_size, sim.int8_activations,
-                                      sim.arithmetic))
+                                      sim.arithmetic, rounded))
         if sim.keep_8bit:  # 8-bit per channel (MatMulNBits: blocks of group_size)
             group = sim.group_size if sim.arithmetic is Arithmetic.MLAS else 0
             stack.enter_context(quantized(model, sim.keep_8bit, 8, group, sim.int8_activations, sim.arithmetic))
@@ -244,7 +250,7 @@ def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, pr
         pick = torch.randint(len(targets), (config.batch_size,), generator=batches).tolist()
         return _kl(model, kv, [targets[i] for i in pick], config.bf16)
 
-    with simulated(model, sim):
+    with simulated(model, sim, _gptq_weights(base, soft_prompt, sim)):
         before = _mean_kl(model, fp32_kv, held, config)
         open_before = _mean_kl(model, fp32_kv, open_held, config) if open_held else None
         bar = tqdm(range(config.steps), desc="calibrating prefix K/V", unit="step", leave=False)
@@ -263,6 +269,16 @@ def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, pr
     if after >= before:  # e.g. 8-bit weights: an error below the fit's own noise; never hand out a worse prefix
         return CalibratedPrefix(fp32_kv, sim, soft_prompt.sha256, before, before, record, rejected_held_out_kl=after)
     return CalibratedPrefix(kv, sim, soft_prompt.sha256, before, after, record)
+
+
+def _gptq_weights(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim) -> dict[str, torch.Tensor] | None:
+    """The weights a gptq export will hold (the same deterministic rounding), dequantized; None for rtn."""
+    if sim.algorithm != "gptq":
+        return None
+    from softfold.calibrate.gptq import gptq_round
+
+    rounded = gptq_round(base, soft_prompt, sim.weight_bits, sim.group_size, sim.keep_8bit)
+    return {name: weight.dequantized() for name, weight in rounded.items()}
 
 
 def _shuffled(base: BaseModel, prompts: list[str], seed: int) -> list[list[int]]:

@@ -101,8 +101,10 @@ def fake_quantize_activation(x: torch.Tensor, block: int = 0) -> torch.Tensor:
 
 @contextmanager
 def quantized(model: nn.Module, layers: tuple[str, ...], bits: int, group_size: int, int8_activations: bool = True,
-              arithmetic: Arithmetic = Arithmetic.TORCHAO):
-    """Linears inside `layers` (names without the HF "model." prefix) fake-quantized; restored on exit."""
+              arithmetic: Arithmetic = Arithmetic.TORCHAO, rounded: dict[str, torch.Tensor] | None = None):
+    """Linears inside `layers` (names without the HF "model." prefix) fake-quantized; restored on exit.
+    `rounded`: dequantized weights by name (GPTQ's) in place of round-to-nearest."""
+    rounded = rounded or {}
     saved, hooks = [], []
     for name, module in model.named_modules():
         name = name.removeprefix("model.")
@@ -111,8 +113,9 @@ def quantized(model: nn.Module, layers: tuple[str, ...], bits: int, group_size: 
                 continue  # as the recipes do: a Linear the group does not divide stays float
             saved.append((module, module.weight))
             # a new Parameter, so a tied embedding table keeps its fp32 values
-            module.weight = nn.Parameter(fake_quantize_weight(module.weight.detach(), bits, group_size, arithmetic),
-                                         requires_grad=False)
+            weight = rounded[name] if name in rounded else \
+                fake_quantize_weight(module.weight.detach(), bits, group_size, arithmetic)
+            module.weight = nn.Parameter(weight, requires_grad=False)
             block = (group_size or module.in_features) if arithmetic is Arithmetic.MLAS else 0
             if int8_activations:
                 hooks.append(module.register_forward_pre_hook(

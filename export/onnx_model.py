@@ -34,6 +34,19 @@ def _fused_qkv(attn) -> nn.Linear:
     return fused
 
 
+def fused_qkv_rounded(rounded: dict) -> dict:
+    """GPTQ's weights by module name with each layer's q, k, v projections as one `qkv_proj` (rows stacked
+    as `_fused_qkv` stacks them; GPTQ rounds every output row on its own, so stacking is exact)."""
+    from softfold.calibrate.gptq import RoundedWeight
+
+    out = {name: w for name, w in rounded.items() if not name.endswith(("q_proj", "k_proj", "v_proj"))}
+    for name in [n for n in rounded if n.endswith("q_proj")]:
+        parts = [rounded[name.removesuffix("q_proj") + p] for p in ("q_proj", "k_proj", "v_proj")]
+        out[name.removesuffix("q_proj") + "qkv_proj"] = RoundedWeight(torch.cat([w.q for w in parts]),
+                                                                      torch.cat([w.scale for w in parts]))
+    return out
+
+
 def _unrotated(prefix_k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """The folded prefix keys [1, N, kv, D] (after RoPE at positions 0..N-1) with RoPE undone: GroupQueryAttention
     applies it again when it writes them into the cache."""

@@ -7,11 +7,15 @@ import ast
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from softfold.errors import UserError
+
+if TYPE_CHECKING:
+    from softfold.calibrate.gptq import RoundedWeight
 
 
 class Recipe(str, Enum):
@@ -48,10 +52,13 @@ class LinearQuant:
     weight_bits: int = 4
     group_size: int = 32  # 0: one scale per output channel
     keep_8bit: tuple[str, ...] = ()
+    algorithm: str = "rtn"  # rtn: torchao's round-to-nearest | gptq: calibrate/gptq.py, soft prompt in context
 
     def __post_init__(self):
         _check(self.weight_bits, (4, 8), "--weight-bits for executorch (XNNPACK lowers 4- and 8-bit weights)")
         _check(self.group_size, (0, 16, 32, 64, 128, 256), "--group-size")
+        if self.algorithm not in ("rtn", "gptq"):
+            raise UserError(f"--algorithm for executorch must be rtn or gptq, got {self.algorithm!r}")
 
 
 @dataclass(frozen=True)
@@ -66,14 +73,15 @@ class EmbeddingQuant:
 
 @dataclass(frozen=True)
 class OnnxBlockQuant:
-    """ONNX MatMul weights, block-wise, as MatMulNBits (ORT's quantizer: round-to-nearest or HQQ).
+    """ONNX MatMul weights, block-wise, as MatMulNBits (ORT's quantizer: round-to-nearest or HQQ; or GPTQ,
+    calibrate/gptq.py, written into the MatMulNBits ORT's round-to-nearest pass laid out).
 
     `keep_8bit` as in LinearQuant (8-bit MatMulNBits); `embedding_bits` 4 stores the token embedding
     table as GatherBlockQuantized (ORT quantizes Gather to 4 bits only), 0 keeps it fp32.
     """
     bits: int = 4
     block_size: int = 32
-    algorithm: str = "rtn"  # rtn | hqq
+    algorithm: str = "rtn"  # rtn | hqq | gptq
     accuracy_level: int = 4  # MatMulNBits compute type: 4 = int8 activations (fast on CPU)
     keep_8bit: tuple[str, ...] = ()
     embedding_bits: int = 0
@@ -82,10 +90,10 @@ class OnnxBlockQuant:
         _check(self.bits, (2, 4, 8), "--weight-bits for onnx")
         _check(self.block_size, (16, 32, 64, 128, 256), "--group-size")
         _check(self.embedding_bits, (0, 4), "--embedding-bits for onnx (ORT's GatherBlockQuantized is 4-bit)")
-        if self.algorithm not in ("rtn", "hqq"):
-            raise UserError(f"--algorithm must be rtn or hqq, got {self.algorithm!r}")
-        if self.algorithm == "hqq" and self.bits != 4:
-            raise UserError(f"--algorithm hqq quantizes to 4 bits only, got --weight-bits {self.bits}")
+        if self.algorithm not in ("rtn", "hqq", "gptq"):
+            raise UserError(f"--algorithm must be rtn, hqq or gptq, got {self.algorithm!r}")
+        if self.algorithm != "rtn" and self.bits != 4:
+            raise UserError(f"--algorithm {self.algorithm} quantizes to 4 bits only, got --weight-bits {self.bits}")
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,9 @@ def _divisible(group_size: int):
 
 
 @torch.no_grad()
-def quantize_executorch(model: nn.Module, linear: LinearQuant | None, embedding: EmbeddingQuant | None) -> nn.Module:
+def quantize_executorch(model: nn.Module, linear: LinearQuant | None, embedding: EmbeddingQuant | None,
+                        rounded: "dict[str, RoundedWeight] | None" = None) -> nn.Module:
+    """torchao's quantize_ per scheme; Linears in `rounded` (GPTQ) take those integers and scales instead."""
     from torchao.quantization import Int8DynamicActivationIntxWeightConfig, IntxWeightOnlyConfig, quantize_
     from torchao.quantization.granularity import PerAxis, PerGroup
 
@@ -120,7 +130,11 @@ def quantize_executorch(model: nn.Module, linear: LinearQuant | None, embedding:
         config = Int8DynamicActivationIntxWeightConfig(weight_dtype=getattr(torch, f"int{linear.weight_bits}"),
                                                        weight_granularity=granularity(linear.group_size))
         divisible = _divisible(linear.group_size)
-        quantize_(model, config, filter_fn=lambda m, fqn: divisible(m, fqn) and not in_layers(fqn, linear.keep_8bit))
+        rounded = rounded or {}
+        quantize_(model, config, filter_fn=lambda m, fqn: divisible(m, fqn) and fqn not in rounded
+                  and not in_layers(fqn, linear.keep_8bit))
+        for name, weight in rounded.items():
+            _set_intx_weight(model.get_submodule(name), weight, linear.weight_bits)
         if linear.keep_8bit:
             config = Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8, weight_granularity=PerAxis(0))
             quantize_(model, config, filter_fn=lambda m, fqn: isinstance(m, nn.Linear) and in_layers(fqn, linear.keep_8bit))
@@ -131,9 +145,19 @@ def quantize_executorch(model: nn.Module, linear: LinearQuant | None, embedding:
     return model
 
 
+def _set_intx_weight(linear: nn.Linear, weight: "RoundedWeight", bits: int) -> None:
+    """The Linear's weight as torchao's 8da<bits>w tensor holding exactly these integers and scales."""
+    from torchao.quantization import IntxUnpackedToInt8Tensor
+
+    linear.weight = nn.Parameter(IntxUnpackedToInt8Tensor(
+        weight.q, weight.scale, torch.zeros_like(weight.scale, dtype=torch.int8), getattr(torch, f"int{bits}"),
+        (1, weight.group_size), torch.float32, "int8_asym_per_token"), requires_grad=False)
+
+
 def quantize_onnx(src: Path, dst: Path, scheme: OnnxBlockQuant | OnnxDynamicInt8 | OnnxStaticInt8,
-                  calibration_feeds: list[dict] | None = None) -> None:
-    """Quantize model.onnx at `src` into `dst` (weights as external data beside it)."""
+                  calibration_feeds: list[dict] | None = None, rounded: "dict[str, RoundedWeight] | None" = None) -> None:
+    """Quantize model.onnx at `src` into `dst` (weights as external data beside it). `rounded` (GPTQ, 4-bit):
+    these Linears' MatMulNBits get those integers and scales in place of round-to-nearest's."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -165,8 +189,26 @@ def quantize_onnx(src: Path, dst: Path, scheme: OnnxBlockQuant | OnnxDynamicInt8
                                                accuracy_level=scheme.accuracy_level, **options)
         quantizer.process()
         model = quantizer.model.model
+    if rounded:
+        _write_rounded(model, graph, rounded)
     onnx.save_model(model, str(dst), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=dst.name + ".data", size_threshold=1024)
+
+
+def _write_rounded(model, src_graph, rounded: "dict[str, RoundedWeight]") -> None:
+    """Overwrite the 4-bit MatMulNBits weights ORT's pass wrote (<weight>_Q4, <weight>_scales) with `rounded`'s:
+    unsigned nibbles q + 8 (MatMulNBits' default zero point), two per byte, the first input in the low nibble."""
+    from onnx import numpy_helper
+
+    weight_of = {_module_of(node): node.input[1] for node in src_graph.node if node.op_type == "MatMul"}
+    initializers = {t.name: t for t in model.graph.initializer}
+    for name, weight in rounded.items():
+        packed_t, scales_t = initializers[weight_of[name] + "_Q4"], initializers[weight_of[name] + "_scales"]
+        nibbles = (weight.q.to(torch.int16) + 8).to(torch.uint8).numpy()
+        packed = (nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)).reshape(tuple(packed_t.dims))
+        packed_t.CopyFrom(numpy_helper.from_array(packed, packed_t.name))
+        scales = weight.scale.numpy().astype(numpy_helper.to_array(scales_t).dtype).reshape(tuple(scales_t.dims))
+        scales_t.CopyFrom(numpy_helper.from_array(scales, scales_t.name))
 
 
 def _quantize_static(src: Path, dst: Path, scheme: OnnxStaticInt8, feeds: list[dict],

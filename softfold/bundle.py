@@ -28,6 +28,7 @@ MANIFEST_SCHEMA: dict = {
         "preamble": str, "user_prefix": str, "user_suffix": str, "assistant_prefix": str, "assistant_suffix": str,
         "generation_prefix": str,
     },
+    "quantization?": dict,  # quantized recipes: the schemes' settings (group size, bits, algorithm, ...)
     "files": list,  # [{"path", "size", "sha256"}]
     "tools": dict,
     "parity": {

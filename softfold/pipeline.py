@@ -1,7 +1,7 @@
 """`softfold export`: load -> fold -> lower -> tokenizer -> parity -> manifest, into one atomic bundle."""
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +23,7 @@ from softfold.reference import Reference, chat_ids, eos_ids
 from softfold.virtual_tokens import VirtualTokens, add_virtual_tokens
 
 if TYPE_CHECKING:
+    from softfold.calibrate.gptq import RoundedWeight
     from softfold.calibrate.prefix import CalibratedPrefix
 
 
@@ -52,7 +53,7 @@ class ExportOptions:
     weight_bits: int | None = None  # override the recipe's weight bits (onnx int4 with 2 bits: a gate that fails)
     embedding_bits: int = 0  # quantize the embedding table (ExecuTorch 4 or 8, ONNX int4: 4); 0 keeps it fp32
     keep_8bit: tuple[str, ...] = ()  # 4-bit recipes: these layers (e.g. "lm_head", "layers.3") at 8 bits
-    algorithm: str = "rtn"  # ONNX int4: rtn | hqq
+    algorithm: str = "rtn"  # weight rounding: rtn | gptq (8da4w, 8da8w, int4) | hqq (int4)
     max_context: int = 2048
     prefix_kv: Path | None = None  # prefix K/V calibrated to this recipe (`softfold calibrate-prefix`)
     prompts: tuple[str, ...] = tuple(DEFAULT_PROMPTS)
@@ -88,7 +89,7 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
                             opts.max_context, thresholds, check_runner=opts.check_runner)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
-        manifest = _manifest(base, soft_prompt, prompt_format, opts, report, virtual, prefix)
+        manifest = _manifest(base, soft_prompt, prompt_format, opts, report, virtual, prefix, quant)
         (tmp / "README.md").write_text(app_readme(manifest))
         write_manifest(tmp, manifest)
         _advance(stages, "done")
@@ -108,10 +109,13 @@ def quant_schemes(opts: ExportOptions) -> tuple:
                         f"choose one of {', '.join(r.value for r in allowed)}")
     if opts.keep_8bit and opts.recipe not in (Recipe.X8DA4W, Recipe.INT4):
         raise UserError(f"--keep-8bit applies to the 4-bit recipes (8da4w, int4), not {opts.recipe.value}")
+    if opts.algorithm != "rtn" and opts.recipe not in (Recipe.X8DA4W, Recipe.X8DA8W, Recipe.INT4):
+        raise UserError(f"--algorithm {opts.algorithm} rounds the weights of 8da4w, 8da8w (executorch) or int4 (onnx), "
+                        f"not {opts.recipe.value}")
     if opts.target is Target.EXECUTORCH:
         bits = {Recipe.X8DA4W: 4, Recipe.X8DA8W: 8}.get(opts.recipe)
-        linear = None if bits is None else LinearQuant(opts.weight_bits or bits,
-                                                       opts.group_size if bits == 4 else 0, opts.keep_8bit)
+        linear = None if bits is None else LinearQuant(opts.weight_bits or bits, opts.group_size if bits == 4 else 0,
+                                                       opts.keep_8bit, opts.algorithm)
         return linear, EmbeddingQuant(opts.embedding_bits) if opts.embedding_bits else None
     if opts.embedding_bits and opts.recipe is not Recipe.INT4:
         raise UserError(f"--embedding-bits for onnx needs --recipe int4, got {opts.recipe.value}")
@@ -149,15 +153,17 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
         folded = build_folded_model(base.model, soft_prompt.embeddings, opts.max_context)
         if prefix is not None:
             set_prefix_kv(folded, prefix.kv)
+    rounded = _gptq_rounded(base, soft_prompt, quant)
     if opts.target is Target.EXECUTORCH:
         from softfold.export.executorch import export_pte, runner_metadata
 
-        quantize_executorch(folded, *quant)
+        quantize_executorch(folded, *quant, rounded=rounded)
         if opts.recipe is Recipe.FP16:
             folded = folded.half()
         export_pte(folded, runner_metadata(folded, _bos_id(base), eos_ids(base)), out / "model.pte")
         return
     from softfold.export.onnx import convert_to_ort, export_onnx, write_genai_config
+    from softfold.export.onnx_model import fused_qkv_rounded
 
     write_genai_config(folded, _bos_id(base), eos_ids(base), out, MODEL_FILE[opts.target])
     (scheme,) = quant
@@ -167,10 +173,23 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
         if scheme:
             target_dir = out if opts.target is Target.ONNX else Path(scratch) / "quantized"
             target_dir.mkdir(exist_ok=True)
-            quantize_onnx(onnx_path, target_dir / "model.onnx", scheme, _calibration_feeds(base, scheme, onnx_path))
+            quantize_onnx(onnx_path, target_dir / "model.onnx", scheme, _calibration_feeds(base, scheme, onnx_path),
+                          fused_qkv_rounded(rounded) if rounded else None)
             onnx_path = target_dir / "model.onnx"
         if opts.target is Target.ORT:
             convert_to_ort(onnx_path, out / "model.ort", out / "required_operators.config")
+
+
+def _gptq_rounded(base: BaseModel, soft_prompt: SoftPrompt, quant: tuple) -> "dict[str, RoundedWeight] | None":
+    """GPTQ's integers and scales for a gptq recipe (from the fp32 model, soft prompt in context); else None."""
+    linear = quant[0]
+    if getattr(linear, "algorithm", "rtn") != "gptq":
+        return None
+    from softfold.calibrate.gptq import gptq_round
+
+    if isinstance(linear, LinearQuant):
+        return gptq_round(base, soft_prompt, linear.weight_bits, linear.group_size, linear.keep_8bit)
+    return gptq_round(base, soft_prompt, linear.bits, linear.block_size, linear.keep_8bit)
 
 
 def _calibration_feeds(base: BaseModel, scheme, onnx_path: Path) -> list[dict] | None:
@@ -203,8 +222,10 @@ def save_tokenizer(tokenizer, out: Path) -> None:
 
 
 def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFormat, opts: ExportOptions,
-              report: ParityReport, virtual: VirtualTokens | None, prefix: "CalibratedPrefix | None" = None) -> dict:
+              report: ParityReport, virtual: VirtualTokens | None, prefix: "CalibratedPrefix | None" = None,
+              quant: tuple = (None,)) -> dict:
     cfg, stop_ids = base.config, eos_ids(base)
+    schemes = {type(s).__name__: asdict(s) for s in quant if s is not None}
     return {
         "backend": opts.target.value,
         "recipe": opts.recipe.value,
@@ -224,6 +245,7 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFor
             **({"prefix_kv": _prefix_record(opts.prefix_kv, prefix)} if prefix else {}),
         },
         "prompt_format": prompt_format.to_json(),
+        **({"quantization": schemes} if schemes else {}),
         "tools": tool_versions(),
         "parity": report.summary(),
     }

@@ -1,0 +1,143 @@
+"""GPTQ rounding for the weight-quantized recipes (`--algorithm gptq`), soft prompt in context.
+
+Round-to-nearest rounds every weight on its own. GPTQ (Frantar et al. 2022) rounds one input column
+at a time and moves the rounding error onto the columns not yet rounded, weighted by the inverse
+Hessian of the layer's inputs, H = sum x x^T over calibration tokens: the layer's outputs on those
+inputs stay close to fp32 rather than its weights. The inputs are the fp32 model's activations on
+chat-templated prompts from the distillation training files with the soft prompt's K/V in the cache,
+so the rounding serves the activations the safety behavior produces. The grid is the recipe's own
+(symmetric, one scale per group of `group_size` inputs, torchao's absmax / 7.5 for 4 bits): the
+result is stored as exactly these integers and scales, in the .pte (torchao) and in MatMulNBits (ONNX).
+
+On SmolLM2-135M-Instruct + the shipped safety prompt it takes the first reply token's KL under 8da4w
+from 0.34 to 0.08 (distill/RUNS.md, stop 16).
+"""
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from softfold.calibrate.prefix import KV, _cache, prefix_cache
+from softfold.export.quantize import in_layers
+from softfold.load import BaseModel, SoftPrompt
+from softfold.reference import chat_ids
+
+
+@dataclass(frozen=True)
+class GPTQConfig:
+    """Calibration for GPTQ: prompts from the distillation training files (`prefix_calibration_prompts`)."""
+    prompts_per_file: int = 64
+    damp: float = 0.01  # added to H's diagonal, as a fraction of its mean: keeps the inverse well conditioned
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class RoundedWeight:
+    q: torch.Tensor  # int8 [out, in], within the recipe's bits
+    scale: torch.Tensor  # fp32 [out, in // group]
+
+    @property
+    def group_size(self) -> int:
+        return self.q.shape[1] // self.scale.shape[1]
+
+    def dequantized(self) -> torch.Tensor:
+        return (self.q.float().unflatten(1, (self.scale.shape[1], -1)) * self.scale.unsqueeze(-1)).flatten(1)
+
+
+def _grid(bits: int) -> tuple[int, int, float]:
+    """(qmin, qmax, absmax-to-scale divisor) of torchao's symmetric grid: 4 bits -> -8..7, scale absmax / 7.5."""
+    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return qmin, qmax, (qmax - qmin) / 2
+
+
+@torch.no_grad()
+def gptq(weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int, damp: float = 0.01,
+         block: int = 128) -> RoundedWeight:
+    """Round `weight` [out, in] column by column, each group's scale from its (error-updated) weights when
+    the group starts; `hessian` [in, in] of the layer's inputs. group_size 0: one scale per output channel."""
+    out_features, in_features = weight.shape
+    group = group_size or in_features
+    block = max(block // group, 1) * group
+    qmin, qmax, divisor = _grid(bits)
+    w = weight.double().clone()
+    h = hessian.double().clone()
+    dead = h.diagonal() == 0  # inputs that were always zero: any weight there is free
+    h[dead, dead] = 1
+    w[:, dead] = 0
+    h.diagonal().add_(damp * h.diagonal().mean())
+    h_inv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
+    q = torch.zeros(out_features, in_features, dtype=torch.int8)
+    scales = torch.zeros(out_features, in_features // group)
+    for start in range(0, in_features, block):
+        end = min(start + block, in_features)
+        w_block, err = w[:, start:end].clone(), torch.zeros(out_features, end - start, dtype=torch.float64)
+        h_block = h_inv[start:end, start:end]
+        for i in range(end - start):
+            column = start + i
+            if column % group == 0:  # in float32 as torchao computes it: a group's extreme weight sits on a tie
+                scale = (w_block[:, i:i + group].float().abs().amax(-1) / divisor).clamp_min(1e-12)
+                scales[:, column // group] = scale
+            qi = (w_block[:, i].float() * (1.0 / scale)).round().clamp(qmin, qmax)
+            q[:, column] = qi.to(torch.int8)
+            err[:, i] = (w_block[:, i] - qi.double() * scale.double()) / h_block[i, i]
+            w_block[:, i:] -= err[:, i:i + 1] * h_block[i:i + 1, i:]
+        w[:, end:] -= err @ h_inv[start:end, end:]
+    return RoundedWeight(q, scales)
+
+
+@torch.no_grad()
+def input_hessians(model: nn.Module, kv: KV, prompt_ids: list[list[int]], names: list[str],
+                   batch_size: int = 16) -> dict[str, torch.Tensor]:
+    """sum x x^T of the inputs of the Linears `names` (HF names without "model."), over the prompts' tokens,
+    the prefix K/V `kv` in the cache. Prompts are right-padded in batches; padding rows are left out."""
+    modules = {n.removeprefix("model."): m for n, m in model.named_modules()}
+    sums = {n: torch.zeros(modules[n].in_features, modules[n].in_features, dtype=torch.float64) for n in names}
+    valid = torch.zeros(0, dtype=torch.bool)
+
+    def hook(name: str):
+        def accumulate(module, args):
+            x = args[0].reshape(-1, args[0].shape[-1])[valid].double()
+            sums[name].add_(x.T @ x)
+        return accumulate
+
+    hooks = [modules[n].register_forward_pre_hook(hook(n)) for n in names]
+    n_prefix = kv[0][0].shape[1]
+    try:
+        for i in tqdm(range(0, len(prompt_ids), batch_size), desc="GPTQ activations", unit="batch", leave=False):
+            chunk = prompt_ids[i:i + batch_size]
+            width = max(map(len, chunk))
+            mask = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in chunk])
+            valid = mask.bool().flatten()
+            model(input_ids=torch.tensor([p + [0] * (width - len(p)) for p in chunk]),
+                  attention_mask=torch.cat([torch.ones(len(chunk), n_prefix, dtype=mask.dtype), mask], 1),
+                  past_key_values=_cache(model, kv, len(chunk)), use_cache=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    return sums
+
+
+def gptq_linears(model: nn.Module, group_size: int, skip: tuple[str, ...] = ()) -> list[str]:
+    """The Linears GPTQ rounds: those the recipe quantizes at `group_size` (the group divides their inputs),
+    minus `skip` (layers kept at 8 bits stay round-to-nearest)."""
+    names = [n.removeprefix("model.") for n, m in model.named_modules() if isinstance(m, nn.Linear)
+             and (group_size == 0 or m.in_features % group_size == 0)]
+    return [n for n in names if not in_layers(n, skip)]
+
+
+def gptq_round(base: BaseModel, soft_prompt: SoftPrompt, bits: int, group_size: int, skip: tuple[str, ...] = (),
+               config: GPTQConfig = GPTQConfig()) -> dict[str, RoundedWeight]:
+    """GPTQ-rounded weights of every Linear the recipe quantizes, by module name of the folded model
+    ("layers.0.self_attn.q_proj", "lm_head"). Deterministic: the same model, prompt and recipe give the
+    same integers, so `export` and `calibrate-prefix` each compute them."""
+    from softfold.calibrate.prompts import prefix_calibration_prompts
+
+    model = base.model.eval()
+    kv = prefix_cache(model, soft_prompt.embeddings)
+    prompts = [chat_ids(base.tokenizer, p) for p in prefix_calibration_prompts(config.prompts_per_file)]
+    names = gptq_linears(model, group_size, skip)
+    hessians = input_hessians(model, kv, prompts, names, config.batch_size)
+    modules = {n.removeprefix("model."): m for n, m in model.named_modules()}
+    return {n: gptq(modules[n].weight.detach(), hessians.pop(n), bits, group_size, config.damp)
+            for n in tqdm(names, desc="GPTQ rounding", unit="linear", leave=False)}
