@@ -333,4 +333,4 @@ def check_prefix(prefix: CalibratedPrefix, soft_prompt: SoftPrompt, sim: QuantSi
     if sim != prefix.simulation:
         raise UserError(f"--prefix-kv {path} was calibrated for {prefix.simulation.to_json()}, this export quantizes "
                         f"as {sim.to_json() if sim else 'nothing (unquantized)'}: re-run `softfold calibrate-prefix` "
-                        "with this export's --target / --recipe / --group-size / --embedding-bits / --keep-8bit")
+                        "with this export's --target / --recipe / --group-size / --embedding-bits / --keep-8bit / --algorithm")

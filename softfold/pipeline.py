@@ -53,7 +53,7 @@ class ExportOptions:
     weight_bits: int | None = None  # override the recipe's weight bits (onnx int4 with 2 bits: a gate that fails)
     embedding_bits: int = 0  # quantize the embedding table (ExecuTorch 4 or 8, ONNX int4: 4); 0 keeps it fp32
     keep_8bit: tuple[str, ...] = ()  # 4-bit recipes: these layers (e.g. "lm_head", "layers.3") at 8 bits
-    algorithm: str = "rtn"  # weight rounding: rtn | gptq (8da4w, 8da8w, int4) | hqq (int4)
+    algorithm: str | None = None  # weight rounding: rtn | gptq (8da4w, 8da8w, int4) | hqq (int4); None: the recipe's default
     max_context: int = 2048
     prefix_kv: Path | None = None  # prefix K/V calibrated to this recipe (`softfold calibrate-prefix`)
     prompts: tuple[str, ...] = tuple(DEFAULT_PROMPTS)
@@ -109,13 +109,14 @@ def quant_schemes(opts: ExportOptions) -> tuple:
                         f"choose one of {', '.join(r.value for r in allowed)}")
     if opts.keep_8bit and opts.recipe not in (Recipe.X8DA4W, Recipe.INT4):
         raise UserError(f"--keep-8bit applies to the 4-bit recipes (8da4w, int4), not {opts.recipe.value}")
-    if opts.algorithm != "rtn" and opts.recipe not in (Recipe.X8DA4W, Recipe.X8DA8W, Recipe.INT4):
+    if opts.algorithm not in (None, "rtn") and opts.recipe not in (Recipe.X8DA4W, Recipe.X8DA8W, Recipe.INT4):
         raise UserError(f"--algorithm {opts.algorithm} rounds the weights of 8da4w, 8da8w (executorch) or int4 (onnx), "
                         f"not {opts.recipe.value}")
+    algorithm = opts.algorithm or default_algorithm(opts.recipe, opts.weight_bits)
     if opts.target is Target.EXECUTORCH:
         bits = {Recipe.X8DA4W: 4, Recipe.X8DA8W: 8}.get(opts.recipe)
         linear = None if bits is None else LinearQuant(opts.weight_bits or bits, opts.group_size if bits == 4 else 0,
-                                                       opts.keep_8bit, opts.algorithm)
+                                                       opts.keep_8bit, algorithm)
         return linear, EmbeddingQuant(opts.embedding_bits) if opts.embedding_bits else None
     if opts.embedding_bits and opts.recipe is not Recipe.INT4:
         raise UserError(f"--embedding-bits for onnx needs --recipe int4, got {opts.recipe.value}")
@@ -124,9 +125,15 @@ def quant_schemes(opts: ExportOptions) -> tuple:
     if opts.recipe is Recipe.INT8_STATIC:
         return (OnnxStaticInt8(),)
     if opts.recipe is Recipe.INT4:
-        return (OnnxBlockQuant(opts.weight_bits or 4, opts.group_size, opts.algorithm, keep_8bit=opts.keep_8bit,
+        return (OnnxBlockQuant(opts.weight_bits or 4, opts.group_size, algorithm, keep_8bit=opts.keep_8bit,
                                embedding_bits=opts.embedding_bits),)
     return (None,)
+
+
+def default_algorithm(recipe: Recipe, weight_bits: int | None) -> str:
+    """GPTQ for 4-bit weights (8da4w, int4): round-to-nearest moves SmolLM2's refusal decisions, GPTQ keeps them
+    (distill/RUNS.md, stop 16); round-to-nearest for 8 bits, whose error is already small."""
+    return "gptq" if recipe in (Recipe.X8DA4W, Recipe.INT4) and (weight_bits or 4) == 4 else "rtn"
 
 
 def calibrated_prefix(opts: ExportOptions, quant: tuple, soft_prompt: SoftPrompt) -> "CalibratedPrefix | None":
