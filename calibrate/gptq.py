@@ -130,7 +130,8 @@ def gptq_round(base: BaseModel, soft_prompt: SoftPrompt, bits: int, group_size: 
                config: GPTQConfig = GPTQConfig()) -> dict[str, RoundedWeight]:
     """GPTQ-rounded weights of every Linear the recipe quantizes, by module name of the folded model
     ("layers.0.self_attn.q_proj", "lm_head"). Deterministic: the same model, prompt and recipe give the
-    same integers, so `export` and `calibrate-prefix` each compute them."""
+    same integers (on one machine; another BLAS may round a rare near-tie weight the other way), so
+    `export` and `calibrate-prefix` each compute them."""
     from softfold.calibrate.prompts import prefix_calibration_prompts
 
     model = base.model.eval()
