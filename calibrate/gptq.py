@@ -90,15 +90,21 @@ def gptq(weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int
 def input_hessians(model: nn.Module, kv: KV, prompt_ids: list[list[int]], names: list[str],
                    batch_size: int = 16) -> dict[str, torch.Tensor]:
     """sum x x^T of the inputs of the Linears `names` (HF names without "model."), over the prompts' tokens,
-    the prefix K/V `kv` in the cache. Prompts are right-padded in batches; padding rows are left out."""
+    the prefix K/V `kv` in the cache. Prompts are right-padded in batches; padding rows are left out.
+    Linears called one after another on the same tensor (q, k, v; gate, up) share one sum."""
     modules = {n.removeprefix("model."): m for n, m in model.named_modules()}
     sums = {n: torch.zeros(modules[n].in_features, modules[n].in_features, dtype=torch.float64) for n in names}
     valid = torch.zeros(0, dtype=torch.bool)
+    last: list = [None, None]  # the previous hook's input tensor and Linear name
 
     def hook(name: str):
         def accumulate(module, args):
-            x = args[0].reshape(-1, args[0].shape[-1])[valid].double()
-            sums[name].add_(x.T @ x)
+            if args[0] is last[0]:
+                sums[name] = sums[last[1]]
+                return
+            last[:] = args[0], name
+            x = args[0].reshape(-1, args[0].shape[-1])[valid]
+            sums[name].add_(x.T @ x)  # fp32 within a batch, fp64 across batches
         return accumulate
 
     hooks = [modules[n].register_forward_pre_hook(hook(n)) for n in names]
@@ -115,6 +121,7 @@ def input_hessians(model: nn.Module, kv: KV, prompt_ids: list[list[int]], names:
     finally:
         for h in hooks:
             h.remove()
+        last[:] = None, None
     return sums
 
 
