@@ -3,14 +3,15 @@
 Round-to-nearest rounds every weight on its own. GPTQ (Frantar et al. 2022) rounds one input column
 at a time and moves the rounding error onto the columns not yet rounded, weighted by the inverse
 Hessian of the layer's inputs, H = sum x x^T over calibration tokens: the layer's outputs on those
-inputs stay close to fp32 rather than its weights. The inputs are the fp32 model's activations on
+inputs stay close to fp32 rather than its weights. Columns go in order of decreasing input energy,
+with round-to-nearest's group scales. The inputs are the fp32 model's activations on
 chat-templated prompts from the distillation training files with the soft prompt's K/V in the cache,
 so the rounding serves the activations the safety behavior produces. The grid is the recipe's own
 (symmetric, one scale per group of `group_size` inputs, torchao's absmax / 7.5 for 4 bits): the
 result is stored as exactly these integers and scales, in the .pte (torchao) and in MatMulNBits (ONNX).
 
-On SmolLM2-135M-Instruct + the shipped safety prompt it takes the first reply token's KL under 8da4w
-from 0.34 to 0.08 (distill/RUNS.md, stop 16).
+On SmolLM2-135M-Instruct + the shipped safety prompt it cuts the first reply token's KL under 8da4w
+about 5x (distill/RUNS.md, stop 16).
 """
 from dataclasses import dataclass
 
@@ -54,30 +55,32 @@ def _grid(bits: int) -> tuple[int, int, float]:
 @torch.no_grad()
 def gptq(weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int, damp: float = 0.01,
          block: int = 128) -> RoundedWeight:
-    """Round `weight` [out, in] column by column, each group's scale from its (error-updated) weights when
-    the group starts; `hessian` [in, in] of the layer's inputs. group_size 0: one scale per output channel."""
+    """Round `weight` [out, in] one input column at a time, the columns with the largest input energy (H's
+    diagonal) first ("act-order"); `hessian` [in, in] of the layer's inputs. Each group's scale is
+    round-to-nearest's, from the unrounded weights ("static groups"), so groups stay contiguous in any
+    order. group_size 0: one scale per output channel."""
     out_features, in_features = weight.shape
     group = group_size or in_features
-    block = max(block // group, 1) * group
     qmin, qmax, divisor = _grid(bits)
     w = weight.double().clone()
     h = hessian.double().clone()
     dead = h.diagonal() == 0  # inputs that were always zero: any weight there is free
     h[dead, dead] = 1
     w[:, dead] = 0
+    # in float32 as torchao computes it: each group's extreme weight sits exactly on a rounding tie
+    scales = (w.float().unflatten(1, (-1, group)).abs().amax(-1) / divisor).clamp_min(1e-12)
+    order = torch.argsort(h.diagonal(), descending=True, stable=True)
+    w, h = w[:, order], h[order][:, order]
     h.diagonal().add_(damp * h.diagonal().mean())
     h_inv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
     q = torch.zeros(out_features, in_features, dtype=torch.int8)
-    scales = torch.zeros(out_features, in_features // group)
     for start in range(0, in_features, block):
         end = min(start + block, in_features)
         w_block, err = w[:, start:end].clone(), torch.zeros(out_features, end - start, dtype=torch.float64)
         h_block = h_inv[start:end, start:end]
         for i in range(end - start):
-            column = start + i
-            if column % group == 0:  # in float32 as torchao computes it: a group's extreme weight sits on a tie
-                scale = (w_block[:, i:i + group].float().abs().amax(-1) / divisor).clamp_min(1e-12)
-                scales[:, column // group] = scale
+            column = int(order[start + i])
+            scale = scales[:, column // group]
             qi = (w_block[:, i].float() * (1.0 / scale)).round().clamp(qmin, qmax)
             q[:, column] = qi.to(torch.int8)
             err[:, i] = (w_block[:, i] - qi.double() * scale.double()) / h_block[i, i]

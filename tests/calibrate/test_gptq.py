@@ -34,7 +34,7 @@ def test_gptq_keeps_the_layer_outputs_closer_than_round_to_nearest(bits, group_s
     x = _correlated_inputs(512, 128)
     rounded = gptq(w, x.T.double() @ x.double(), bits, group_size)
     error = ((x @ (rounded.dequantized() - w).T).norm() / (x @ (fake_quantize_weight(w, bits, group_size) - w).T).norm())
-    assert error < 0.5  # measured 0.20 / 0.19 / 0.21
+    assert error < 0.5  # measured 0.11 / 0.11 / 0.11
     assert rounded.scale.shape == (32, 128 // (group_size or 128))
 
 
