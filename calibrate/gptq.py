@@ -11,7 +11,7 @@ so the rounding serves the activations the safety behavior produces. The grid is
 result is stored as exactly these integers and scales, in the .pte (torchao) and in MatMulNBits (ONNX).
 
 On SmolLM2-135M-Instruct + the shipped safety prompt it cuts the first reply token's KL under 8da4w
-about 5x (distill/RUNS.md, stop 16).
+about 4x (distill/RUNS.md, stop 16).
 """
 from dataclasses import dataclass
 
