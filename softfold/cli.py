@@ -237,7 +237,7 @@ def _add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--algorithm", choices=["rtn", "gptq", "hqq"],
                    help="weight rounding: rtn (round to nearest); gptq (8da4w, 8da8w, int4: rounds each layer so its "
                         "outputs match fp32 on calibration prompts from the distillation training files, soft prompt in "
-                        "context; ~3 min on SmolLM2-135M, 2 cores); hqq (onnx int4, ORT's HQQ). Default: gptq for 4-bit "
+                        "context; ~2 min on SmolLM2-135M, 2 cores); hqq (onnx int4, ORT's HQQ). Default: gptq for 4-bit "
                         "weights (8da4w, int4), rtn for 8-bit")
     p.add_argument("--weight-bits", type=int, choices=[2, 4, 8],
                    help="override the recipe's weight bits: 4 or 8 for executorch, 2/4/8 for onnx int4 "
