@@ -131,9 +131,8 @@ def quant_schemes(opts: ExportOptions) -> tuple:
 
 
 def default_algorithm(recipe: Recipe, weight_bits: int | None) -> str:
-    """GPTQ for 4-bit weights (8da4w, int4): on SmolLM2 it cuts the mean KL to fp32 ~4x and the bundles pass the
-    parity gate that round-to-nearest's fail (distill/RUNS.md, stop 16); round-to-nearest for 8 bits, whose
-    error is already small."""
+    """GPTQ for 4-bit weights (8da4w, int4): on SmolLM2 it cuts the mean KL to fp32 ~4x (distill/RUNS.md,
+    stop 16); round-to-nearest for 8 bits, whose error is already small."""
     return "gptq" if recipe in (Recipe.X8DA4W, Recipe.INT4) and (weight_bits or 4) == 4 else "rtn"
 
 
