@@ -140,15 +140,21 @@ def gptq_round(base: BaseModel, soft_prompt: SoftPrompt, bits: int, group_size: 
                config: GPTQConfig = GPTQConfig()) -> dict[str, RoundedWeight]:
     """GPTQ-rounded weights of every Linear the recipe quantizes, by module name of the folded model
     ("layers.0.self_attn.q_proj", "lm_head"). Deterministic: the same model, prompt and recipe give the
-    same integers (on one machine; another BLAS may round a rare near-tie weight the other way), so
-    `export` and `calibrate-prefix` each compute them."""
+    same integers, so `export` and `calibrate-prefix` each compute them. One thread, whatever the command's:
+    a float sum split differently re-rounds near-tie weights, and the change cascades through GPTQ's columns
+    (another machine's BLAS may still do so)."""
     from softfold.calibrate.prompts import prefix_calibration_prompts
 
-    model = base.model.eval()
-    kv = prefix_cache(model, soft_prompt.embeddings)
-    prompts = [chat_ids(base.tokenizer, p) for p in prefix_calibration_prompts(config.prompts_per_file)]
-    names = gptq_linears(model, group_size, skip)
-    hessians = input_hessians(model, kv, prompts, names, config.batch_size)
-    modules = {n.removeprefix("model."): m for n, m in model.named_modules()}
-    return {n: gptq(modules[n].weight.detach(), hessians.pop(n), bits, group_size, config.damp)
-            for n in tqdm(names, desc="GPTQ rounding", unit="linear", leave=False)}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = base.model.eval()
+        kv = prefix_cache(model, soft_prompt.embeddings)
+        prompts = [chat_ids(base.tokenizer, p) for p in prefix_calibration_prompts(config.prompts_per_file)]
+        names = gptq_linears(model, group_size, skip)
+        hessians = input_hessians(model, kv, prompts, names, config.batch_size)
+        modules = {n.removeprefix("model."): m for n, m in model.named_modules()}
+        return {n: gptq(modules[n].weight.detach(), hessians.pop(n), bits, group_size, config.damp)
+                for n in tqdm(names, desc="GPTQ rounding", unit="linear", leave=False)}
+    finally:
+        torch.set_num_threads(threads)
