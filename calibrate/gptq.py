@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from softfold.calibrate.prefix import KV, _cache, prefix_cache
+from softfold.calibrate.prefix import KV, QuantSim, _cache, prefix_cache
 from softfold.export.quantize import in_layers
 from softfold.load import BaseModel, SoftPrompt
 from softfold.reference import chat_ids
@@ -158,3 +158,11 @@ def gptq_round(base: BaseModel, soft_prompt: SoftPrompt, bits: int, group_size: 
                 for n in tqdm(names, desc="GPTQ rounding", unit="linear", leave=False)}
     finally:
         torch.set_num_threads(threads)
+
+
+def gptq_for(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim) -> dict[str, RoundedWeight] | None:
+    """The weights a recipe holds when it rounds by GPTQ (`sim.algorithm`); None for round-to-nearest. The one
+    mapping from a recipe to `gptq_round`, shared by `export` and `calibrate-prefix`."""
+    if sim.algorithm != "gptq":
+        return None
+    return gptq_round(base, soft_prompt, sim.weight_bits, sim.group_size, sim.keep_8bit)

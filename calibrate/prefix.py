@@ -250,7 +250,10 @@ def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, pr
         pick = torch.randint(len(targets), (config.batch_size,), generator=batches).tolist()
         return _kl(model, kv, [targets[i] for i in pick], config.bf16)
 
-    with simulated(model, sim, _gptq_weights(base, soft_prompt, sim)):
+    from softfold.calibrate.gptq import gptq_for
+
+    rounded = gptq_for(base, soft_prompt, sim)  # the integers a gptq export will hold (deterministic)
+    with simulated(model, sim, {n: w.dequantized() for n, w in rounded.items()} if rounded else None):
         before = _mean_kl(model, fp32_kv, held, config)
         open_before = _mean_kl(model, fp32_kv, open_held, config) if open_held else None
         bar = tqdm(range(config.steps), desc="calibrating prefix K/V", unit="step", leave=False)
@@ -269,16 +272,6 @@ def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, pr
     if after >= before:  # e.g. 8-bit weights: an error below the fit's own noise; never hand out a worse prefix
         return CalibratedPrefix(fp32_kv, sim, soft_prompt.sha256, before, before, record, rejected_held_out_kl=after)
     return CalibratedPrefix(kv, sim, soft_prompt.sha256, before, after, record)
-
-
-def _gptq_weights(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim) -> dict[str, torch.Tensor] | None:
-    """The weights a gptq export will hold (the same deterministic rounding), dequantized; None for rtn."""
-    if sim.algorithm != "gptq":
-        return None
-    from softfold.calibrate.gptq import gptq_round
-
-    rounded = gptq_round(base, soft_prompt, sim.weight_bits, sim.group_size, sim.keep_8bit)
-    return {name: weight.dequantized() for name, weight in rounded.items()}
 
 
 def _shuffled(base: BaseModel, prompts: list[str], seed: int) -> list[list[int]]:

@@ -189,14 +189,12 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
 
 def _gptq_rounded(base: BaseModel, soft_prompt: SoftPrompt, quant: tuple) -> "dict[str, RoundedWeight] | None":
     """GPTQ's integers and scales for a gptq recipe (from the fp32 model, soft prompt in context); else None."""
-    linear = quant[0]
-    if getattr(linear, "algorithm", "rtn") != "gptq":
+    if getattr(quant[0], "algorithm", "rtn") != "gptq":
         return None
-    from softfold.calibrate.gptq import gptq_round
+    from softfold.calibrate.gptq import gptq_for
+    from softfold.calibrate.prefix import QuantSim
 
-    if isinstance(linear, LinearQuant):
-        return gptq_round(base, soft_prompt, linear.weight_bits, linear.group_size, linear.keep_8bit)
-    return gptq_round(base, soft_prompt, linear.bits, linear.block_size, linear.keep_8bit)
+    return gptq_for(base, soft_prompt, QuantSim.of_schemes(quant))
 
 
 def _calibration_feeds(base: BaseModel, scheme, onnx_path: Path) -> list[dict] | None:
