@@ -39,6 +39,16 @@ def direct_cross_entropy(targets: torch.Tensor, student_logits: torch.Tensor, ma
     return _masked_mean(nll, mask)
 
 
+def margin_hinge(targets: torch.Tensor, student_logits: torch.Tensor, mask: torch.Tensor, margin: float) -> torch.Tensor:
+    """max(0, margin - (z_target - max_{j != target} z_j)), averaged over response positions: the multiclass hinge
+    on the teacher's tokens. KL alone stops pushing once the student matches the teacher, leaving held-out prompts
+    near the refuse-or-answer boundary with logit gaps a quantized bundle's rounding can cross; the hinge asks
+    for a gap of `margin` nats at every token of the teacher's (greedy) reply."""
+    target = student_logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    rival = student_logits.scatter(-1, targets.unsqueeze(-1), float("-inf")).amax(-1)
+    return _masked_mean(F.relu(margin - (target - rival)), mask)
+
+
 def distillation_loss(kind: Loss, teacher_logits: torch.Tensor, targets: torch.Tensor, student_logits: torch.Tensor,
                       mask: torch.Tensor) -> torch.Tensor:
     if kind is Loss.TV:

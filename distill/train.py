@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from softfold.calibrate.sensitivity import quantized
-from softfold.distill.losses import Loss, distillation_loss
+from softfold.distill.losses import Loss, distillation_loss, margin_hinge
 from softfold.distill.teacher import TeacherExample
 from softfold.errors import UserError
 from softfold.load import BaseModel, load_soft_prompt
@@ -37,10 +37,13 @@ class DistillConfig:
     quantization_aware: bool = False
     quantized_weight: float = 1.0  # the quantized student's loss counts this many times the fp32 student's
     init_from: str = ""  # start from this PEFT prompt-tuning directory instead of init_text
+    margin: float = 0.0  # nats: also train a hinge asking each teacher token to lead its rival by this much (0: off)
 
     def __post_init__(self):
         if self.quantized_weight <= 0:
             raise UserError(f"--quantized-weight must be > 0, got {self.quantized_weight}")
+        if self.margin < 0:
+            raise UserError(f"--margin must be >= 0 nats (0 turns it off), got {self.margin}")
 
 
 def make_student(base: BaseModel, config: DistillConfig):
@@ -65,12 +68,12 @@ def prompt_weight(student) -> torch.nn.Parameter:
     return student.prompt_encoder["default"].embedding.weight
 
 
-def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = False) -> torch.Tensor:
+def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = False, margin: float = 0.0) -> torch.Tensor:
     """The loss over a batch, teacher-forced on the teacher's responses, averaged over response tokens.
 
     Same math as the PEFT student's forward (virtual tokens, then the chat prompt and response), but one
     right-padded forward for the batch and the LM head only at response positions: the head over the
-    full vocabulary at every position is a fifth of the compute for nothing.
+    full vocabulary at every position is a fifth of the compute for nothing. `margin` > 0 adds `margin_hinge`.
     """
     lm = student.get_base_model()
     prompt = prompt_weight(student)
@@ -90,15 +93,16 @@ def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = Fa
     vocab = logits.shape[-1]
     teacher = torch.stack([_pad_rows(ex.distribution(vocab), reply) for ex in batch]).to(prompt.device)
     targets = torch.tensor([ex.response_ids + [0] * (reply - len(ex.response_ids)) for ex in batch], device=prompt.device)
-    return distillation_loss(loss, teacher, targets, logits, mask)
+    distill = distillation_loss(loss, teacher, targets, logits, mask)
+    return distill + margin_hinge(targets, logits, mask, margin) if margin else distill
 
 
 def training_loss(student, batch: list[TeacherExample], config: DistillConfig) -> torch.Tensor:
     """batch_loss, plus the same loss through the simulated 4-bit model when training quantization-aware."""
-    loss = batch_loss(student, batch, config.loss, config.bf16)
+    loss = batch_loss(student, batch, config.loss, config.bf16, config.margin)
     if config.quantization_aware:
         with simulated_4bit(student):
-            loss = loss + config.quantized_weight * batch_loss(student, batch, config.loss, config.bf16)
+            loss = loss + config.quantized_weight * batch_loss(student, batch, config.loss, config.bf16, config.margin)
     return loss
 
 

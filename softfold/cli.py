@@ -145,7 +145,7 @@ def _distill(args: argparse.Namespace) -> int:
     config = DistillConfig(loss=Loss(args.loss), num_virtual_tokens=args.num_virtual_tokens, steps=args.steps,
                            batch_size=args.batch_size, lr=args.lr, seed=args.seed, eval_every=args.eval_every,
                            bf16=args.bf16, quantization_aware=args.quantization_aware, init_from=args.init_from or "",
-                           quantized_weight=args.quantized_weight)
+                           quantized_weight=args.quantized_weight, margin=args.margin)
     job = DistillJob(model=Path(args.model or default_model_path()), out=Path(args.out), config=config,
                      harmful=tuple(map(Path, args.harmful)), benign=tuple(map(Path, args.benign)), guard=args.guard,
                      max_response_tokens=args.max_response_tokens, command=args.command_line,
@@ -340,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantized-weight", type=float, default=1.0, metavar="W",
                    help="with --quantization-aware: weight of the quantized model's loss against the fp32 one's "
                         "(above 1 favors agreement of the 4-bit bundles over the fp32 prompt's own fit)")
+    p.add_argument("--margin", type=float, default=0.0, metavar="NATS",
+                   help="also train a hinge asking every token of the teacher's reply to lead the student's next "
+                        "likeliest token by NATS (log-probability): decisions with more margin survive a quantized "
+                        "bundle's rounding on prompts never trained on (default: 0, off)")
     p.add_argument("--init-from", metavar="DIR", help="start from this PEFT prompt-tuning directory (e.g. a trained "
                                                        "prompt, to fine-tune it quantization-aware)")
     p.set_defaults(func=_distill)

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from softfold.distill.losses import direct_cross_entropy, kl_divergence, total_variation
+from softfold.distill.losses import direct_cross_entropy, kl_divergence, margin_hinge, total_variation
 
 
 def logits_of(*probs: list[float]) -> torch.Tensor:
@@ -32,3 +32,13 @@ def test_direct_cross_entropy_by_hand():
     targets = torch.tensor([[1, 0]])
     want = -(math.log(0.75) + math.log(0.6)) / 2
     assert math.isclose(direct_cross_entropy(targets, student, torch.tensor([[1, 1]])).item(), want, rel_tol=1e-5)
+
+
+def test_margin_hinge_by_hand():
+    student = torch.tensor([[[2.0, 0.5, 1.0], [0.0, 3.0, -1.0]]])
+    targets = torch.tensor([[0, 1]])
+    # position 0: gap 2.0 - 1.0 = 1.0 -> 2.0 - 1.0 = 1.0 short; position 1: gap 3.0, nothing owed -> mean 0.5
+    assert math.isclose(margin_hinge(targets, student, torch.tensor([[1, 1]]), 2.0).item(), 0.5, abs_tol=1e-6)
+    assert margin_hinge(targets, student, torch.tensor([[0, 1]]), 2.0).item() == 0.0
+    # a wrong argmax owes the margin plus its deficit: target 2 at position 0 trails 2.0 by 1.0
+    assert math.isclose(margin_hinge(torch.tensor([[2, 1]]), student, torch.tensor([[1, 0]]), 2.0).item(), 3.0)
