@@ -91,13 +91,16 @@ def gptq(weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int
 
 @torch.no_grad()
 def input_hessians(model: nn.Module, kv: KV, prompt_ids: list[list[int]], names: list[str],
-                   batch_size: int = 16) -> dict[str, torch.Tensor]:
+                   batch_size: int = 16, prefix: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """sum x x^T of the inputs of the Linears `names` (HF names without "model."), over the prompts' tokens,
     the prefix K/V `kv` in the cache. Prompts are right-padded in batches; padding rows are left out.
-    Linears called one after another on the same tensor (q, k, v; gate, up) share one sum."""
+    Linears called one after another on the same tensor (q, k, v; gate, up) share one sum.
+    `prefix`: the soft prompt's embeddings [N, hidden], when the bundle computes its positions itself (virtual
+    tokens): their inputs join the sums once per prompt, as often as the runtime computes them."""
     modules = {n.removeprefix("model."): m for n, m in model.named_modules()}
     sums = {n: torch.zeros(modules[n].in_features, modules[n].in_features, dtype=torch.float64) for n in names}
     valid = torch.zeros(0, dtype=torch.bool)
+    weight = [1.0]  # how many times a row counts
     last: list = [None, None]  # the previous hook's input tensor and Linear name
 
     def hook(name: str):
@@ -107,12 +110,17 @@ def input_hessians(model: nn.Module, kv: KV, prompt_ids: list[list[int]], names:
                 return
             last[:] = args[0], name
             x = args[0].reshape(-1, args[0].shape[-1])[valid]
-            sums[name].add_(x.T @ x)  # fp32 within a batch, fp64 across batches
+            sums[name].add_(x.T @ x, alpha=weight[0])  # fp32 within a batch, fp64 across batches
         return accumulate
 
     hooks = [modules[n].register_forward_pre_hook(hook(n)) for n in names]
     n_prefix = kv[0][0].shape[1]
     try:
+        if prefix is not None:
+            valid, weight[0] = torch.ones(prefix.shape[0], dtype=torch.bool), float(len(prompt_ids))
+            decoder = getattr(model, model.base_model_prefix)  # the runtime's prefill reads no logits there
+            decoder(inputs_embeds=prefix.float().unsqueeze(0))
+            weight[0], last[:] = 1.0, (None, None)
         for i in tqdm(range(0, len(prompt_ids), batch_size), desc="GPTQ activations", unit="batch", leave=False):
             chunk = prompt_ids[i:i + batch_size]
             width = max(map(len, chunk))
@@ -137,9 +145,13 @@ def gptq_linears(model: nn.Module, group_size: int, skip: tuple[str, ...] = ()) 
 
 
 def gptq_round(base: BaseModel, soft_prompt: SoftPrompt, bits: int, group_size: int, skip: tuple[str, ...] = (),
-               config: GPTQConfig = GPTQConfig()) -> dict[str, RoundedWeight]:
+               config: GPTQConfig = GPTQConfig(), virtual_tokens: bool = False) -> dict[str, RoundedWeight]:
     """GPTQ-rounded weights of every Linear the recipe quantizes, by module name of the folded model
-    ("layers.0.self_attn.q_proj", "lm_head"). Deterministic: the same model, prompt and recipe give the
+    ("layers.0.self_attn.q_proj", "lm_head"). `virtual_tokens`: the bundle computes the soft prompt's positions
+    with these weights (prefix-kv bundles hold them as fp32 K/V), so GPTQ must see their inputs too: rounded for
+    the prompt tokens alone, SmolLM2's virtual tokens come out several times worse than round-to-nearest's
+    (first reply token KL ~2 vs ~0.6 on benign prompts, distill/RUNS.md stop 17). Deterministic: the same model,
+    prompt and recipe give the
     same integers, so `export` and `calibrate-prefix` each compute them. One thread, whatever the command's:
     a float sum split differently re-rounds near-tie weights, and the change cascades through GPTQ's columns
     (another machine's BLAS may still do so)."""
@@ -152,7 +164,8 @@ def gptq_round(base: BaseModel, soft_prompt: SoftPrompt, bits: int, group_size: 
         kv = prefix_cache(model, soft_prompt.embeddings)
         prompts = [chat_ids(base.tokenizer, p) for p in prefix_calibration_prompts(config.prompts_per_file)]
         names = gptq_linears(model, group_size, skip)
-        hessians = input_hessians(model, kv, prompts, names, config.batch_size)
+        hessians = input_hessians(model, kv, prompts, names, config.batch_size,
+                                  soft_prompt.embeddings if virtual_tokens else None)
         modules = {n.removeprefix("model."): m for n, m in model.named_modules()}
         return {n: gptq(modules[n].weight.detach(), hessians.pop(n), bits, group_size, config.damp)
                 for n in tqdm(names, desc="GPTQ rounding", unit="linear", leave=False)}
@@ -160,9 +173,10 @@ def gptq_round(base: BaseModel, soft_prompt: SoftPrompt, bits: int, group_size: 
         torch.set_num_threads(threads)
 
 
-def gptq_for(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim) -> dict[str, RoundedWeight] | None:
+def gptq_for(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim,
+             virtual_tokens: bool = False) -> dict[str, RoundedWeight] | None:
     """The weights a recipe holds when it rounds by GPTQ (`sim.algorithm`); None for round-to-nearest. The one
     mapping from a recipe to `gptq_round`, shared by `export` and `calibrate-prefix`."""
     if sim.algorithm != "gptq":
         return None
-    return gptq_round(base, soft_prompt, sim.weight_bits, sim.group_size, sim.keep_8bit)
+    return gptq_round(base, soft_prompt, sim.weight_bits, sim.group_size, sim.keep_8bit, virtual_tokens=virtual_tokens)

@@ -160,7 +160,7 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
         folded = build_folded_model(base.model, soft_prompt.embeddings, opts.max_context)
         if prefix is not None:
             set_prefix_kv(folded, prefix.kv)
-    rounded = _gptq_rounded(base, soft_prompt, quant)
+    rounded = _gptq_rounded(base, soft_prompt, quant, virtual is not None)
     if opts.target is Target.EXECUTORCH:
         from softfold.export.executorch import export_pte, runner_metadata
 
@@ -187,14 +187,15 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
             convert_to_ort(onnx_path, out / "model.ort", out / "required_operators.config")
 
 
-def _gptq_rounded(base: BaseModel, soft_prompt: SoftPrompt, quant: tuple) -> "dict[str, RoundedWeight] | None":
+def _gptq_rounded(base: BaseModel, soft_prompt: SoftPrompt, quant: tuple,
+                  virtual_tokens: bool) -> "dict[str, RoundedWeight] | None":
     """GPTQ's integers and scales for a gptq recipe (from the fp32 model, soft prompt in context); else None."""
     if getattr(quant[0], "algorithm", "rtn") != "gptq":
         return None
     from softfold.calibrate.gptq import gptq_for
     from softfold.calibrate.prefix import QuantSim
 
-    return gptq_for(base, soft_prompt, QuantSim.of_schemes(quant))
+    return gptq_for(base, soft_prompt, QuantSim.of_schemes(quant), virtual_tokens)
 
 
 def _calibration_feeds(base: BaseModel, scheme, onnx_path: Path) -> list[dict] | None:

@@ -53,6 +53,27 @@ def test_activations_are_collected_without_the_padding(tiny_models, soft_prompts
     assert all(float(h.trace()) > 0 for h in batched.values())
 
 
+def test_virtual_tokens_join_the_sums_once_per_prompt(tiny_models, soft_prompts):
+    """A virtual-token bundle computes the soft prompt's positions with the rounded weights: their inputs count
+    as often as the runtime computes them (once per prompt); prefix-kv bundles hold them as fp32 K/V."""
+    base = load_base(tiny_models["llama"])
+    embeddings = load_soft_prompt(soft_prompts[("llama", 16)], base.config.hidden_size).embeddings
+    kv = prefix_cache(base.model, embeddings)
+    prompts = [chat_ids(base.tokenizer, p) for p in ("Hi", "Why?", "Name a color.")]
+    names = gptq_linears(base.model, 32)
+    plain = input_hessians(base.model, kv, prompts, names, 2)
+    virtual = input_hessians(base.model, kv, prompts, names, 2, prefix=embeddings)
+    inputs = {}
+    hook = base.model.model.layers[0].mlp.down_proj.register_forward_pre_hook(
+        lambda m, args: inputs.update(x=args[0][0].double()))
+    base.model(inputs_embeds=embeddings.unsqueeze(0))
+    hook.remove()
+    x = inputs["x"]
+    torch.testing.assert_close(virtual["layers.0.mlp.down_proj"], plain["layers.0.mlp.down_proj"] + 3 * x.T @ x,
+                               rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(virtual["lm_head"], plain["lm_head"])  # prefill reads no logits at the prefix
+
+
 @pytest.fixture(scope="module")
 def rounded(tiny_models, soft_prompts):
     base = load_base(tiny_models["llama"])
