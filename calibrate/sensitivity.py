@@ -1,7 +1,7 @@
 """Which layers' quantization moves the safety behavior most (issue 5's sensitivity report).
 
 Each layer (a transformer block, the LM head) is quantized alone, in eager PyTorch with the soft
-prompt in context, by simulating the recipe's arithmetic: weights rounded to `bits` symmetric
+prompt's fp32 K/V in the cache (as the default prefix-kv bundles hold them), by simulating the recipe's arithmetic: weights rounded to `bits` symmetric
 group-wise (as torchao and MatMulNBits store them), activations to int8 per token (8da4w's dynamic
 quantization). For every calibration prompt we compare with fp32: KL of the reply's first-token
 distribution (where the refuse-or-answer decision is made) and the refusal decision of the greedy
@@ -129,10 +129,15 @@ def quantized(model: nn.Module, layers: tuple[str, ...], bits: int, group_size: 
             hook.remove()
 
 
-def _decisions(reference: Reference, prompt_ids: list[list[int]], new_tokens: int) -> tuple[list[torch.Tensor], list[bool]]:
+def _decisions(reference: Reference, prompt_ids: list[list[int]], new_tokens: int,
+               kv=None) -> tuple[list[torch.Tensor], list[bool]]:
+    """Greedy replies and their first-token logits; `kv`: the soft prompt's K/V, held fixed (fp32)."""
+    from softfold.calibrate.prefix import _cache  # prefix.py imports this module
+
     firsts, refused = [], []
     for ids in prompt_ids:
-        reply, first = reference.greedy_with_first_logits(ids, new_tokens)
+        cache = _cache(reference.model.get_base_model(), kv, 1) if kv is not None else None
+        reply, first = reference.greedy_with_first_logits(ids, new_tokens, cache)
         firsts.append(first)
         refused.append(is_refusal(reference.tokenizer.decode(reply, skip_special_tokens=True)))
     return firsts, refused
@@ -165,15 +170,19 @@ def layer_names(model: nn.Module) -> list[str]:
 
 def sensitivity(reference: Reference, prompts: list[str], bits: int = 4, group_size: int = 32, new_tokens: int = 16,
                 max_keep: int = 4) -> SensitivityReport:
-    """Quantize each layer alone, then all of them, then all but the suggestion; compare with fp32."""
+    """Quantize each layer alone, then all of them, then all but the suggestion; compare with fp32. The soft
+    prompt's K/V stay fp32, as the (default) prefix-kv bundles hold them."""
+    from softfold.calibrate.prefix import prefix_cache
+
     model = reference.model.get_base_model() if reference.n_virtual else reference.model
     prompt_ids = [reference.prompt_ids(p) for p in prompts]
-    fp32 = _decisions(reference, prompt_ids, new_tokens)
+    kv = prefix_cache(model, reference.model.get_prompt(batch_size=1)[0]) if reference.n_virtual else None
+    fp32 = _decisions(reference, prompt_ids, new_tokens, kv)
 
     def measure(layers: tuple[str, ...], label: str, keep: tuple[str, ...] = ()) -> LayerSensitivity:
         with quantized(model, tuple(n for n in layers if not in_layers(n, keep)), bits, group_size), \
                 quantized(model, keep, 8, 0):
-            return _compare(label, fp32, _decisions(reference, prompt_ids, new_tokens))
+            return _compare(label, fp32, _decisions(reference, prompt_ids, new_tokens, kv))
 
     names = layer_names(model)
     rows = [measure((name,), name) for name in tqdm(names, desc="sensitivity", unit="layer", leave=False)]

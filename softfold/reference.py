@@ -41,8 +41,11 @@ class Reference:
         return self.greedy_with_first_logits(ids, max_new_tokens)[0]
 
     @torch.no_grad()
-    def greedy_with_first_logits(self, ids: list[int], max_new_tokens: int) -> tuple[list[int], torch.Tensor]:
+    def greedy_with_first_logits(self, ids: list[int], max_new_tokens: int,
+                                 prefix_cache=None) -> tuple[list[int], torch.Tensor]:
         """The greedy continuation and the next-token logits after the prompt (the reply's first decision).
+        `prefix_cache`: a fresh cache already holding the soft prompt's K/V, used in place of computing them
+        (fp32 K/V while the model computes quantized, as a prefix-kv bundle does).
 
         PeftModel.generate (peft 0.21.2, transformers 5.24) rebuilds positions wrongly once the KV
         cache holds the virtual tokens, so only its first token is right. This loop feeds the same
@@ -50,11 +53,14 @@ class Reference:
         PeftModel.generate(use_cache=False).
         """
         base = self.model.get_base_model() if self.n_virtual else self.model
-        embeds = base.get_input_embeddings()(torch.tensor([ids]))
-        if self.n_virtual:
-            prompt = self.model.get_prompt(batch_size=1).to(embeds.dtype)
-            embeds = torch.cat([prompt, embeds], dim=1)
-        out = base(inputs_embeds=embeds, use_cache=True)
+        if prefix_cache is not None:
+            out = base(input_ids=torch.tensor([ids]), past_key_values=prefix_cache, use_cache=True)
+        else:
+            embeds = base.get_input_embeddings()(torch.tensor([ids]))
+            if self.n_virtual:
+                prompt = self.model.get_prompt(batch_size=1).to(embeds.dtype)
+                embeds = torch.cat([prompt, embeds], dim=1)
+            out = base(inputs_embeds=embeds, use_cache=True)
         first = out.logits[0, -1].float()
         new: list[int] = []
         while len(new) < max_new_tokens:

@@ -102,3 +102,26 @@ def test_the_damaged_layer_ranks_first_and_keeping_it_at_8_bits_helps(reference)
     assert report.suggested_keep_8bit[0] == "layers.1"
     assert report.with_suggestion.mean_kl < report.all_quantized.mean_kl
     assert "--keep-8bit layers.1" in report.markdown()
+
+
+def test_the_soft_prompts_kv_stay_fp32(reference):
+    """As in a prefix-kv bundle: the model computes quantized, the soft prompt's K/V are the fp32 ones."""
+    from softfold.calibrate.prefix import _cache, prefix_cache
+
+    harmful, benign = calibration_set(per_class=2)
+    report = sensitivity(reference, harmful + benign, bits=4, group_size=32, new_tokens=4)
+    model = reference.model.get_base_model()
+    ids = [reference.prompt_ids(p) for p in harmful + benign]
+    kv = prefix_cache(model, reference.model.get_prompt(batch_size=1)[0])
+    fp32 = [reference.greedy_with_first_logits(i, 1)[1] for i in ids]
+    names = ("layers.0", "layers.1", "lm_head")
+    with quantized(model, names, 4, 32):
+        held = [reference.greedy_with_first_logits(i, 1, _cache(model, kv, 1))[1] for i in ids]
+        recomputed = [reference.greedy_with_first_logits(i, 1)[1] for i in ids]  # a virtual-token bundle's
+
+    def mean_kl(quant):
+        return sum(torch.nn.functional.kl_div(q.log_softmax(-1), f.log_softmax(-1), log_target=True,
+                                              reduction="sum").item() for f, q in zip(fp32, quant)) / len(ids)
+
+    assert report.all_quantized.mean_kl == pytest.approx(mean_kl(held), rel=1e-4, abs=1e-6)
+    assert abs(mean_kl(recomputed) - mean_kl(held)) > 1e-3
