@@ -151,8 +151,8 @@ def gptq_round(base: BaseModel, soft_prompt: SoftPrompt, bits: int, group_size: 
     with these weights (prefix-kv bundles hold them as fp32 K/V), so GPTQ must see their inputs too: rounded for
     the prompt tokens alone, SmolLM2's virtual tokens come out several times worse than round-to-nearest's
     (first reply token KL ~2 vs ~0.6 on benign prompts, distill/RUNS.md stop 17). Deterministic: the same model,
-    prompt and recipe give the
-    same integers, so `export` and `calibrate-prefix` each compute them. One thread, whatever the command's:
+    prompt and recipe give the same integers, so `export` and `calibrate-prefix` each compute them. One thread,
+    whatever the command's:
     a float sum split differently re-rounds near-tie weights, and the change cascades through GPTQ's columns
     (another machine's BLAS may still do so)."""
     from softfold.calibrate.prompts import prefix_calibration_prompts

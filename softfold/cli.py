@@ -341,10 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --quantization-aware: weight of the quantized model's loss against the fp32 one's "
                         "(above 1 favors agreement of the 4-bit bundles over the fp32 prompt's own fit)")
     p.add_argument("--margin", type=float, default=0.0, metavar="NATS",
-                   help="also train a hinge asking every token of the teacher's reply to lead the student's next "
-                        "likeliest token by NATS (log-probability), for decisions a quantized bundle's rounding "
-                        "cannot cross. On SmolLM2, 3 nats made the fp32 prompt refuse 20%% of held-out benign "
-                        "prompts (distill/RUNS.md, stop 17) (default: 0, off)")
+                   help="also train each teacher reply token to lead the student's next likeliest one by NATS "
+                        "(a hinge; default 0, off). On SmolLM2, 3 made the prompt refuse 20%% of benign prompts")
     p.add_argument("--init-from", metavar="DIR", help="start from this PEFT prompt-tuning directory (e.g. a trained "
                                                        "prompt, to fine-tune it quantization-aware)")
     p.set_defaults(func=_distill)

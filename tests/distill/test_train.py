@@ -6,7 +6,7 @@ from tiny import make_tokenizer
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
-from softfold.distill.losses import Loss, distillation_loss, margin_hinge
+from softfold.distill.losses import Loss, distillation_loss
 from softfold.distill.teacher import DEFAULT_REFUSAL, teacher_examples
 from softfold.distill.train import (DistillConfig, batch_loss, evaluate_loss, make_student, prompt_weight,
                                     simulated_4bit, train, training_loss)
