@@ -37,13 +37,15 @@ class GPTQConfig:
 class RoundedWeight:
     q: torch.Tensor  # int8 [out, in], within the recipe's bits
     scale: torch.Tensor  # fp32 [out, in // group]
+    offset: torch.Tensor | None = None  # fp32 [out, in // group], added to every weight of its group (calibrate/grid.py)
 
     @property
     def group_size(self) -> int:
         return self.q.shape[1] // self.scale.shape[1]
 
     def dequantized(self) -> torch.Tensor:
-        return (self.q.float().unflatten(1, (self.scale.shape[1], -1)) * self.scale.unsqueeze(-1)).flatten(1)
+        w = self.q.float().unflatten(1, (self.scale.shape[1], -1)) * self.scale.unsqueeze(-1)
+        return (w if self.offset is None else w + self.offset.unsqueeze(-1)).flatten(1)
 
 
 def _grid(bits: int) -> tuple[int, int, float]:
@@ -175,8 +177,17 @@ def gptq_round(base: BaseModel, soft_prompt: SoftPrompt, bits: int, group_size: 
 
 def gptq_for(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim,
              virtual_tokens: bool = False) -> dict[str, RoundedWeight] | None:
-    """The weights a recipe holds when it rounds by GPTQ (`sim.algorithm`); None for round-to-nearest. The one
-    mapping from a recipe to `gptq_round`, shared by `export` and `calibrate-prefix`."""
-    if sim.algorithm != "gptq":
+    """The weights a recipe holds when it rounds by GPTQ or keeps the source's grid (`sim.algorithm`, the Linears off
+    the grid by GPTQ); None for round-to-nearest. The one mapping from a recipe to its weights, shared by `export`
+    and `calibrate-prefix`."""
+    if sim.algorithm not in ("gptq", "grid"):
         return None
-    return gptq_round(base, soft_prompt, sim.weight_bits, sim.group_size, sim.keep_8bit, virtual_tokens=virtual_tokens)
+    kept = {}
+    if sim.algorithm == "grid":
+        from softfold.calibrate.grid import grid_linears
+
+        kept = grid_linears(base.model, sim.group_size, sim.weight_bits, sim.keep_8bit)
+    if len(kept) == len(gptq_linears(base.model, sim.group_size, sim.keep_8bit)):
+        return kept
+    return kept | gptq_round(base, soft_prompt, sim.weight_bits, sim.group_size, sim.keep_8bit + tuple(kept),
+                             virtual_tokens=virtual_tokens)

@@ -13,7 +13,7 @@ Attention and cache updates use ExecuTorch's `llama::custom_sdpa` / `llama::upda
 ops (layout [batch, seq, heads, head_dim]); they run eagerly too, once
 `executorch.extension.llm.custom_ops` is imported.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -68,6 +68,39 @@ class RMSNorm(nn.Module):
         x4 = x.float().reshape(1, -1, x.shape[-1], 1)
         x4 = x4 * torch.rsqrt(x4.pow(2).mean((2, 3), keepdim=True) + self.eps)
         return self.weight * x4.reshape(*x.shape[:-2], -1, x.shape[-1]).to(x.dtype)
+
+
+class OffsetLinear(nn.Linear):
+    """A Linear plus one constant per block of inputs: y = x W^T + (block sums of x) @ offsets.
+
+    Holds a weight on an asymmetric 4-bit grid (GGUF Q4_1, calibrate/grid.py) as the symmetric grid the int4
+    kernels take (`weight`) and the per-block remainder, which stays fp32. The block sums are 4-D means, which
+    XNNPACK delegates (`RMSNorm`), times the block size, which `block_offset` carries.
+    """
+
+    def __init__(self, linear: nn.Linear, offset: torch.Tensor):
+        super().__init__(linear.in_features, linear.out_features, bias=linear.bias is not None)
+        self.weight, self.bias = linear.weight, linear.bias
+        self.register_buffer("block_offset", (offset.T * (linear.in_features // offset.shape[1])).contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        blocks = self.block_offset.shape[0]
+        means = x.reshape(-1, blocks, x.shape[-1] // blocks, 1).mean((2, 3))
+        return y + (means @ self.block_offset).reshape(y.shape)
+
+
+def with_offsets(model: nn.Module, rounded: dict) -> None:
+    """Each Linear whose `rounded` weight has per-block offsets (calibrate/grid.py) as an OffsetLinear holding the
+    symmetric part in fp32 (what the quantizers then store exactly) and the offsets."""
+    for name, weight in rounded.items():
+        if weight.offset is None:
+            continue
+        parent, _, child = name.rpartition(".")
+        owner = model.get_submodule(parent) if parent else model
+        linear = getattr(owner, child)
+        linear.weight.data = replace(weight, offset=None).dequantized()
+        setattr(owner, child, OffsetLinear(linear, weight.offset))
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:

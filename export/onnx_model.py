@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from softfold.export.gqa import prefix_gqa, prefix_plan
-from softfold.export.model import RMSNorm, Transformer, rotate_half
+from softfold.export.model import OffsetLinear, RMSNorm, Transformer, rotate_half
 
 
 def _rms_norm(norm: RMSNorm, x: torch.Tensor) -> torch.Tensor:
@@ -31,6 +31,9 @@ def _fused_qkv(attn) -> nn.Linear:
     fused.weight.data = torch.cat([p.weight.data for p in projections])
     if fused.bias is not None:
         fused.bias.data = torch.cat([p.bias.data for p in projections])
+    if isinstance(attn.q_proj, OffsetLinear):
+        group = fused.in_features // attn.q_proj.block_offset.shape[0]
+        fused = OffsetLinear(fused, torch.cat([p.block_offset for p in projections], 1).T / group)
     return fused
 
 
@@ -42,8 +45,9 @@ def fused_qkv_rounded(rounded: dict) -> dict:
     out = {name: w for name, w in rounded.items() if not name.endswith(("q_proj", "k_proj", "v_proj"))}
     for name in [n for n in rounded if n.endswith("q_proj")]:
         parts = [rounded[name.removesuffix("q_proj") + p] for p in ("q_proj", "k_proj", "v_proj")]
+        offsets = None if parts[0].offset is None else torch.cat([w.offset for w in parts])
         out[name.removesuffix("q_proj") + "qkv_proj"] = RoundedWeight(torch.cat([w.q for w in parts]),
-                                                                      torch.cat([w.scale for w in parts]))
+                                                                      torch.cat([w.scale for w in parts]), offsets)
     return out
 
 

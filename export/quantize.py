@@ -52,13 +52,15 @@ class LinearQuant:
     weight_bits: int = 4
     group_size: int = 32  # 0: one scale per output channel
     keep_8bit: tuple[str, ...] = ()
-    algorithm: str = "rtn"  # rtn: torchao's round-to-nearest | gptq: calibrate/gptq.py, soft prompt in context
+    algorithm: str = "rtn"  # rtn: torchao's round-to-nearest | gptq: calibrate/gptq.py | grid: calibrate/grid.py
 
     def __post_init__(self):
         _check(self.weight_bits, (4, 8), "--weight-bits for executorch (XNNPACK lowers 4- and 8-bit weights)")
         _check(self.group_size, (0, 16, 32, 64, 128, 256), "--group-size")
-        if self.algorithm not in ("rtn", "gptq"):
-            raise UserError(f"--algorithm for executorch must be rtn or gptq, got {self.algorithm!r}")
+        if self.algorithm not in ("rtn", "gptq", "grid"):
+            raise UserError(f"--algorithm for executorch must be rtn, gptq or grid, got {self.algorithm!r}")
+        if self.algorithm == "grid" and self.weight_bits != 4:
+            raise UserError(f"--algorithm grid keeps 4-bit source weights, got --weight-bits {self.weight_bits}")
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class OnnxBlockQuant:
         _check(self.bits, (2, 4, 8), "--weight-bits for onnx")
         _check(self.block_size, (16, 32, 64, 128, 256), "--group-size")
         _check(self.embedding_bits, (0, 4), "--embedding-bits for onnx (ORT's GatherBlockQuantized is 4-bit)")
-        if self.algorithm not in ("rtn", "hqq", "gptq"):
+        if self.algorithm not in ("rtn", "hqq", "gptq", "grid"):
             raise UserError(f"--algorithm must be rtn, hqq or gptq, got {self.algorithm!r}")
         if self.algorithm != "rtn" and self.bits != 4:
             raise UserError(f"--algorithm {self.algorithm} quantizes to 4 bits only, got --weight-bits {self.bits}")
@@ -200,7 +202,8 @@ def _write_rounded(model, src_graph, rounded: "dict[str, RoundedWeight]") -> Non
     unsigned nibbles q + 8 (MatMulNBits' default zero point), two per byte, the first input in the low nibble."""
     from onnx import numpy_helper
 
-    weight_of = {_module_of(node): node.input[1] for node in src_graph.node if node.op_type == "MatMul"}
+    weight_of = {_module_of(node): node.input[1] for node in src_graph.node
+                 if node.op_type == "MatMul" and not _is_offset(node)}
     initializers = {t.name: t for t in model.graph.initializer}
     for name, weight in rounded.items():
         packed_t, scales_t = initializers[weight_of[name] + "_Q4"], initializers[weight_of[name] + "_scales"]
@@ -232,8 +235,13 @@ def _quantize_static(src: Path, dst: Path, scheme: OnnxStaticInt8, feeds: list[d
 
 
 def _matmuls_outside_linears(graph) -> list[str]:
-    """MatMuls that are not Linear weights (none in today's graph, whose attention is one fused op): never quantized."""
-    return [node.name for node in graph.node if node.op_type == "MatMul" and not _module_of(node)]
+    """MatMuls that are not Linear weights, never quantized: attention's (none in today's graph, whose attention is
+    one fused op) and the fp32 per-block offsets of an `OffsetLinear`."""
+    return [node.name for node in graph.node if node.op_type == "MatMul" and (not _module_of(node) or _is_offset(node))]
+
+
+def _is_offset(node) -> bool:
+    return node.input[1].endswith(".block_offset")
 
 
 def _module_of(node) -> str:

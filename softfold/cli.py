@@ -234,11 +234,12 @@ def _add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-8bit", nargs="+", default=[], metavar="LAYER",
                    help="4-bit recipes: keep these layers at 8 bits, e.g. lm_head layers.3 (the ranking comes "
                         "from `softfold sensitivity`)")
-    p.add_argument("--algorithm", choices=["rtn", "gptq", "hqq"],
+    p.add_argument("--algorithm", choices=["rtn", "gptq", "hqq", "grid"],
                    help="weight rounding: rtn (round to nearest); gptq (8da4w, 8da8w, int4: rounds each layer so its "
                         "outputs match fp32 on calibration prompts from the distillation training files, soft prompt in "
-                        "context; ~2 min on SmolLM2-135M, 2 cores); hqq (onnx int4, ORT's HQQ). Default: gptq for 4-bit "
-                        "weights (8da4w, int4) with prefix-kv folding, else rtn")
+                        "context; ~2 min on SmolLM2-135M, 2 cores); hqq (onnx int4, ORT's HQQ); grid (8da4w, int4: "
+                        "weights already on a 4-bit grid, as a Q4_1 GGUF's, are kept exactly, the rest by gptq). "
+                        "Default: grid for 4-bit weights (8da4w, int4) with prefix-kv folding, else rtn")
     p.add_argument("--weight-bits", type=int, choices=[2, 4, 8],
                    help="override the recipe's weight bits: 4 or 8 for executorch, 2/4/8 for onnx int4 "
                         "(2 bits shows the parity gate failing)")

@@ -131,12 +131,13 @@ def quant_schemes(opts: ExportOptions) -> tuple:
 
 
 def default_algorithm(recipe: Recipe, weight_bits: int | None, folding: Folding = Folding.PREFIX_KV) -> str:
-    """GPTQ for 4-bit weights (8da4w, int4) of prefix-kv bundles: on SmolLM2 it cuts the mean KL to fp32 ~4x
-    (distill/RUNS.md, stop 16); round-to-nearest for 8 bits, whose error is already small, and for virtual-token
-    bundles, which compute the soft prompt's positions with the rounded weights: there GPTQ only matches
-    round-to-nearest (first reply token KL 0.56 vs 0.52, stop 17)."""
-    gptq = recipe in (Recipe.X8DA4W, Recipe.INT4) and (weight_bits or 4) == 4 and folding is Folding.PREFIX_KV
-    return "gptq" if gptq else "rtn"
+    """4-bit weights (8da4w, int4) of prefix-kv bundles keep the source's own 4-bit grid where they lie on one, GPTQ
+    elsewhere (`grid`; on SmolLM2, a Q4_1 GGUF, every layer but the LM head is exact: distill/RUNS.md, stop 18);
+    round-to-nearest for 8 bits, whose error is already small, and for virtual-token bundles, which compute the
+    soft prompt's positions with the rounded weights: there GPTQ only matches round-to-nearest (first reply token
+    KL 0.56 vs 0.52, stop 17)."""
+    four_bit = recipe in (Recipe.X8DA4W, Recipe.INT4) and (weight_bits or 4) == 4 and folding is Folding.PREFIX_KV
+    return "grid" if four_bit else "rtn"
 
 
 def calibrated_prefix(opts: ExportOptions, quant: tuple, soft_prompt: SoftPrompt) -> "CalibratedPrefix | None":
@@ -156,6 +157,7 @@ def calibrated_prefix(opts: ExportOptions, quant: tuple, soft_prompt: SoftPrompt
 def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, quant: tuple,
                  virtual: VirtualTokens | None, prefix: "CalibratedPrefix | None", out: Path) -> None:
     from softfold.export.fold import build_folded_model, build_virtual_token_model, set_prefix_kv
+    from softfold.export.model import with_offsets
 
     if virtual:
         folded = build_virtual_token_model(base.model, soft_prompt.embeddings, virtual.start, opts.max_context)
@@ -164,6 +166,8 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
         if prefix is not None:
             set_prefix_kv(folded, prefix.kv)
     rounded = _gptq_rounded(base, soft_prompt, quant, virtual is not None)
+    if rounded:
+        with_offsets(folded, rounded)
     if opts.target is Target.EXECUTORCH:
         from softfold.export.executorch import export_pte, runner_metadata
 
@@ -193,7 +197,7 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
 def _gptq_rounded(base: BaseModel, soft_prompt: SoftPrompt, quant: tuple,
                   virtual_tokens: bool) -> "dict[str, RoundedWeight] | None":
     """GPTQ's integers and scales for a gptq recipe (from the fp32 model, soft prompt in context); else None."""
-    if getattr(quant[0], "algorithm", "rtn") != "gptq":
+    if getattr(quant[0], "algorithm", "rtn") not in ("gptq", "grid"):
         return None
     from softfold.calibrate.gptq import gptq_for
     from softfold.calibrate.prefix import QuantSim

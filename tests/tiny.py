@@ -62,3 +62,19 @@ def make_soft_prompt_dir(path: Path, model_dir: Path, n: int, seed: int = 0, sca
         weight.copy_(torch.randn(weight.shape, generator=gen) * scale)
     peft_model.save_pretrained(path)
     return path
+
+
+def snap_to_q4_1(model_dir: Path, path: Path, group_size: int = 32) -> Path:
+    """A copy of `model_dir` whose Linear weights lie on GGUF's Q4_1 grid (per group: 16 levels from min to max),
+    as transformers dequantizes a Q4_1 GGUF; the embedding table stays as it is."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            w = module.weight.data.reshape(module.out_features, -1, group_size)
+            low, high = w.amin(-1, keepdim=True), w.amax(-1, keepdim=True)
+            step = ((high - low) / 15).half().float()  # GGUF stores d and m in fp16
+            low = low.half().float()
+            module.weight.data = (((w - low) / step).round().clamp(0, 15) * step + low).flatten(1)
+    model.save_pretrained(path)
+    PreTrainedTokenizerFast.from_pretrained(model_dir).save_pretrained(path)
+    return path

@@ -50,7 +50,7 @@ def test_recipe_exports_runs_and_reports(tiny_models, soft_prompts, tmp_path, ta
 @pytest.mark.parametrize("target,recipe", [(Target.EXECUTORCH, Recipe.X8DA4W), (Target.ONNX, Recipe.INT4)])
 def test_gptq_bundles_are_closer_to_fp32_than_round_to_nearest(tiny_models, soft_prompts, tmp_path, target, recipe):
     rtn = export(tiny_models, soft_prompts, tmp_path / "rtn", target, recipe, algorithm="rtn")
-    gptq = export(tiny_models, soft_prompts, tmp_path / "gptq", target, recipe)  # the 4-bit recipes' default
+    gptq = export(tiny_models, soft_prompts, tmp_path / "gptq", target, recipe, algorithm="gptq")
     assert all(math.isfinite(gptq.metrics[m]) for m in METRICS) and verify(tmp_path / "gptq") == []
     (scheme,) = json.loads((tmp_path / "gptq" / "manifest.json").read_text())["quantization"].values()
     assert scheme["algorithm"] == "gptq" and scheme["keep_8bit"] == []
