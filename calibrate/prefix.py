@@ -38,7 +38,7 @@ class QuantSim:
     embedding_bits: int = 0  # 0: fp32 table
     embedding_group: int = 0
     arithmetic: Arithmetic = Arithmetic.TORCHAO
-    algorithm: str = "rtn"  # the weights' rounding: rtn, or gptq (calibrate/gptq.py, recomputed where simulated)
+    algorithm: str = "rtn"  # the weights' rounding: rtn, gptq or grid (gptq.py, grid.py; recomputed where simulated)
 
     @classmethod
     def of_schemes(cls, quant: tuple) -> "QuantSim":
@@ -51,8 +51,8 @@ class QuantSim:
                        algorithm=linear.algorithm)
         if isinstance(linear, OnnxBlockQuant):
             if linear.algorithm == "hqq":
-                raise UserError("prefix calibration simulates round-to-nearest and GPTQ weights, not HQQ's: "
-                                "use --algorithm rtn or gptq")
+                raise UserError("prefix calibration simulates round-to-nearest, GPTQ and grid weights, not HQQ's: "
+                                "use --algorithm rtn, gptq or grid")
             group = linear.block_size
             return cls(linear.bits, group, linear.accuracy_level == 4, linear.keep_8bit, linear.embedding_bits,
                        group if linear.embedding_bits else 0, Arithmetic.MLAS, linear.algorithm)

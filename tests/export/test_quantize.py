@@ -76,7 +76,8 @@ def test_two_bit_weights_fail_the_gate(tiny_models, soft_prompts, tmp_path):
     (Target.ONNX, Recipe.X8DA4W, {}, "not available for --target onnx"),
     (Target.EXECUTORCH, Recipe.X8DA4W, {"weight_bits": 2}, "XNNPACK lowers 4- and 8-bit"),
     (Target.ONNX, Recipe.INT4, {"group_size": 48}, "--group-size"),
-    (Target.EXECUTORCH, Recipe.X8DA4W, {"algorithm": "hqq"}, "--algorithm for executorch must be rtn or gptq"),
+    (Target.EXECUTORCH, Recipe.X8DA4W, {"algorithm": "hqq"}, "--algorithm for executorch must be rtn, gptq or grid"),
+    (Target.EXECUTORCH, Recipe.X8DA8W, {"algorithm": "grid"}, "--algorithm grid keeps 4-bit source weights"),
     (Target.ONNX, Recipe.INT8, {"algorithm": "gptq"}, "--algorithm gptq rounds the weights of 8da4w"),
     (Target.ONNX, Recipe.INT4, {"algorithm": "gptq", "weight_bits": 8}, "quantizes to 4 bits only"),
 ])
