@@ -74,8 +74,8 @@ class OffsetLinear(nn.Linear):
     """A Linear plus one constant per block of inputs: y = x W^T + (block sums of x) @ offsets.
 
     Holds a weight on an asymmetric 4-bit grid (GGUF Q4_1, calibrate/grid.py) as the symmetric grid the int4
-    kernels take (`weight`) and the per-block remainder, which stays fp32. The block sums are 4-D means, which
-    XNNPACK delegates (`RMSNorm`), times the block size, which `block_offset` carries.
+    kernels take (`weight`) and the per-block remainder, which stays fp32. The block sums are 4-D means (the form
+    of `RMSNorm`'s, for XNNPACK) times the block size, which `block_offset` carries.
     """
 
     def __init__(self, linear: nn.Linear, offset: torch.Tensor):
