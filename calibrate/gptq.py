@@ -19,7 +19,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from softfold.calibrate.prefix import KV, QuantSim, _cache, prefix_cache
+from softfold.calibrate.prefix import QuantSim
+from softfold.generate import KV, expand_cache, prefix_cache
 from softfold.export.quantize import in_layers
 from softfold.load import BaseModel, SoftPrompt
 from softfold.reference import chat_ids
@@ -130,7 +131,7 @@ def input_hessians(model: nn.Module, kv: KV, prompt_ids: list[list[int]], names:
             valid = mask.bool().flatten()
             model(input_ids=torch.tensor([p + [0] * (width - len(p)) for p in chunk]),
                   attention_mask=torch.cat([torch.ones(len(chunk), n_prefix, dtype=mask.dtype), mask], 1),
-                  past_key_values=_cache(model, kv, len(chunk)), use_cache=True)
+                  past_key_values=expand_cache(model, kv, len(chunk)), use_cache=True)
     finally:
         for h in hooks:
             h.remove()

@@ -22,9 +22,9 @@ from softfold.calibrate.sensitivity import Arithmetic, fake_quantize_weight, lay
 from softfold.errors import UserError
 from softfold.export.quantize import EmbeddingQuant, LinearQuant, OnnxBlockQuant, in_layers
 from softfold.load import BaseModel, SoftPrompt
+from softfold.generate import KV, expand_cache, greedy_batch, prefix_cache
 from softfold.reference import chat_ids, eos_ids
 
-KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (keys, values), each [kv_heads, N, head_dim], post-RoPE
 
 
 @dataclass(frozen=True)
@@ -133,22 +133,6 @@ def _quantized_embedding(model: nn.Module, sim: QuantSim):
         table.weight = saved
 
 
-@torch.no_grad()
-def prefix_cache(model: nn.Module, embeddings: torch.Tensor) -> KV:
-    """The soft prompt's K/V in every layer, as the fp32 model computes them (what `fold.py` exports)."""
-    cache = model(inputs_embeds=embeddings.float().unsqueeze(0), use_cache=True).past_key_values
-    return [(layer.keys[0].clone(), layer.values[0].clone()) for layer in cache.layers]
-
-
-def _cache(model: nn.Module, kv: KV, batch: int):
-    from transformers.cache_utils import DynamicCache
-
-    cache = DynamicCache(config=model.config)
-    for i, (k, v) in enumerate(kv):
-        cache.update(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1), i)
-    return cache
-
-
 @dataclass(frozen=True)
 class _Target:
     prompt_ids: list[int]
@@ -156,42 +140,12 @@ class _Target:
     log_probs: torch.Tensor  # [len(reply), vocab], bf16: the fp32 student's, teacher-forced
 
 
-@torch.no_grad()
 def _targets(model: nn.Module, kv: KV, prompts: list[list[int]], reply_tokens: int, stop: set[int],
              batch_size: int) -> list[_Target]:
-    """The fp32 student's greedy replies, `batch_size` prompts at a time (left-padded after the prefix); the
-    logits that chose each reply token are its distributions."""
-    out, n_prefix = [], kv[0][0].shape[1]
-
-    def going(reply: list[int]) -> bool:
-        return len(reply) < reply_tokens and (not reply or reply[-1] not in stop)
-
-    bar = tqdm(total=len(prompts), desc="fp32 replies", unit="prompt", leave=False)
-    for i in range(0, len(prompts), batch_size):
-        chunk = prompts[i:i + batch_size]
-        width = max(map(len, chunk))
-        ids = torch.tensor([[0] * (width - len(p)) + p for p in chunk])
-        mask = torch.tensor([[1] * n_prefix + [0] * (width - len(p)) + [1] * len(p) for p in chunk])
-        positions = n_prefix + (mask[:, n_prefix:].cumsum(-1) - 1).clamp_min(0)
-        step = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1,
-                     past_key_values=_cache(model, kv, len(chunk)), use_cache=True)
-        replies, rows = [[] for _ in chunk], [[] for _ in chunk]
-        while True:
-            for reply, row, logits in zip(replies, rows, step.logits[:, -1]):
-                if going(reply):
-                    row.append(logits)
-                    reply.append(int(logits.argmax()))
-            if not any(map(going, replies)):
-                break
-            mask = torch.cat([mask, torch.ones(len(chunk), 1, dtype=mask.dtype)], 1)
-            positions = positions[:, -1:] + 1
-            step = model(input_ids=torch.tensor([r[-1:] for r in replies]), attention_mask=mask,
-                         position_ids=positions, past_key_values=step.past_key_values, use_cache=True)
-        out += [_Target(p, r, torch.stack(w).float().log_softmax(-1).to(torch.bfloat16))
-                for p, r, w in zip(chunk, replies, rows)]
-        bar.update(len(chunk))
-    bar.close()
-    return out
+    """The fp32 student's greedy replies; the logits that chose each reply token are its distributions."""
+    replies = greedy_batch(model, prompts, reply_tokens, stop, kv=kv, batch_size=batch_size, keep_logits=True,
+                           desc="fp32 replies")
+    return [_Target(p, r.tokens, r.logits.log_softmax(-1).to(torch.bfloat16)) for p, r in zip(prompts, replies)]
 
 
 def _kl(model: nn.Module, kv: KV, batch: list[_Target], bf16: bool) -> torch.Tensor:
@@ -202,7 +156,7 @@ def _kl(model: nn.Module, kv: KV, batch: list[_Target], bf16: bool) -> torch.Ten
     mask = torch.tensor([[1] * (n_prefix + len(s)) + [0] * (width - len(s)) for s in seqs])
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         body = getattr(model, model.base_model_prefix)
-        hidden = body(input_ids=ids, attention_mask=mask, past_key_values=_cache(model, kv, len(batch))).last_hidden_state
+        hidden = body(input_ids=ids, attention_mask=mask, past_key_values=expand_cache(model, kv, len(batch))).last_hidden_state
         rows = torch.cat([hidden[j, len(t.prompt_ids) - 1: len(t.prompt_ids) - 1 + len(t.reply)]
                           for j, t in enumerate(batch)])
         log_q = model.get_output_embeddings()(rows).float().log_softmax(-1)

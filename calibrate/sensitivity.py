@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from softfold.calibrate.refusal import is_refusal
 from softfold.export.quantize import in_layers
+from softfold.generate import expand_cache, prefix_cache
 from softfold.reference import Reference
 
 
@@ -132,11 +133,9 @@ def quantized(model: nn.Module, layers: tuple[str, ...], bits: int, group_size: 
 def _decisions(reference: Reference, prompt_ids: list[list[int]], new_tokens: int,
                kv=None) -> tuple[list[torch.Tensor], list[bool]]:
     """Greedy replies and their first-token logits; `kv`: the soft prompt's K/V, held fixed (fp32)."""
-    from softfold.calibrate.prefix import _cache  # prefix.py imports this module
-
     firsts, refused = [], []
     for ids in prompt_ids:
-        cache = _cache(reference.model.get_base_model(), kv, 1) if kv is not None else None
+        cache = expand_cache(reference.model.get_base_model(), kv, 1) if kv is not None else None
         reply, first = reference.greedy_with_first_logits(ids, new_tokens, cache)
         firsts.append(first)
         refused.append(is_refusal(reference.tokenizer.decode(reply, skip_special_tokens=True)))
@@ -172,8 +171,6 @@ def sensitivity(reference: Reference, prompts: list[str], bits: int = 4, group_s
                 max_keep: int = 4) -> SensitivityReport:
     """Quantize each layer alone, then all of them, then all but the suggestion; compare with fp32. The soft
     prompt's K/V stay fp32, as the (default) prefix-kv bundles hold them."""
-    from softfold.calibrate.prefix import prefix_cache
-
     model = reference.model.get_base_model() if reference.n_virtual else reference.model
     prompt_ids = [reference.prompt_ids(p) for p in prompts]
     kv = prefix_cache(model, reference.model.get_prompt(batch_size=1)[0]) if reference.n_virtual else None

@@ -5,10 +5,13 @@ from pathlib import Path
 from softfold.errors import UserError
 
 DATA = Path(__file__).parent / "data"
-HARMFUL_TRAIN = (DATA / "donotanswer_harmful.txt", DATA / "harmful_imperative.txt")
-BENIGN_TRAIN = (DATA / "benign_train.txt", DATA / "benign_imperative.txt")
+HARMFUL_TRAIN = (DATA / "donotanswer_harmful.txt", DATA / "harmful_imperative.txt", DATA / "harmful_natural.jsonl")
+BENIGN_TRAIN = (DATA / "benign_train.txt", DATA / "benign_imperative.txt", DATA / "benign_natural.jsonl")
 HARMFUL_EVAL = DATA / "harmbench_standard.txt"
-BENIGN_EVAL = DATA / "benign_eval.txt"
+BENIGN_EVAL = DATA / "benign_eval.txt"  # the template-made benign set
+NATURAL_BENIGN_EVAL = DATA / "natural_benign_eval.jsonl"  # everyday requests, written apart from the training data
+OVER_REFUSAL_EVAL = DATA / "overrefusal_eval.jsonl"  # safe prompts that look unsafe
+HELD_OUT = (HARMFUL_EVAL, BENIGN_EVAL, NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL)
 # the trained safety soft prompt for SmolLM2-135M-Instruct (PEFT prompt tuning; command in its sidecar)
 SHIPPED_PROMPT = Path(__file__).parent / "prompts" / "smollm2-135m-safety"
 

@@ -1,41 +1,110 @@
-"""`softfold eval`: refusal rate on harmful prompts and answer rate on benign ones, from generated text.
+"""`softfold eval`: refusals on harmful sets, answers and over-refusals on benign ones, from generated text.
 
+Each prompt set is a labelled file (harmful or benign); .jsonl sets may give each prompt a "form"
+(question, how-to, imperative, chit-chat, short, multi-sentence), .txt sets get one from `prompt_form`.
 Systems side by side: the base model, the dual system (base + guard), base + soft prompt in fp32
 PyTorch, and exported bundles through their phone engines (TextLLMRunner, onnxruntime-genai), whose
 refusal decisions are also compared one by one with the fp32 soft prompt's.
 """
 import json
+import re
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from tqdm import tqdm
 
-from softfold.calibrate.refusal import is_refusal
+from softfold.calibrate.prompts import read_prompts
+from softfold.calibrate.refusal import is_refusal, trailing_apology
+from softfold.errors import UserError
 from softfold.load import BaseModel
 from softfold.reference import Reference, chat_text
 from softfold.text_runner import cut_at_stop
 
+FORMS = ("question", "how-to", "imperative", "chit-chat", "short", "multi-sentence")
+_HOW_TO = re.compile(r"^(?:how (?:do|can|should|would|to)|what(?:'s| is) the (?:best|right|easiest) way)\b", re.I)
+
+
+class Label(str, Enum):
+    HARMFUL = "harmful"  # a refusal is right
+    BENIGN = "benign"  # an answer is right; a refusal is an over-refusal
+
 
 @dataclass(frozen=True)
-class Behavior:
-    harmful_refusal_rate: float
-    benign_answer_rate: float
-    harmful: int
-    benign: int
-    refused: tuple[bool, ...] = ()  # per prompt, harmful then benign
+class PromptSet:
+    name: str
+    label: Label
+    prompts: tuple[str, ...]
+    forms: tuple[str, ...]
 
-    def agreement(self, other: "Behavior") -> float:
+
+def prompt_form(prompt: str) -> str:
+    """The form of a prompt, by its surface: how-to, question, multi-sentence, short or imperative (chit-chat
+    can't be told from the surface: sets that have it say so)."""
+    if _HOW_TO.match(prompt):
+        return "how-to"
+    if prompt.rstrip().endswith("?") and len(re.findall(r"[.!?](?:\s|$)", prompt)) <= 1:
+        return "question"
+    if len(re.findall(r"[.!?](?:\s|$)", prompt.rstrip() + " ")) >= 2:
+        return "multi-sentence"
+    return "short" if len(prompt.split()) <= 5 else "imperative"
+
+
+def load_set(path: Path, label: Label) -> PromptSet:
+    """A labelled prompt file: .txt (one prompt per line) or .jsonl ({"prompt": ..., "form": ...} per line)."""
+    prompts = read_prompts(path)
+    forms = [prompt_form(p) for p in prompts]
+    if Path(path).suffix == ".jsonl":
+        rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        forms = [row.get("form") or f for row, f in zip(rows, forms)]
+        unknown = sorted(set(forms) - set(FORMS))
+        if unknown:
+            raise UserError(f"{path}: unknown prompt form(s) {unknown}: use one of {', '.join(FORMS)}")
+    return PromptSet(Path(path).stem, label, tuple(prompts), tuple(forms))
+
+
+@dataclass(frozen=True)
+class SetResult:
+    prompt_set: PromptSet
+    replies: tuple[str, ...]
+
+    @property
+    def refused(self) -> tuple[bool, ...]:
+        return tuple(map(is_refusal, self.replies))
+
+    def refusal_rate(self, form: str | None = None) -> float:
+        picked = [r for r, f in zip(self.refused, self.prompt_set.forms) if form in (None, f)]
+        return sum(picked) / max(len(picked), 1)
+
+    def correct_rate(self, form: str | None = None) -> float:
+        """Refusals on a harmful set, answers on a benign one."""
+        rate = self.refusal_rate(form)
+        return rate if self.prompt_set.label is Label.HARMFUL else 1 - rate
+
+    def trailing_apology_rate(self) -> float:
+        """Of the answered prompts, the fraction whose reply declines after answering."""
+        answered = [t for t, r in zip(self.replies, self.refused) if not r]
+        return sum(map(trailing_apology, answered)) / max(len(answered), 1)
+
+
+@dataclass(frozen=True)
+class SystemResult:
+    sets: tuple[SetResult, ...]
+
+    @property
+    def refused(self) -> tuple[bool, ...]:
+        return tuple(r for s in self.sets for r in s.refused)
+
+    def agreement(self, other: "SystemResult") -> float:
         """Fraction of prompts where both systems made the same refuse-or-answer decision."""
         return sum(a == b for a, b in zip(self.refused, other.refused)) / max(len(self.refused), 1)
 
 
 def replies(reference: Reference, prompts: list[str], max_new_tokens: int, desc: str) -> list[str]:
+    """Greedy replies in fp32 PyTorch (batched), stop ids dropped."""
     stop = set(reference.eos_ids)
-    out = []
-    for prompt in tqdm(prompts, desc=desc, leave=False):
-        ids = reference.greedy(reference.prompt_ids(prompt), max_new_tokens)
-        out.append(reference.tokenizer.decode([t for t in ids if t not in stop]))
-    return out
+    out = reference.greedy_many([reference.prompt_ids(p) for p in prompts], max_new_tokens, desc=desc)
+    return [reference.tokenizer.decode([t for t in r.tokens if t not in stop]) for r in out]
 
 
 def bundle_replies(bundle: Path, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
@@ -52,30 +121,62 @@ def bundle_replies(bundle: Path, tokenizer, prompts: list[str], max_new_tokens: 
     return out
 
 
-def behavior(refused_harmful: list[bool], refused_benign: list[bool]) -> Behavior:
-    return Behavior(sum(refused_harmful) / len(refused_harmful), 1 - sum(refused_benign) / len(refused_benign),
-                    len(refused_harmful), len(refused_benign), tuple(refused_harmful + refused_benign))
-
-
-def evaluate(base: BaseModel, harmful: list[str], benign: list[str], soft_prompt: Path | None = None, guard=None,
-             max_new_tokens: int = 48, bundles: tuple[Path, ...] = (), include_base: bool = True) -> dict[str, Behavior]:
-    """Behavior of the base model, the dual system (when a guard is given), base + soft prompt, and bundles."""
-    results = {}
+def evaluate(base: BaseModel, sets: list[PromptSet], soft_prompt: Path | None = None, guard=None,
+             max_new_tokens: int = 48, bundles: tuple[Path, ...] = (),
+             include_base: bool = True) -> dict[str, SystemResult]:
+    """Every system's replies to every set: the base model, the dual system (when a guard is given),
+    base + soft prompt, and bundles."""
+    results: dict[str, SystemResult] = {}
     if include_base or guard is not None:
         plain = Reference(base)
-        base_h = [is_refusal(t) for t in replies(plain, harmful, max_new_tokens, "base, harmful")]
-        base_b = [is_refusal(t) for t in replies(plain, benign, max_new_tokens, "base, benign")]
-        results["base"] = behavior(base_h, base_b)
+        results["base"] = SystemResult(tuple(SetResult(s, tuple(replies(plain, list(s.prompts), max_new_tokens,
+                                                                        f"base, {s.name}"))) for s in sets))
         if guard is not None:
-            flagged_h, flagged_b = guard.flags(harmful), guard.flags(benign)
-            results["dual"] = behavior([f or r for f, r in zip(flagged_h, base_h)],
-                                       [f or r for f, r in zip(flagged_b, base_b)])
+            refusal = "I'm sorry, but I can't help with that."
+            results["dual"] = SystemResult(tuple(
+                SetResult(r.prompt_set, tuple(refusal if f else t for f, t in zip(guard.flags(list(r.prompt_set.prompts)),
+                                                                                  r.replies)))
+                for r in results["base"].sets))
     if soft_prompt is not None:
         student = Reference(base, soft_prompt)
-        results["soft_prompt"] = behavior([is_refusal(t) for t in replies(student, harmful, max_new_tokens, "soft, harmful")],
-                                          [is_refusal(t) for t in replies(student, benign, max_new_tokens, "soft, benign")])
+        results["soft_prompt"] = SystemResult(tuple(SetResult(s, tuple(replies(student, list(s.prompts), max_new_tokens,
+                                                                                f"soft, {s.name}"))) for s in sets))
     for bundle in bundles:
-        results[Path(bundle).name] = behavior(
-            [is_refusal(t) for t in bundle_replies(bundle, base.tokenizer, harmful, max_new_tokens)],
-            [is_refusal(t) for t in bundle_replies(bundle, base.tokenizer, benign, max_new_tokens)])
+        results[Path(bundle).name] = SystemResult(tuple(
+            SetResult(s, tuple(bundle_replies(bundle, base.tokenizer, list(s.prompts), max_new_tokens))) for s in sets))
     return results
+
+
+def markdown(results: dict[str, SystemResult]) -> str:
+    """Per set: refusals (harmful) or answers (benign) and trailing apologies; then per prompt form."""
+    sets = next(iter(results.values())).sets
+    head = " | ".join(f"{s.prompt_set.name} ({len(s.prompt_set.prompts)}): "
+                      f"{'refused' if s.prompt_set.label is Label.HARMFUL else 'answered'}" for s in sets)
+    fp32 = results.get("soft_prompt")
+    lines = [f"| system | {head} | trailing apology (answered benign) | same decision as the fp32 soft prompt |",
+             "|---" * (len(sets) + 3) + "|"]
+    for name, system in results.items():
+        benign = [s for s in system.sets if s.prompt_set.label is Label.BENIGN]
+        answered = sum(1 - s.refusal_rate() for s in benign)
+        apology = (sum(s.trailing_apology_rate() * (1 - s.refusal_rate()) for s in benign) / answered) if answered else 0
+        agree = f"{system.agreement(fp32):.1%}" if fp32 and name != "soft_prompt" else "-"
+        lines.append(f"| {name} | " + " | ".join(f"{s.correct_rate():.1%}" for s in system.sets)
+                     + f" | {apology:.1%} | {agree} |")
+    lines += ["", "By prompt form (refused on harmful sets, answered on benign sets; n in brackets):", "",
+              "| system | set | " + " | ".join(FORMS) + " |", "|---" * (len(FORMS) + 2) + "|"]
+    for name, system in results.items():
+        for s in system.sets:
+            cells = [f"{s.correct_rate(f):.0%} ({s.prompt_set.forms.count(f)})" if f in s.prompt_set.forms else "-"
+                     for f in FORMS]
+            lines.append(f"| {name} | {s.prompt_set.name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def to_json(results: dict[str, SystemResult]) -> dict:
+    """Every system's per-prompt replies and decisions, set by set."""
+    return {name: {s.prompt_set.name: {"label": s.prompt_set.label.value, "correct_rate": s.correct_rate(),
+                                       "trailing_apology_rate": s.trailing_apology_rate(),
+                                       "prompts": list(s.prompt_set.prompts), "forms": list(s.prompt_set.forms),
+                                       "refused": list(s.refused), "replies": list(s.replies)}
+                   for s in system.sets}
+            for name, system in results.items()}

@@ -1,12 +1,12 @@
 """`softfold distill`: data -> teacher (LLM + guard) -> student training -> PEFT checkpoint + provenance."""
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from softfold.calibrate.prompts import read_prompts
-from softfold.distill.data import (BENIGN_EVAL, BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, check_disjoint, file_sha256,
-                                   read_prompt_files, split_held_out)
+from softfold.distill.data import (BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT, check_disjoint, file_sha256, read_prompt_files,
+                                   split_held_out)
 from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
 from softfold.distill.teacher import DEFAULT_REFUSAL, load_examples, save_examples, teacher_examples
 from softfold.distill.train import DistillConfig, train
@@ -26,7 +26,7 @@ class DistillJob:
     guard: str = "labels"  # labels | classifier:DIR | causal-lm:DIR
     refusal: str = DEFAULT_REFUSAL
     max_response_tokens: int = 16
-    held_out: tuple[Path, ...] = field(default=(HARMFUL_EVAL, BENIGN_EVAL))
+    held_out: tuple[Path, ...] = HELD_OUT
     command: str = ""  # the command line that ran this job, for the provenance sidecar
     teacher_cache: Path | None = None  # reuse the teacher's output across runs that share data, guard and model
 

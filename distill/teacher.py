@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 from softfold.load import BaseModel
-from softfold.reference import chat_ids
+from softfold.generate import greedy_batch
+from softfold.reference import chat_ids, eos_ids
 
 DEFAULT_REFUSAL = "I'm sorry, but I can't help with that request."
 POINT_MASS_LOGIT = -1e4  # logits of a point mass: 0 on the token, this elsewhere
@@ -63,27 +64,17 @@ def load_examples(path: Path, key: str, vocab_size: int) -> list[TeacherExample]
                 for i, m in enumerate(json.loads(meta["examples"]))]
 
 
-@torch.no_grad()
 def teacher_examples(base: BaseModel, guard, prompts: list[str], max_response_tokens: int,
                      refusal: str = DEFAULT_REFUSAL) -> list[TeacherExample]:
-    from tqdm import tqdm
-
-    from softfold.reference import eos_ids
-
-    tok, model = base.tokenizer, base.model
-    stop = eos_ids(base)
+    """The dual system's reply to each prompt: the fixed refusal when the guard flags it, else the base model's
+    greedy reply with the distributions that chose it (batched; left padding changes no reply)."""
+    tok, stop = base.tokenizer, eos_ids(base)
     refusal_ids = tok(refusal, add_special_tokens=False)["input_ids"][:max_response_tokens - 1] + [stop[0]]
-    out = []
-    for prompt, flagged in tqdm(list(zip(prompts, guard.flags(prompts))), desc="teacher", leave=False):
-        ids = chat_ids(tok, prompt)
-        if flagged:
-            response = refusal_ids
-            logits = None
-        else:
-            x = torch.tensor([ids])
-            full = model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=max_response_tokens,
-                                  do_sample=False, eos_token_id=stop, pad_token_id=stop[0])[0]
-            response = full[len(ids):].tolist()
-            logits = model(input_ids=full.unsqueeze(0)).logits[0, len(ids) - 1:-1].float()
-        out.append(TeacherExample(prompt, flagged, ids, response, logits))
-    return out
+    ids = [chat_ids(tok, p) for p in prompts]
+    flags = guard.flags(prompts)
+    answered = [i for i, flagged in enumerate(flags) if not flagged]
+    replies = dict(zip(answered, greedy_batch(base.model, [ids[i] for i in answered], max_response_tokens, set(stop),
+                                              keep_logits=True, desc="teacher")))
+    return [TeacherExample(p, True, i, refusal_ids, None) if flagged else
+            TeacherExample(p, False, i, replies[n].tokens, replies[n].logits)
+            for n, (p, i, flagged) in enumerate(zip(prompts, ids, flags))]

@@ -156,27 +156,24 @@ def _distill(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from softfold.calibrate.prompts import read_prompts
-    from softfold.distill.evaluate import evaluate
+    from softfold.distill.evaluate import Label, evaluate, load_set, markdown, to_json
     from softfold.distill.recipe import make_guard
     from softfold.load import default_model_path, load_base
 
-    harmful, benign = read_prompts(args.harmful), read_prompts(args.benign)
+    sets = ([load_set(Path(f), Label.HARMFUL) for f in args.harmful] +
+            [load_set(Path(f), Label.BENIGN) for f in args.benign])
+    if len({s.name for s in sets}) < len(sets):
+        raise UserError("--harmful / --benign: two prompt files share a name; rename one (sets are reported by name)")
+    harmful = [p for s in sets if s.label is Label.HARMFUL for p in s.prompts]
     guard = make_guard(args.guard, harmful) if args.guard else None
     if args.bundle and not args.soft_prompt:
         raise UserError("--bundle compares with the fp32 soft prompt: pass --soft-prompt too")
-    results = evaluate(load_base(args.model or default_model_path()), harmful, benign,
+    results = evaluate(load_base(args.model or default_model_path()), sets,
                        Path(args.soft_prompt) if args.soft_prompt else None, guard, args.max_new_tokens,
                        tuple(map(Path, args.bundle)), include_base=not args.no_base)
-    fp32 = results.get("soft_prompt")
-    print(f"| system | refuses harmful ({len(harmful)}) | answers benign ({len(benign)}) | same decision as the "
-          f"fp32 soft prompt |\n|---|---|---|---|")
-    for name, b in results.items():
-        agree = f"{b.agreement(fp32):.1%}" if fp32 and name != "soft_prompt" else "-"
-        print(f"| {name} | {b.harmful_refusal_rate:.1%} | {b.benign_answer_rate:.1%} | {agree} |")
+    print(markdown(results))
     if args.json:
-        Path(args.json).write_text(json.dumps({name: {**b.__dict__, "refused": list(b.refused)}
-                                               for name, b in results.items()}, indent=1) + "\n")
+        Path(args.json).write_text(json.dumps(to_json(results), indent=1) + "\n")
     return 0
 
 
@@ -308,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.set_defaults(func=_run)
 
-    from softfold.distill.data import BENIGN_EVAL, BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN
+    from softfold.distill.data import (BENIGN_EVAL, BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, NATURAL_BENIGN_EVAL,
+                                      OVER_REFUSAL_EVAL)
 
     p = sub.add_parser("distill", help="distill the LLM + guard system into a soft prompt (PEFT prompt tuning)",
                        description="Train N virtual tokens so that the LLM alone behaves like the LLM + guard system: "
@@ -348,14 +346,19 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "prompt, to fine-tune it quantization-aware)")
     p.set_defaults(func=_distill)
 
-    p = sub.add_parser("eval", help="refusal rate on harmful prompts, answer rate on benign ones",
+    p = sub.add_parser("eval", help="refusals on harmful prompt sets, answers and over-refusals on benign ones",
                        description="Greedy replies (chat template applied), refusal detected from the text, for the "
-                                   "base model, the dual system (with --guard) and base + soft prompt.")
+                                   "base model, the dual system (with --guard), base + soft prompt and bundles. Each "
+                                   "file is a set, reported by its name and by prompt form (a .jsonl set may give "
+                                   "each prompt a \"form\"; a .txt set's forms are read from the prompts' surface).")
     p.add_argument("--model", help="base model (default: the embedded SmolLM2-135M-Instruct)")
     p.add_argument("--soft-prompt", help="PEFT prompt-tuning directory")
     p.add_argument("--guard", help="also evaluate the dual system: labels, classifier:DIR or causal-lm:DIR")
-    p.add_argument("--harmful", default=str(HARMFUL_EVAL), help="default: HarmBench standard behaviors (held out)")
-    p.add_argument("--benign", default=str(BENIGN_EVAL), help="default: the held-out benign set")
+    p.add_argument("--harmful", nargs="+", default=[str(HARMFUL_EVAL)], metavar="FILE",
+                   help="harmful sets, where a refusal is right (default: HarmBench standard behaviors, held out)")
+    p.add_argument("--benign", nargs="+", default=[str(f) for f in (BENIGN_EVAL, NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL)],
+                   metavar="FILE", help="benign sets, where a refusal is an over-refusal (default: the held-out "
+                                        "template set, natural requests and safe prompts that look unsafe)")
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--bundle", nargs="+", default=[], metavar="DIR",
                    help="also exported bundles, through their phone engines; their decisions are compared with "

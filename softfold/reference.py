@@ -3,6 +3,7 @@ from dataclasses import dataclass
 
 import torch
 
+from softfold.generate import Reply, greedy_batch, prefix_cache
 from softfold.load import BaseModel
 
 
@@ -69,6 +70,13 @@ class Reference:
                 break
             out = base(input_ids=torch.tensor([[new[-1]]]), past_key_values=out.past_key_values, use_cache=True)
         return new, first
+
+    def greedy_many(self, prompts: list[list[int]], max_new_tokens: int, batch_size: int = 16,
+                    desc: str | None = None) -> list[Reply]:
+        """`greedy` for many prompts, batched: the soft prompt's K/V are computed once and shared."""
+        base = self.model.get_base_model() if self.n_virtual else self.model
+        kv = prefix_cache(base, self.model.get_prompt(batch_size=1)[0]) if self.n_virtual else None
+        return greedy_batch(base, prompts, max_new_tokens, set(self.eos_ids), kv=kv, batch_size=batch_size, desc=desc)
 
     def prompt_ids(self, prompt: str) -> list[int]:
         return chat_ids(self.tokenizer, prompt)

@@ -17,3 +17,14 @@ def test_reference_greedy_equals_peft_generate_without_cache(tiny_models, soft_p
         want = peft.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=24, do_sample=False,
                              use_cache=False, eos_token_id=ref.eos_ids, pad_token_id=ref.eos_ids[0])[0, len(ids):]
         assert ref.greedy(ids, 24) == want.tolist()
+
+
+def test_batched_greedy_equals_one_by_one(tiny_models, soft_prompts):
+    """Left padding, masked and skipped by the positions, changes no reply: with and without a soft prompt."""
+    base = load_base(tiny_models["llama"])
+    prompts = ["Hi", "Write a poem about the sea, please, in four lines.", "List three prime numbers."]
+    for ref in (Reference(base), Reference(base, soft_prompts[("llama", 16)])):
+        ids = [ref.prompt_ids(p) for p in prompts]
+        assert len({len(i) for i in ids}) == 3  # every row of the batch padded differently
+        batched = ref.greedy_many(ids, 20, batch_size=3)
+        assert [r.tokens for r in batched] == [ref.greedy(i, 20) for i in ids]

@@ -5,7 +5,8 @@ import torch
 
 from conftest import MAX_CONTEXT
 from softfold.calibrate.gptq import RoundedWeight, gptq, gptq_linears, gptq_round, input_hessians
-from softfold.calibrate.prefix import QuantSim, prefix_cache
+from softfold.calibrate.prefix import QuantSim
+from softfold.generate import prefix_cache
 from softfold.calibrate.sensitivity import fake_quantize_weight
 from softfold.export.fold import build_folded_model
 from softfold.export.quantize import LinearQuant, quantize_executorch

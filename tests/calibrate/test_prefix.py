@@ -5,12 +5,13 @@ import pytest
 import torch
 
 from conftest import MAX_CONTEXT, PROMPTS
-from softfold.calibrate.prefix import (Arithmetic, PrefixCalibration, QuantSim, _cache, _targets, calibrate_prefix,
-                                       load_prefix, prefix_cache, save_prefix)
+from softfold.calibrate.prefix import (Arithmetic, PrefixCalibration, QuantSim, _targets, calibrate_prefix, load_prefix,
+                                       save_prefix)
 from softfold.calibrate.prompts import prefix_calibration_prompts
 from softfold.bundle_readme import _calibrated
 from softfold.cli import main
 from softfold.export.fold import build_folded_model, set_prefix_kv
+from softfold.generate import expand_cache, prefix_cache
 from softfold.load import load_base, load_soft_prompt
 from softfold.pipeline import _prefix_record
 from softfold.reference import chat_ids
@@ -24,7 +25,7 @@ ONNX_2BIT = ["--target", "onnx", "--recipe", "int4", "--weight-bits", "2"]
 def test_hf_prefix_cache_is_the_folded_prefix(tiny_models, soft_prompts, arch):
     base = load_base(tiny_models[arch])
     prompt = load_soft_prompt(soft_prompts[(arch, 16)], base.config.hidden_size)
-    kv = prefix_cache(base.model, prompt.embeddings)
+    kv = prefixexpand_cache(base.model, prompt.embeddings)
     folded = build_folded_model(base.model, prompt.embeddings, MAX_CONTEXT)
     for (k, v), (pk, pv) in zip(kv, folded.prefix_kv()):
         torch.testing.assert_close(pk[0].transpose(0, 1), k, atol=1e-5, rtol=1e-5)

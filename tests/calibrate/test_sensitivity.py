@@ -106,7 +106,7 @@ def test_the_damaged_layer_ranks_first_and_keeping_it_at_8_bits_helps(reference)
 
 def test_the_soft_prompts_kv_stay_fp32(reference):
     """As in a prefix-kv bundle: the model computes quantized, the soft prompt's K/V are the fp32 ones."""
-    from softfold.calibrate.prefix import _cache, prefix_cache
+    from softfold.generate import expand_cache, prefix_cache
 
     harmful, benign = calibration_set(per_class=2)
     report = sensitivity(reference, harmful + benign, bits=4, group_size=32, new_tokens=4)
@@ -116,7 +116,7 @@ def test_the_soft_prompts_kv_stay_fp32(reference):
     fp32 = [reference.greedy_with_first_logits(i, 1)[1] for i in ids]
     names = ("layers.0", "layers.1", "lm_head")
     with quantized(model, names, 4, 32):
-        held = [reference.greedy_with_first_logits(i, 1, _cache(model, kv, 1))[1] for i in ids]
+        held = [reference.greedy_with_first_logits(i, 1, expand_cache(model, kv, 1))[1] for i in ids]
         recomputed = [reference.greedy_with_first_logits(i, 1)[1] for i in ids]  # a virtual-token bundle's
 
     def mean_kl(quant):

@@ -102,5 +102,6 @@ def test_eval_runs_bundles_through_their_phone_engines(tiny_models, soft_prompts
     assert main(["eval", "--model", str(tiny_models["llama"]), "--soft-prompt", str(soft_prompts[("llama", 16)]),
                  "--bundle", str(bundle), "--no-base", "--harmful", str(harmful), "--benign", str(benign),
                  "--max-new-tokens", "8"]) == 0
-    rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")}
+    overall = capsys.readouterr().out.split("\n\n")[0]  # the first table: one row per system
+    rows = {line.split("|")[1].strip(): line for line in overall.splitlines() if line.startswith("| ")}
     assert "base" not in rows and rows[bundle.name].rstrip().endswith("| 100.0% |")
