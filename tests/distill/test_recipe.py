@@ -1,5 +1,6 @@
 """`softfold distill` and `softfold eval` end to end on a tiny model."""
 import json
+import re
 import sys
 from pathlib import Path
 import torch
@@ -12,13 +13,26 @@ from softfold.distill.data import HARMFUL_EVAL
 def test_shipped_data_is_disjoint_and_sized():
     harmbench = read_prompts(HARMFUL_EVAL)
     assert len(harmbench) == 200
-    from softfold.distill.data import BENIGN_EVAL, BENIGN_TRAIN, DATA, HARMFUL_TRAIN, read_prompt_files
+    from softfold.distill.data import BENIGN_TRAIN, DATA, HARMFUL_TRAIN, HELD_OUT, read_prompt_files
 
     train = read_prompt_files(HARMFUL_TRAIN) + read_prompt_files(BENIGN_TRAIN)
-    assert len(train) == 821 + 469 + 270 + 316
-    assert not set(train) & (set(harmbench) | set(read_prompts(BENIGN_EVAL)))
+    assert len(train) == 821 + 469 + 258 + 270 + 316 + 358
+    held_out = [p for path in HELD_OUT for p in read_prompts(path)]
+    assert len(held_out) == 200 + 70 + 143 + 111 and not set(train) & set(held_out)
     sys.path.insert(0, str(DATA))
     import make_imperative  # the imperative sets are generated: the files match their generator
+
+    # the natural sets were written apart from the held-out ones: no training prompt is a near copy of one
+    def words(text: str) -> set[str]:
+        return set(re.findall(r"[a-z']+", text.lower()))
+
+    natural = read_prompts(DATA / "benign_natural.jsonl") + read_prompts(DATA / "harmful_natural.jsonl")
+    held = [words(p) for p in held_out[200:]]
+    assert [p for p in natural if any(len(words(p) & h) >= 0.5 * len(words(p) | h) for h in held)] == []
+    generic = {"make", "like", "would", "do", "this", "can", "what", "setting", "off"}  # no topic in these either
+    hb = [make_imperative.topic_words(h) - generic for h in harmbench]
+    assert [p for p in read_prompts(DATA / "harmful_natural.jsonl")
+            if any(len((make_imperative.topic_words(p) - generic) & h) >= 3 for h in hb)] == []
 
     assert read_prompts(DATA / "harmful_imperative.txt") == make_imperative.harmful()
     assert read_prompts(DATA / "benign_imperative.txt") == make_imperative.benign()
