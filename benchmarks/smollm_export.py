@@ -30,7 +30,8 @@ def main(work: Path) -> dict:
     from softfold.export.onnx import export_onnx, write_genai_config
     from softfold.load import default_model_path, load_base
     from softfold.pipeline import save_tokenizer
-    from softfold.reference import chat_text, eos_ids
+    from softfold.prompt_format import chat_text
+    from softfold.reference import eos_ids
     from softfold.softprompt import SAFETY_INIT_TEXT, text_initialized_prompt
 
     work.mkdir(parents=True, exist_ok=True)

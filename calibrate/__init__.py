@@ -1,1 +1,2 @@
-"""Calibration: the prompt sets a bundle is measured (and, for quantized recipes, calibrated) on."""
+"""Calibration: quantized recipes fitted to the soft prompt's behavior (GPTQ and grid weights, prefix K/V,
+layer sensitivity), the recipes' arithmetic simulated in PyTorch, and the prompts they calibrate on."""

@@ -19,11 +19,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from softfold.calibrate.prefix import QuantSim
+from softfold.calibrate.prompts import prefix_calibration_prompts
+from softfold.export.quantize import RoundedWeight, in_layers
 from softfold.generate import KV, expand_cache, prefix_cache
-from softfold.export.quantize import in_layers
 from softfold.load import BaseModel, SoftPrompt
-from softfold.reference import chat_ids
+from softfold.prompt_format import chat_ids
 
 
 @dataclass(frozen=True)
@@ -32,21 +32,6 @@ class GPTQConfig:
     prompts_per_file: int = 64
     damp: float = 0.01  # added to H's diagonal, as a fraction of its mean: keeps the inverse well conditioned
     batch_size: int = 16
-
-
-@dataclass(frozen=True)
-class RoundedWeight:
-    q: torch.Tensor  # int8 [out, in], within the recipe's bits
-    scale: torch.Tensor  # fp32 [out, in // group]
-    offset: torch.Tensor | None = None  # fp32 [out, in // group], added to every weight of its group (calibrate/grid.py)
-
-    @property
-    def group_size(self) -> int:
-        return self.q.shape[1] // self.scale.shape[1]
-
-    def dequantized(self) -> torch.Tensor:
-        w = self.q.float().unflatten(1, (self.scale.shape[1], -1)) * self.scale.unsqueeze(-1)
-        return (w if self.offset is None else w + self.offset.unsqueeze(-1)).flatten(1)
 
 
 def _grid(bits: int) -> tuple[int, int, float]:
@@ -158,8 +143,6 @@ def gptq_round(base: BaseModel, soft_prompt: SoftPrompt, bits: int, group_size: 
     whatever the command's:
     a float sum split differently re-rounds near-tie weights, and the change cascades through GPTQ's columns
     (another machine's BLAS may still do so)."""
-    from softfold.calibrate.prompts import prefix_calibration_prompts
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -174,21 +157,3 @@ def gptq_round(base: BaseModel, soft_prompt: SoftPrompt, bits: int, group_size: 
                 for n in tqdm(names, desc="GPTQ rounding", unit="linear", leave=False)}
     finally:
         torch.set_num_threads(threads)
-
-
-def gptq_for(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim,
-             virtual_tokens: bool = False) -> dict[str, RoundedWeight] | None:
-    """The weights a recipe holds when it rounds by GPTQ or keeps the source's grid (`sim.algorithm`, the Linears off
-    the grid by GPTQ); None for round-to-nearest. The one mapping from a recipe to its weights, shared by `export`
-    and `calibrate-prefix`."""
-    if sim.algorithm not in ("gptq", "grid"):
-        return None
-    kept = {}
-    if sim.algorithm == "grid":
-        from softfold.calibrate.grid import grid_linears
-
-        kept = grid_linears(base.model, sim.group_size, sim.weight_bits, sim.keep_8bit)
-    if len(kept) == len(gptq_linears(base.model, sim.group_size, sim.keep_8bit)):
-        return kept
-    return kept | gptq_round(base, soft_prompt, sim.weight_bits, sim.group_size, sim.keep_8bit + tuple(kept),
-                             virtual_tokens=virtual_tokens)

@@ -14,7 +14,8 @@ are rounded by GPTQ, as `--algorithm gptq` would.
 import torch
 from torch import nn
 
-from softfold.calibrate.gptq import RoundedWeight, gptq_linears
+from softfold.calibrate.gptq import gptq_linears
+from softfold.export.quantize import RoundedWeight
 
 
 def affine_grid(weight: torch.Tensor, group_size: int, bits: int = 4) -> RoundedWeight | None:

@@ -10,61 +10,22 @@ prompt are unchanged, and the fp32 student stays the reference every parity gate
 (IntactKV, Liu et al. 2024, calibrates the fp32 K/V of a few pivot tokens for the same reason.)
 """
 import json
-from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
-from softfold.calibrate.sensitivity import Arithmetic, fake_quantize_weight, layer_names, quantized
+from softfold.calibrate.rounding import gptq_for
+from softfold.calibrate.simulate import QuantSim, simulated
 from softfold.errors import UserError
-from softfold.export.quantize import EmbeddingQuant, LinearQuant, OnnxBlockQuant, in_layers
-from softfold.load import BaseModel, SoftPrompt
 from softfold.generate import KV, expand_cache, greedy_batch, prefix_cache
-from softfold.reference import chat_ids, eos_ids
-
-
-
-@dataclass(frozen=True)
-class QuantSim:
-    """A recipe's arithmetic as simulated in PyTorch: symmetric group-wise weights (every Linear, LM head
-    included), int8 per-token activations where the runtime quantizes them, the embedding table's rounding."""
-    weight_bits: int
-    group_size: int  # 0: per output channel
-    int8_activations: bool
-    keep_8bit: tuple[str, ...] = ()
-    embedding_bits: int = 0  # 0: fp32 table
-    embedding_group: int = 0
-    arithmetic: Arithmetic = Arithmetic.TORCHAO
-    algorithm: str = "rtn"  # the weights' rounding: rtn, gptq or grid (gptq.py, grid.py; recomputed where simulated)
-
-    @classmethod
-    def of_schemes(cls, quant: tuple) -> "QuantSim":
-        """From the export's validated schemes (`pipeline.quant_schemes`): ExecuTorch 8da4w / 8da8w, ONNX int4."""
-        linear = quant[0]
-        if isinstance(linear, LinearQuant):
-            embedding: EmbeddingQuant | None = quant[1]
-            return cls(linear.weight_bits, linear.group_size, True, linear.keep_8bit,
-                       embedding.bits if embedding else 0, embedding.group_size if embedding else 0,
-                       algorithm=linear.algorithm)
-        if isinstance(linear, OnnxBlockQuant):
-            if linear.algorithm == "hqq":
-                raise UserError("prefix calibration simulates round-to-nearest, GPTQ and grid weights, not HQQ's: "
-                                "use --algorithm rtn, gptq or grid")
-            group = linear.block_size
-            return cls(linear.bits, group, linear.accuracy_level == 4, linear.keep_8bit, linear.embedding_bits,
-                       group if linear.embedding_bits else 0, Arithmetic.MLAS, linear.algorithm)
-        raise UserError("prefix calibration simulates weight-quantized recipes: executorch 8da4w or 8da8w, onnx int4; "
-                        f"got {type(linear).__name__ if linear else 'an unquantized recipe'}")
-
-    def to_json(self) -> dict:
-        return {**asdict(self), "keep_8bit": list(self.keep_8bit), "arithmetic": self.arithmetic.value}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "QuantSim":
-        return cls(**{**data, "keep_8bit": tuple(data["keep_8bit"]), "arithmetic": Arithmetic(data["arithmetic"])})
+from softfold.load import BaseModel, SoftPrompt
+from softfold.prompt_format import chat_ids
+from softfold.reference import eos_ids
 
 
 @dataclass(frozen=True)
@@ -101,36 +62,6 @@ class CalibratedPrefix:
     held_out_kl_after: float  # the same with the K/V this holds
     config: dict
     rejected_held_out_kl: float | None = None  # a fit that did worse than the folded prefix, which this then holds
-
-
-@contextmanager
-def simulated(model: nn.Module, sim: QuantSim, rounded: dict[str, torch.Tensor] | None = None):
-    """The HF model (no PEFT wrapper) computing with the recipe's rounding; restored on exit. `rounded`:
-    the dequantized GPTQ weights by name, for a gptq recipe."""
-    names = tuple(n for n in layer_names(model) if not in_layers(n, sim.keep_8bit))
-    with ExitStack() as stack:
-        stack.enter_context(quantized(model, names, sim.weight_bits, sim.group_size, sim.int8_activations,
-                                      sim.arithmetic, rounded))
-        if sim.keep_8bit:  # 8-bit per channel (MatMulNBits: blocks of group_size)
-            group = sim.group_size if sim.arithmetic is Arithmetic.MLAS else 0
-            stack.enter_context(quantized(model, sim.keep_8bit, 8, group, sim.int8_activations, sim.arithmetic))
-        if sim.embedding_bits:
-            stack.enter_context(_quantized_embedding(model, sim))
-        yield
-
-
-@contextmanager
-def _quantized_embedding(model: nn.Module, sim: QuantSim):
-    table = model.get_input_embeddings()
-    saved = table.weight
-    # a new Parameter: a tied LM head keeps its own (separately simulated) weight
-    arithmetic = Arithmetic.ORT_NUMPY if sim.arithmetic is Arithmetic.MLAS else sim.arithmetic
-    table.weight = nn.Parameter(fake_quantize_weight(saved.detach(), sim.embedding_bits, sim.embedding_group,
-                                                     arithmetic), requires_grad=False)
-    try:
-        yield
-    finally:
-        table.weight = saved
 
 
 @dataclass(frozen=True)
@@ -204,8 +135,6 @@ def calibrate_prefix(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, pr
         pick = torch.randint(len(targets), (config.batch_size,), generator=batches).tolist()
         return _kl(model, kv, [targets[i] for i in pick], config.bf16)
 
-    from softfold.calibrate.gptq import gptq_for
-
     rounded = gptq_for(base, soft_prompt, sim)  # the integers a gptq export will hold (deterministic)
     with simulated(model, sim, {n: w.dequantized() for n, w in rounded.items()} if rounded else None):
         before = _mean_kl(model, fp32_kv, held, config)
@@ -240,8 +169,6 @@ def _split(targets: list[_Target], held_out: float) -> tuple[list[_Target], list
 
 
 def save_prefix(prefix: CalibratedPrefix, path: Path) -> None:
-    from safetensors.torch import save_file
-
     tensors = {f"{kind}.{i}": t.contiguous() for i, pair in enumerate(prefix.kv) for kind, t in zip("kv", pair)}
     meta = {"simulation": prefix.simulation.to_json(), "soft_prompt_sha256": prefix.soft_prompt_sha256,
             "held_out_kl_before": prefix.held_out_kl_before, "held_out_kl_after": prefix.held_out_kl_after,
@@ -254,8 +181,6 @@ def save_prefix(prefix: CalibratedPrefix, path: Path) -> None:
 
 
 def load_prefix(path: Path) -> CalibratedPrefix:
-    from safetensors import safe_open
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--prefix-kv {path}: file not found; write one with `softfold calibrate-prefix`")

@@ -8,18 +8,16 @@ distribution (where the refuse-or-answer decision is made) and the refusal decis
 reply. The most sensitive layers are the candidates for `--keep-8bit`; the report checks the
 suggestion by quantizing everything else.
 """
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from enum import Enum
 
 import torch
-from torch import nn
 from tqdm import tqdm
 
-from softfold.calibrate.refusal import is_refusal
+from softfold.calibrate.simulate import layer_names, quantized
 from softfold.export.quantize import in_layers
 from softfold.generate import expand_cache, prefix_cache
 from softfold.reference import Reference
+from softfold.refusal import is_refusal
 
 
 @dataclass(frozen=True)
@@ -53,83 +51,6 @@ class SensitivityReport:
             else "No layer stands out: nothing to keep at 8 bits.", ""])
 
 
-class Arithmetic(str, Enum):
-    """Whose rounding to simulate: the two runtimes differ in the weight grid and the activation scheme."""
-    TORCHAO = "torchao"  # ExecuTorch 8da*w: scale = absmax / ((qmax - qmin) / 2); int8 activations per token, asymmetric
-    MLAS = "mlas"  # ORT MatMulNBits: scale = signed extreme / qmin; int8 activations per weight block, symmetric
-    ORT_NUMPY = "ort-numpy"  # ORT's Python block quantizer (GatherBlockQuantized): MLAS's grid, rounded half-even
-
-
-def fake_quantize_weight(weight: torch.Tensor, bits: int, group_size: int,
-                         arithmetic: Arithmetic = Arithmetic.TORCHAO) -> torch.Tensor:
-    """Symmetric round-to-nearest per group of `group_size` inputs (0: per output channel), back to float."""
-    out_features, in_features = weight.shape
-    group = in_features if group_size == 0 else group_size
-    w = weight.float().reshape(out_features, in_features // group, group)
-    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    # Each runtime's exact rounding: on a GGUF-dequantized model many weights sit on ties, and a group's
-    # extreme weight always does under torchao's grid (|w| / scale = 7.5)
-    if arithmetic is not Arithmetic.TORCHAO:  # the extreme lands on qmin
-        hi, lo = w.amax(-1, keepdim=True), w.amin(-1, keepdim=True)
-        scale = torch.where(hi.abs() > lo.abs(), hi, lo) / qmin
-        scale = torch.where(scale == 0, torch.full_like(scale, 1e-12), scale)
-        # MLAS rounds after its +8 offset: half up
-        q = torch.floor(w / scale + 0.5) if arithmetic is Arithmetic.MLAS else (w / scale).round()
-    else:  # torchao's quantize_affine: round-half-even of w * (1 / scale)
-        scale = w.abs().amax(-1, keepdim=True).clamp_min(1e-12) / ((qmax - qmin) / 2)
-        q = (w * (1.0 / scale)).round()
-    return (q.clamp(qmin, qmax) * scale).reshape(out_features, in_features).to(weight.dtype)
-
-
-def fake_quantize_activation(x: torch.Tensor, block: int = 0) -> torch.Tensor:
-    """int8, back to float: asymmetric per token (the last dimension), or symmetric per `block` inputs
-    (MLAS's int8 compute for MatMulNBits, accuracy level 4).
-
-    Gradients pass straight through (the rounding's own gradient is zero almost everywhere), so a soft
-    prompt can be trained through the quantized model (`softfold distill --quantization-aware`).
-    """
-    if block:
-        xb = x.reshape(*x.shape[:-1], x.shape[-1] // block, block)
-        scale = (xb.abs().amax(-1, keepdim=True) / 127).clamp_min(1e-12)
-        q = ((xb / scale).round().clamp(-127, 127) * scale).reshape(x.shape)
-    else:
-        lo, hi = x.amin(-1, keepdim=True).clamp_max(0), x.amax(-1, keepdim=True).clamp_min(0)
-        scale = ((hi - lo) / 255).clamp_min(1e-12)
-        zero = (-128 - lo / scale).round()
-        q = ((x / scale + zero).round().clamp(-128, 127) - zero) * scale
-    return q if not x.requires_grad else x + (q - x).detach()
-
-
-@contextmanager
-def quantized(model: nn.Module, layers: tuple[str, ...], bits: int, group_size: int, int8_activations: bool = True,
-              arithmetic: Arithmetic = Arithmetic.TORCHAO, rounded: dict[str, torch.Tensor] | None = None):
-    """Linears inside `layers` (names without the HF "model." prefix) fake-quantized; restored on exit.
-    `rounded`: dequantized weights by name (GPTQ's) in place of round-to-nearest."""
-    rounded = rounded or {}
-    saved, hooks = [], []
-    for name, module in model.named_modules():
-        name = name.removeprefix("model.")
-        if isinstance(module, nn.Linear) and in_layers(name, layers):
-            if group_size and module.in_features % group_size:
-                continue  # as the recipes do: a Linear the group does not divide stays float
-            saved.append((module, module.weight))
-            # a new Parameter, so a tied embedding table keeps its fp32 values
-            weight = rounded[name] if name in rounded else \
-                fake_quantize_weight(module.weight.detach(), bits, group_size, arithmetic)
-            module.weight = nn.Parameter(weight, requires_grad=False)
-            block = (group_size or module.in_features) if arithmetic is Arithmetic.MLAS else 0
-            if int8_activations:
-                hooks.append(module.register_forward_pre_hook(
-                    lambda m, args, block=block: (fake_quantize_activation(args[0], block),)))
-    try:
-        yield
-    finally:
-        for module, weight in saved:
-            module.weight = weight
-        for hook in hooks:
-            hook.remove()
-
-
 def _decisions(reference: Reference, prompt_ids: list[list[int]], new_tokens: int,
                kv=None) -> tuple[list[torch.Tensor], list[bool]]:
     """Greedy replies and their first-token logits; `kv`: the soft prompt's K/V, held fixed (fp32)."""
@@ -161,10 +82,6 @@ def suggest(rows: list[LayerSensitivity], max_keep: int) -> list[str]:
             chosen.append(r.layer)
             held += r.mean_kl
     return chosen[:max_keep]
-
-
-def layer_names(model: nn.Module) -> list[str]:
-    return [f"layers.{i}" for i in range(model.config.num_hidden_layers)] + ["lm_head"]
 
 
 def sensitivity(reference: Reference, prompts: list[str], bits: int = 4, group_size: int = 32, new_tokens: int = 16,

@@ -11,15 +11,13 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Callable
 
-from tqdm import tqdm
-
-from softfold.calibrate.prompts import read_prompts
-from softfold.calibrate.refusal import is_refusal, trailing_apology
+from softfold.datasets import read_prompts
 from softfold.errors import UserError
 from softfold.load import BaseModel
-from softfold.reference import Reference, chat_text
-from softfold.text_runner import cut_at_stop
+from softfold.reference import Reference
+from softfold.refusal import is_refusal, trailing_apology
 
 FORMS = ("question", "how-to", "imperative", "chit-chat", "short", "multi-sentence")
 _HOW_TO = re.compile(r"^(?:how (?:do|can|should|would|to)|what(?:'s| is) the (?:best|right|easiest) way)\b", re.I)
@@ -107,25 +105,12 @@ def replies(reference: Reference, prompts: list[str], max_new_tokens: int, desc:
     return [reference.tokenizer.decode([t for t in r.tokens if t not in stop]) for r in out]
 
 
-def bundle_replies(bundle: Path, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
-    """Greedy replies through the bundle's phone engine, cut at its stop strings as an app does."""
-    from softfold.engines import bundle_engine
-
-    manifest = json.loads((Path(bundle) / "manifest.json").read_text())
-    engine = bundle_engine(Path(bundle), manifest)
-    out = []
-    for prompt in tqdm(prompts, desc=Path(bundle).name, leave=False):
-        reply = engine.greedy(chat_text(tokenizer, prompt), max_new_tokens)
-        text = reply if isinstance(reply, str) else tokenizer.decode(reply)
-        out.append(cut_at_stop(text, manifest["model"]["stop_strings"]))
-    return out
-
-
 def evaluate(base: BaseModel, sets: list[PromptSet], soft_prompt: Path | None = None, guard=None,
-             max_new_tokens: int = 48, bundles: tuple[Path, ...] = (),
+             max_new_tokens: int = 48, bundles: dict[str, Callable[[list[str]], list[str]]] | None = None,
              include_base: bool = True) -> dict[str, SystemResult]:
     """Every system's replies to every set: the base model, the dual system (when a guard is given),
-    base + soft prompt, and bundles."""
+    base + soft prompt, and bundles: by name, a function from prompts to the bundle's greedy replies (the CLI
+    passes `softfold.engines.bundle_replies`, which runs a bundle through its phone engine)."""
     results: dict[str, SystemResult] = {}
     if include_base or guard is not None:
         plain = Reference(base)
@@ -141,9 +126,8 @@ def evaluate(base: BaseModel, sets: list[PromptSet], soft_prompt: Path | None = 
         student = Reference(base, soft_prompt)
         results["soft_prompt"] = SystemResult(tuple(SetResult(s, tuple(replies(student, list(s.prompts), max_new_tokens,
                                                                                 f"soft, {s.name}"))) for s in sets))
-    for bundle in bundles:
-        results[Path(bundle).name] = SystemResult(tuple(
-            SetResult(s, tuple(bundle_replies(bundle, base.tokenizer, list(s.prompts), max_new_tokens))) for s in sets))
+    for name, bundle_replies in (bundles or {}).items():
+        results[name] = SystemResult(tuple(SetResult(s, tuple(bundle_replies(list(s.prompts)))) for s in sets))
     return results
 
 

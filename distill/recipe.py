@@ -4,9 +4,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from softfold.calibrate.prompts import read_prompts
-from softfold.distill.data import (BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT, check_disjoint, file_sha256, read_prompt_files,
-                                   split_held_out)
+from softfold.datasets import BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT, read_prompt_files, read_prompts
+from softfold.distill.data import check_disjoint, file_sha256, split_held_out
 from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
 from softfold.distill.teacher import DEFAULT_REFUSAL, load_examples, save_examples, teacher_examples
 from softfold.distill.train import DistillConfig, train

@@ -11,7 +11,8 @@ import torch
 
 from softfold.load import BaseModel
 from softfold.generate import greedy_batch
-from softfold.reference import chat_ids, eos_ids
+from softfold.prompt_format import chat_ids
+from softfold.reference import eos_ids
 
 DEFAULT_REFUSAL = "I'm sorry, but I can't help with that request."
 POINT_MASS_LOGIT = -1e4  # logits of a point mass: 0 on the token, this elsewhere

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from softfold.calibrate.sensitivity import quantized
+from softfold.calibrate.simulate import quantized
 from softfold.distill.losses import Loss, distillation_loss, margin_hinge
 from softfold.distill.teacher import TeacherExample
 from softfold.errors import UserError

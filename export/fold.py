@@ -2,8 +2,9 @@
 import torch
 
 from softfold.errors import UserError
+from softfold.export.model import ModelArgs, Transformer
+from softfold.load import check_architecture
 from softfold.native_io import muted
-from softfold.export.model import SUPPORTED_ARCHITECTURES, ModelArgs, Transformer
 
 
 def _rope_tables(hf_model, n_positions: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,12 +24,6 @@ def _load_weights(model: Transformer, hf_model) -> None:
     if missing or unexpected:
         raise UserError(f"model weights do not match the {model.args.arch} layout: "
                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
-
-
-def check_architecture(config) -> None:
-    if config.model_type not in SUPPORTED_ARCHITECTURES:
-        raise UserError(f"model architecture '{config.model_type}' is not supported yet; "
-                        f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}")
 
 
 @torch.no_grad()

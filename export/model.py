@@ -21,8 +21,6 @@ from torch import nn
 
 from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (registers llama:: ops)
 
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2")
-
 
 @dataclass(frozen=True)
 class ModelArgs:

@@ -13,6 +13,7 @@ from torch import nn
 
 from softfold.export.gqa import prefix_gqa, prefix_plan
 from softfold.export.model import OffsetLinear, RMSNorm, Transformer, rotate_half
+from softfold.export.quantize import RoundedWeight
 
 
 def _rms_norm(norm: RMSNorm, x: torch.Tensor) -> torch.Tensor:
@@ -40,8 +41,6 @@ def _fused_qkv(attn) -> nn.Linear:
 def fused_qkv_rounded(rounded: dict) -> dict:
     """GPTQ's weights by module name with each layer's q, k, v projections as one `qkv_proj` (rows stacked
     as `_fused_qkv` stacks them; GPTQ rounds every output row on its own, so stacking is exact)."""
-    from softfold.calibrate.gptq import RoundedWeight
-
     out = {name: w for name, w in rounded.items() if not name.endswith(("q_proj", "k_proj", "v_proj"))}
     for name in [n for n in rounded if n.endswith("q_proj")]:
         parts = [rounded[name.removesuffix("q_proj") + p] for p in ("q_proj", "k_proj", "v_proj")]

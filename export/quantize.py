@@ -7,15 +7,11 @@ import ast
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from softfold.errors import UserError
-
-if TYPE_CHECKING:
-    from softfold.calibrate.gptq import RoundedWeight
 
 
 class Recipe(str, Enum):
@@ -40,6 +36,23 @@ def _check(value: int, allowed: tuple[int, ...], what: str) -> None:
 def in_layers(name: str, layers: tuple[str, ...]) -> bool:
     """Whether module `name` is one of `layers` or inside one ("layers.1" holds "layers.1.mlp.up_proj", not "layers.10")."""
     return any(name == layer or name.startswith(layer + ".") for layer in layers)
+
+
+@dataclass(frozen=True)
+class RoundedWeight:
+    """A Linear's weights already rounded (calibrate/gptq.py, calibrate/grid.py): the integers and scales a recipe
+    stores in place of its own round-to-nearest."""
+    q: torch.Tensor  # int8 [out, in], within the recipe's bits
+    scale: torch.Tensor  # fp32 [out, in // group]
+    offset: torch.Tensor | None = None  # fp32 [out, in // group], added to every weight of its group (calibrate/grid.py)
+
+    @property
+    def group_size(self) -> int:
+        return self.q.shape[1] // self.scale.shape[1]
+
+    def dequantized(self) -> torch.Tensor:
+        w = self.q.float().unflatten(1, (self.scale.shape[1], -1)) * self.scale.unsqueeze(-1)
+        return (w if self.offset is None else w + self.offset.unsqueeze(-1)).flatten(1)
 
 
 @dataclass(frozen=True)
@@ -120,7 +133,7 @@ def _divisible(group_size: int):
 
 @torch.no_grad()
 def quantize_executorch(model: nn.Module, linear: LinearQuant | None, embedding: EmbeddingQuant | None,
-                        rounded: "dict[str, RoundedWeight] | None" = None) -> nn.Module:
+                        rounded: dict[str, RoundedWeight] | None = None) -> nn.Module:
     """torchao's quantize_ per scheme; Linears in `rounded` (GPTQ) take those integers and scales instead."""
     from torchao.quantization import Int8DynamicActivationIntxWeightConfig, IntxWeightOnlyConfig, quantize_
     from torchao.quantization.granularity import PerAxis, PerGroup
@@ -147,7 +160,7 @@ def quantize_executorch(model: nn.Module, linear: LinearQuant | None, embedding:
     return model
 
 
-def _set_intx_weight(linear: nn.Linear, weight: "RoundedWeight", bits: int) -> None:
+def _set_intx_weight(linear: nn.Linear, weight: RoundedWeight, bits: int) -> None:
     """The Linear's weight as torchao's 8da<bits>w tensor holding exactly these integers and scales."""
     from torchao.quantization import IntxUnpackedToInt8Tensor
 
@@ -157,7 +170,7 @@ def _set_intx_weight(linear: nn.Linear, weight: "RoundedWeight", bits: int) -> N
 
 
 def quantize_onnx(src: Path, dst: Path, scheme: OnnxBlockQuant | OnnxDynamicInt8 | OnnxStaticInt8,
-                  calibration_feeds: list[dict] | None = None, rounded: "dict[str, RoundedWeight] | None" = None) -> None:
+                  calibration_feeds: list[dict] | None = None, rounded: dict[str, RoundedWeight] | None = None) -> None:
     """Quantize model.onnx at `src` into `dst` (weights as external data beside it). `rounded` (GPTQ, 4-bit):
     these Linears' MatMulNBits get those integers and scales in place of round-to-nearest's."""
     import onnx
@@ -197,7 +210,7 @@ def quantize_onnx(src: Path, dst: Path, scheme: OnnxBlockQuant | OnnxDynamicInt8
                     location=dst.name + ".data", size_threshold=1024)
 
 
-def _write_rounded(model, src_graph, rounded: "dict[str, RoundedWeight]") -> None:
+def _write_rounded(model, src_graph, rounded: dict[str, RoundedWeight]) -> None:
     """Overwrite the 4-bit MatMulNBits weights ORT's pass wrote (<weight>_Q4, <weight>_scales) with `rounded`'s:
     unsigned nibbles q + 8 (MatMulNBits' default zero point), two per byte, the first input in the low nibble."""
     from onnx import numpy_helper

@@ -19,9 +19,46 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from softfold.prompt_format import chat_text
+
 PROMPT = ("Write a short, friendly note to my neighbor thanking them for watering my plants while I was away last "
           "week, and invite them over for coffee on Sunday afternoon.")
 GUARD_MESSAGE = PROMPT
+
+# The guard's prompt, in Llama Guard's layout (task, categories, conversation, answer format); its
+# length, not its wording, is what costs: about 230 tokens around the user's message.
+GUARD_PROMPT = """<|begin_of_text|><|start_header_id|>user<|end_header_id|>
+
+Task: Check if there is unsafe content in 'User' messages in conversations according to our safety policy with the below categories.
+
+<BEGIN UNSAFE CONTENT CATEGORIES>
+S1: Violent Crimes.
+S2: Non-Violent Crimes.
+S3: Sex Crimes.
+S4: Child Exploitation.
+S5: Defamation.
+S6: Specialized Advice.
+S7: Privacy.
+S8: Intellectual Property.
+S9: Indiscriminate Weapons.
+S10: Hate.
+S11: Self-Harm.
+S12: Sexual Content.
+S13: Elections.
+S14: Code Interpreter Abuse.
+<END UNSAFE CONTENT CATEGORIES>
+
+<BEGIN CONVERSATION>
+
+User: {message}
+
+<END CONVERSATION>
+
+Provide your safety assessment for ONLY THE LAST User message in the above conversation:
+ - First line must read 'safe' or 'unsafe'.
+ - If unsafe, a second line must include a comma-separated list of violated categories.<|eot_id|><|start_header_id|>assistant<|end_header_id|>
+
+"""
 
 
 @dataclass(frozen=True)
@@ -109,8 +146,6 @@ def _size_mib(path: Path) -> float:
 
 
 def _prepare(work: Path, model: Path, soft_prompt: Path, env: dict) -> dict:
-    from softfold.reference import chat_text
-
     work.mkdir(parents=True, exist_ok=True)
     hf = work / "hf"  # every tool starts from the same Hugging Face directory
     if not (hf / "config.json").exists():
@@ -120,8 +155,6 @@ def _prepare(work: Path, model: Path, soft_prompt: Path, env: dict) -> dict:
 
     tok = AutoTokenizer.from_pretrained(hf)
     (work / "chat.txt").write_text(chat_text(tok, PROMPT))
-    from softfold.bench_exports import GUARD_PROMPT
-
     (work / "guard.txt").write_text(GUARD_PROMPT.format(message=GUARD_MESSAGE))
     return {"work": str(work), "sp": str(soft_prompt), "hf": str(hf), "py": sys.executable}
 
@@ -199,8 +232,6 @@ def _over_rounds(samples: list[dict]) -> dict:
 def _prompt_file(v: Variant, work: Path, out: Path) -> Path:
     if v.prompt == "bundle":
         from transformers import AutoTokenizer
-
-        from softfold.reference import chat_text
 
         (out / "chat.txt").write_text(chat_text(AutoTokenizer.from_pretrained(out), PROMPT))
         return out / "chat.txt"

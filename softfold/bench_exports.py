@@ -13,60 +13,25 @@ from pathlib import Path
 
 import torch
 
+from softfold.export.executorch import export_pte, runner_metadata
+from softfold.export.fold import build_folded_model
+from softfold.export.quantize import EmbeddingQuant, LinearQuant, quantize_executorch
+from softfold.load import default_model_path, load_base, load_soft_prompt
+from softfold.pipeline import _bos_id, save_tokenizer
+from softfold.reference import eos_ids
+
 # Llama-Guard-3-1B's shape (Llama 3.2 1B): what matters for cost; the weights here are random
 GUARD_CONFIG = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
                     num_key_value_heads=8, head_dim=64, vocab_size=128256, max_position_embeddings=131072,
                     rope_theta=500000.0, rms_norm_eps=1e-5, tie_word_embeddings=True)
 
-# The guard's prompt, in Llama Guard's layout (task, categories, conversation, answer format); its
-# length, not its wording, is what costs: about 230 tokens around the user's message.
-GUARD_PROMPT = """<|begin_of_text|><|start_header_id|>user<|end_header_id|>
-
-Task: Check if there is unsafe content in 'User' messages in conversations according to our safety policy with the below categories.
-
-<BEGIN UNSAFE CONTENT CATEGORIES>
-S1: Violent Crimes.
-S2: Non-Violent Crimes.
-S3: Sex Crimes.
-S4: Child Exploitation.
-S5: Defamation.
-S6: Specialized Advice.
-S7: Privacy.
-S8: Intellectual Property.
-S9: Indiscriminate Weapons.
-S10: Hate.
-S11: Self-Harm.
-S12: Sexual Content.
-S13: Elections.
-S14: Code Interpreter Abuse.
-<END UNSAFE CONTENT CATEGORIES>
-
-<BEGIN CONVERSATION>
-
-User: {message}
-
-<END CONVERSATION>
-
-Provide your safety assessment for ONLY THE LAST User message in the above conversation:
- - First line must read 'safe' or 'unsafe'.
- - If unsafe, a second line must include a comma-separated list of violated categories.<|eot_id|><|start_header_id|>assistant<|end_header_id|>
-
-"""
-
 
 def _quantize(model, recipe: str) -> None:
-    from softfold.export.quantize import EmbeddingQuant, LinearQuant, quantize_executorch
-
     if recipe == "8da4w":
         quantize_executorch(model, LinearQuant(4, 32), EmbeddingQuant(8))
 
 
 def export_plain(base, out: Path, recipe: str) -> None:
-    from softfold.export.executorch import export_pte, runner_metadata
-    from softfold.export.fold import build_folded_model
-    from softfold.pipeline import _bos_id, save_tokenizer
-    from softfold.reference import eos_ids
-
     model = build_folded_model(base.model, None, 2048)
     _quantize(model, recipe)
     export_pte(model, runner_metadata(model, _bos_id(base), eos_ids(base)), out / "model.pte")
@@ -99,10 +64,6 @@ def export_naive(base, soft_prompt: Path, out: Path, recipe: str) -> None:
     from executorch.exir.passes.sym_shape_eval_pass import ConstraintBasedSymShapeEvalPass
     from safetensors.torch import save_file
     from torch.export import Dim
-
-    from softfold.export.fold import build_folded_model
-    from softfold.load import load_soft_prompt
-    from softfold.pipeline import save_tokenizer
 
     model = build_folded_model(base.model, None, 2048)
     _quantize(model, recipe)
@@ -137,8 +98,6 @@ def make_guard(tokenizer_source, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from softfold.load import default_model_path, load_base
-
     parser = argparse.ArgumentParser(prog="python -m softfold.bench_exports")
     parser.add_argument("kind", choices=["plain", "naive", "guard", "hf"])
     parser.add_argument("out", type=Path)

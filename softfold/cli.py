@@ -1,12 +1,23 @@
-"""The `softfold` command. Each subcommand parses its flags and calls one library function."""
+"""The `softfold` command. Each subcommand parses its flags and calls one library function.
+
+The CLI layer imports the library's heavy modules lazily, inside each command's handler (and the recipe flags'
+builder): torch must not load before `main` has set OMP_NUM_THREADS, and executorch, onnxruntime and
+transformers load only for the commands that use them. Nothing else in softfold imports inside functions.
+"""
 import argparse
 import json
 import logging
 import os
 import warnings
 import sys
+from functools import partial
 from pathlib import Path
 
+from softfold import bench
+from softfold.bench_plot import svg
+from softfold.bundle import read_manifest, verify
+from softfold.datasets import (BENIGN_EVAL, BENIGN_TRAIN, DEFAULT_PROMPTS, HARMFUL_EVAL, HARMFUL_TRAIN,
+                               NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL, read_prompts)
 from softfold.errors import UserError
 
 EXAMPLES = """examples:
@@ -25,7 +36,6 @@ EXAMPLES = """examples:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from softfold.calibrate.prompts import DEFAULT_PROMPTS, read_prompts
     from softfold.parity import junit_xml
     from softfold.pipeline import Folding, export_bundle
 
@@ -51,8 +61,9 @@ def _export_options(args: argparse.Namespace, **extra):
 
 
 def _calibrate_prefix(args: argparse.Namespace) -> int:
-    from softfold.calibrate.prefix import PrefixCalibration, QuantSim, calibrate_prefix, save_prefix
+    from softfold.calibrate.prefix import PrefixCalibration, calibrate_prefix, save_prefix
     from softfold.calibrate.prompts import prefix_calibration_prompts
+    from softfold.calibrate.simulate import QuantSim
     from softfold.load import load_base, load_soft_prompt
     from softfold.pipeline import quant_schemes
 
@@ -85,8 +96,6 @@ def _report_verdict(report, where: Path) -> int:
 
 
 def _parity(args: argparse.Namespace) -> int:
-    from softfold.bundle import read_manifest, verify
-    from softfold.calibrate.prompts import DEFAULT_PROMPTS, read_prompts
     from softfold.engines import bundle_engine
     from softfold.export.quantize import Recipe
     from softfold.load import default_model_path, load_base, load_soft_prompt
@@ -116,8 +125,6 @@ def _parity(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from softfold.bundle import read_manifest, verify
-
     problems = verify(Path(args.bundle))
     for p in problems:
         print(f"  {p}", file=sys.stderr)
@@ -158,6 +165,7 @@ def _distill(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from softfold.distill.evaluate import Label, evaluate, load_set, markdown, to_json
     from softfold.distill.recipe import make_guard
+    from softfold.engines import bundle_replies
     from softfold.load import default_model_path, load_base
 
     sets = ([load_set(Path(f), Label.HARMFUL) for f in args.harmful] +
@@ -168,9 +176,11 @@ def _eval(args: argparse.Namespace) -> int:
     guard = make_guard(args.guard, harmful) if args.guard else None
     if args.bundle and not args.soft_prompt:
         raise UserError("--bundle compares with the fp32 soft prompt: pass --soft-prompt too")
-    results = evaluate(load_base(args.model or default_model_path()), sets,
-                       Path(args.soft_prompt) if args.soft_prompt else None, guard, args.max_new_tokens,
-                       tuple(map(Path, args.bundle)), include_base=not args.no_base)
+    base = load_base(args.model or default_model_path())
+    bundles = {Path(b).name: partial(bundle_replies, Path(b), base.tokenizer, max_new_tokens=args.max_new_tokens)
+               for b in args.bundle}
+    results = evaluate(base, sets, Path(args.soft_prompt) if args.soft_prompt else None, guard, args.max_new_tokens,
+                       bundles, include_base=not args.no_base)
     print(markdown(results))
     if args.json:
         Path(args.json).write_text(json.dumps(to_json(results), indent=1) + "\n")
@@ -194,16 +204,14 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from softfold.bench import markdown, run_bench
-    from softfold.bench_plot import svg
     from softfold.load import default_model_path
 
-    report = run_bench(Path(args.work), Path(args.model or default_model_path()), Path(args.soft_prompt),
-                       args.optimum_cli, args.only, args.new_tokens, args.runs, args.reuse, args.rounds)
+    report = bench.run_bench(Path(args.work), Path(args.model or default_model_path()), Path(args.soft_prompt),
+                             args.optimum_cli, args.only, args.new_tokens, args.runs, args.reuse, args.rounds)
     (Path(args.work) / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    (Path(args.work) / "bench.md").write_text(markdown(report))
+    (Path(args.work) / "bench.md").write_text(bench.markdown(report))
     (Path(args.work) / "bench.svg").write_text(svg(report))
-    print(markdown(report))
+    print(bench.markdown(report))
     return 0
 
 
@@ -305,9 +313,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.set_defaults(func=_run)
 
-    from softfold.distill.data import (BENIGN_EVAL, BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, NATURAL_BENIGN_EVAL,
-                                      OVER_REFUSAL_EVAL)
-
     p = sub.add_parser("distill", help="distill the LLM + guard system into a soft prompt (PEFT prompt tuning)",
                        description="Train N virtual tokens so that the LLM alone behaves like the LLM + guard system: "
                                    "refuse what the guard flags, answer the rest as before. Resumes from OUT's "
@@ -393,8 +398,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the report as JSON here")
     p.set_defaults(func=_sensitivity)
 
-    from softfold.bench import variants
-
     p = sub.add_parser("bench", help="time softfold's bundles against optimum-executorch, ORT GenAI's builder, the "
                                      "naive prefill and the dual system, in one run",
                        description="Exports every variant in its own process (wall time, peak RSS, size), then "
@@ -406,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", required=True, help="directory for the exports and results")
     p.add_argument("--optimum-cli", help="optimum-cli of a virtualenv with optimum-executorch "
                                          "(see benchmarks/README.md); without it those variants are skipped")
-    p.add_argument("--only", nargs="+", choices=[v.name for v in variants()], metavar="VARIANT",
+    p.add_argument("--only", nargs="+", choices=[v.name for v in bench.variants()], metavar="VARIANT",
                    help="measure only these variants")
     p.add_argument("--new-tokens", type=int, default=128)
     p.add_argument("--runs", type=int, default=3, help="timed runs per variant, after one warm-up (median)")

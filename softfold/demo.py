@@ -5,7 +5,7 @@ from pathlib import Path
 
 from softfold.bundle import read_manifest
 from softfold.chat import generate
-from softfold.distill.data import SHIPPED_PROMPT
+from softfold.datasets import SHIPPED_PROMPT
 from softfold.load import default_model_path
 from softfold.pipeline import ExportOptions, Target, export_bundle
 

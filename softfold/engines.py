@@ -5,14 +5,17 @@ runtime the phone uses, and (b) a greedy reply from the phone's own engine: text
 TextLLMRunner (.pte), token ids from onnxruntime-genai (.onnx, .ort), whose decode drops special
 tokens.
 """
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from softfold import text_runner
 from softfold.native_io import muted
-from softfold.text_runner import load_text_runner
+from softfold.prompt_format import chat_text
+from softfold.text_runner import cut_at_stop, load_text_runner
 from softfold.virtual_tokens import VirtualTokens, virtual_tokens
 
 
@@ -112,3 +115,15 @@ def engine_for(bundle: Path, backend: str, model_file: str, virtual: VirtualToke
 def bundle_engine(bundle: Path, manifest: dict):
     """The engine of an exported bundle, taking prompts as the base model's tokenizer writes them."""
     return engine_for(Path(bundle), manifest["backend"], manifest["model"]["file"], virtual_tokens(manifest))
+
+
+def bundle_replies(bundle: Path, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """Greedy replies through the bundle's phone engine, cut at its stop strings as an app does."""
+    manifest = json.loads((Path(bundle) / "manifest.json").read_text())
+    engine = bundle_engine(Path(bundle), manifest)
+    out = []
+    for prompt in tqdm(prompts, desc=Path(bundle).name, leave=False):
+        reply = engine.greedy(chat_text(tokenizer, prompt), max_new_tokens)
+        text = reply if isinstance(reply, str) else tokenizer.decode(reply)
+        out.append(cut_at_stop(text, manifest["model"]["stop_strings"]))
+    return out

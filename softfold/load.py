@@ -16,6 +16,7 @@ from softfold.errors import UserError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2")  # what export/model.py's Transformer computes
 
 
 @dataclass
@@ -73,11 +74,15 @@ def _locate(path: Path) -> tuple[Path, dict]:
     return path, {}
 
 
+def check_architecture(config) -> None:
+    if config.model_type not in SUPPORTED_ARCHITECTURES:
+        raise UserError(f"model architecture '{config.model_type}' is not supported yet; "
+                        f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}")
+
+
 def read_config(path: str | Path):
     """The model's config, checked for a supported architecture, without loading weights."""
     from transformers import AutoConfig
-
-    from softfold.export.fold import check_architecture
 
     location, kwargs = _locate(Path(path))
     config = AutoConfig.from_pretrained(location, trust_remote_code=False, **kwargs)

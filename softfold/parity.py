@@ -7,10 +7,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from softfold.calibrate.refusal import is_refusal
-from softfold.text_runner import cut_at_stop
 from softfold.errors import UserError
-from softfold.reference import Reference, RefSample, chat_text
+from softfold.prompt_format import chat_text
+from softfold.reference import Reference, RefSample
+from softfold.refusal import is_refusal
+from softfold.text_runner import cut_at_stop
 
 GREEDY_TOKENS = 64
 

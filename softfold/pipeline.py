@@ -4,27 +4,32 @@ import tempfile
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from softfold.bundle import atomic_dir, tool_versions, write_manifest
+from softfold.bundle import atomic_dir, file_sha256, tool_versions, write_manifest
 from softfold.bundle_readme import app_readme
-from softfold.calibrate.prompts import DEFAULT_PROMPTS
+from softfold.calibrate.feeds import onnx_prefill_feeds
+from softfold.calibrate.prefix import CalibratedPrefix, check_prefix, load_prefix
+from softfold.calibrate.prompts import calibration_set
+from softfold.calibrate.rounding import gptq_for
+from softfold.calibrate.simulate import QuantSim
+from softfold.datasets import DEFAULT_PROMPTS
 from softfold.engines import engine_for
 from softfold.errors import UserError
-from softfold.load import BaseModel, SoftPrompt, load_base, load_soft_prompt, read_config
+from softfold.export.executorch import export_pte, runner_metadata
+from softfold.export.fold import build_folded_model, build_virtual_token_model, set_prefix_kv
+from softfold.export.model import with_offsets
+from softfold.export.onnx import convert_to_ort, export_onnx, write_genai_config
+from softfold.export.onnx_model import fused_qkv_rounded
 from softfold.export.quantize import (EXECUTORCH_RECIPES, ONNX_RECIPES, EmbeddingQuant, LinearQuant,
-                                      OnnxBlockQuant, OnnxDynamicInt8, OnnxStaticInt8, Recipe, quantize_executorch,
-                                      quantize_onnx)
+                                      OnnxBlockQuant, OnnxDynamicInt8, OnnxStaticInt8, Recipe, RoundedWeight,
+                                      quantize_executorch, quantize_onnx)
+from softfold.load import BaseModel, SoftPrompt, load_base, load_soft_prompt, read_config
 from softfold.parity import ParityReport, Thresholds, recipe_thresholds, run_parity, write_reports
-from softfold.prompt_format import PromptFormat, derive
-from softfold.reference import Reference, chat_ids, eos_ids
+from softfold.prompt_format import PromptFormat, chat_ids, derive
+from softfold.reference import Reference, eos_ids
 from softfold.virtual_tokens import VirtualTokens, add_virtual_tokens
-
-if TYPE_CHECKING:
-    from softfold.calibrate.gptq import RoundedWeight
-    from softfold.calibrate.prefix import CalibratedPrefix
 
 
 class Target(str, Enum):
@@ -140,12 +145,10 @@ def default_algorithm(recipe: Recipe, weight_bits: int | None, folding: Folding 
     return "grid" if four_bit else "rtn"
 
 
-def calibrated_prefix(opts: ExportOptions, quant: tuple, soft_prompt: SoftPrompt) -> "CalibratedPrefix | None":
+def calibrated_prefix(opts: ExportOptions, quant: tuple, soft_prompt: SoftPrompt) -> CalibratedPrefix | None:
     """The --prefix-kv file, checked against this soft prompt and recipe before any heavy work; None without one."""
     if opts.prefix_kv is None:
         return None
-    from softfold.calibrate.prefix import QuantSim, check_prefix, load_prefix
-
     if opts.folding is not Folding.PREFIX_KV:
         raise UserError("--prefix-kv replaces the folded prefix K/V: it needs --folding prefix-kv, "
                         f"got {opts.folding.value}")
@@ -155,10 +158,7 @@ def calibrated_prefix(opts: ExportOptions, quant: tuple, soft_prompt: SoftPrompt
 
 
 def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, quant: tuple,
-                 virtual: VirtualTokens | None, prefix: "CalibratedPrefix | None", out: Path) -> None:
-    from softfold.export.fold import build_folded_model, build_virtual_token_model, set_prefix_kv
-    from softfold.export.model import with_offsets
-
+                 virtual: VirtualTokens | None, prefix: CalibratedPrefix | None, out: Path) -> None:
     if virtual:
         folded = build_virtual_token_model(base.model, soft_prompt.embeddings, virtual.start, opts.max_context)
     else:
@@ -169,16 +169,11 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
     if rounded:
         with_offsets(folded, rounded)
     if opts.target is Target.EXECUTORCH:
-        from softfold.export.executorch import export_pte, runner_metadata
-
         quantize_executorch(folded, *quant, rounded=rounded)
         if opts.recipe is Recipe.FP16:
             folded = folded.half()
         export_pte(folded, runner_metadata(folded, _bos_id(base), eos_ids(base)), out / "model.pte")
         return
-    from softfold.export.onnx import convert_to_ort, export_onnx, write_genai_config
-    from softfold.export.onnx_model import fused_qkv_rounded
-
     write_genai_config(folded, _bos_id(base), eos_ids(base), out, MODEL_FILE[opts.target])
     (scheme,) = quant
     with tempfile.TemporaryDirectory() as scratch:
@@ -195,22 +190,16 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
 
 
 def _gptq_rounded(base: BaseModel, soft_prompt: SoftPrompt, quant: tuple,
-                  virtual_tokens: bool) -> "dict[str, RoundedWeight] | None":
+                  virtual_tokens: bool) -> dict[str, RoundedWeight] | None:
     """GPTQ's integers and scales for a gptq recipe (from the fp32 model, soft prompt in context); else None."""
     if getattr(quant[0], "algorithm", "rtn") not in ("gptq", "grid"):
         return None
-    from softfold.calibrate.gptq import gptq_for
-    from softfold.calibrate.prefix import QuantSim
-
     return gptq_for(base, soft_prompt, QuantSim.of_schemes(quant), virtual_tokens)
 
 
 def _calibration_feeds(base: BaseModel, scheme, onnx_path: Path) -> list[dict] | None:
     if not isinstance(scheme, OnnxStaticInt8):
         return None
-    from softfold.calibrate.feeds import onnx_prefill_feeds
-    from softfold.calibrate.prompts import calibration_set
-
     harmful, benign = calibration_set(scheme.prompts_per_class)
     return onnx_prefill_feeds(onnx_path, [chat_ids(base.tokenizer, p) for p in harmful + benign])
 
@@ -235,7 +224,7 @@ def save_tokenizer(tokenizer, out: Path) -> None:
 
 
 def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFormat, opts: ExportOptions,
-              report: ParityReport, virtual: VirtualTokens | None, prefix: "CalibratedPrefix | None" = None,
+              report: ParityReport, virtual: VirtualTokens | None, prefix: CalibratedPrefix | None = None,
               quant: tuple = (None,)) -> dict:
     cfg, stop_ids = base.config, eos_ids(base)
     schemes = {type(s).__name__: asdict(s) for s in quant if s is not None}
@@ -264,9 +253,7 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFor
     }
 
 
-def _prefix_record(path: Path, prefix: "CalibratedPrefix") -> dict:
-    from softfold.bundle import file_sha256
-
+def _prefix_record(path: Path, prefix: CalibratedPrefix) -> dict:
     return {"calibrated_for": prefix.simulation.to_json(), "source": str(path), "sha256": file_sha256(Path(path)),
             "held_out_kl_before": prefix.held_out_kl_before, "held_out_kl_after": prefix.held_out_kl_after,
             "rejected_held_out_kl": prefix.rejected_held_out_kl}

@@ -1,4 +1,5 @@
-"""A Jinja-free prompt format for phones, derived from the model's chat template and checked against it.
+"""Prompt formatting: a user turn in the model's chat template (`chat_text`, `chat_ids`), and a Jinja-free
+prompt format for phones, derived from the model's chat template and checked against it.
 
 Android apps have no Jinja engine. softfold renders the template with marker messages, cuts the
 result into per-role prefix/suffix strings, and then proves the strings rebuild the template's
@@ -9,6 +10,16 @@ from dataclasses import asdict, dataclass
 from softfold.errors import UserError
 
 MARK = "\x00{}\x00"  # marker contents no real message contains
+
+
+def chat_text(tokenizer, prompt: str) -> str:
+    messages = [{"role": "user", "content": prompt}]
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def chat_ids(tokenizer, prompt: str) -> list[int]:
+    """Token ids of `prompt` as the user's turn in the chat template, ready for the reply."""
+    return tokenizer(chat_text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
 
 
 @dataclass(frozen=True)

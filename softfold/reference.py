@@ -5,6 +5,7 @@ import torch
 
 from softfold.generate import Reply, greedy_batch, prefix_cache
 from softfold.load import BaseModel
+from softfold.prompt_format import chat_ids
 
 
 @dataclass(frozen=True)
@@ -13,16 +14,6 @@ class RefSample:
     prompt_ids: list[int]
     continuation: list[int]  # greedy new tokens, ending with an EOS id if one was produced
     logits: torch.Tensor  # [len(prompt_ids) + len(continuation), vocab], at every user position
-
-
-def chat_text(tokenizer, prompt: str) -> str:
-    messages = [{"role": "user", "content": prompt}]
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-
-
-def chat_ids(tokenizer, prompt: str) -> list[int]:
-    """Token ids of `prompt` as the user's turn in the chat template, ready for the reply."""
-    return tokenizer(chat_text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
 
 
 class Reference:

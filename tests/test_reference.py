@@ -3,7 +3,8 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from softfold.load import load_base
-from softfold.reference import Reference, chat_text
+from softfold.prompt_format import chat_text
+from softfold.reference import Reference
 
 
 def test_reference_greedy_equals_peft_generate_without_cache(tiny_models, soft_prompts):

@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from softfold.calibrate.prompts import BENIGN, HARMFUL
-from softfold.distill.data import SHIPPED_PROMPT
+from softfold.datasets import BENIGN, HARMFUL, SHIPPED_PROMPT
 from softfold.load import default_model_path
 from softfold.pipeline import ExportOptions, Target, export_bundle
 

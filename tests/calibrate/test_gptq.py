@@ -4,14 +4,13 @@ import pytest
 import torch
 
 from conftest import MAX_CONTEXT
-from softfold.calibrate.gptq import RoundedWeight, gptq, gptq_linears, gptq_round, input_hessians
-from softfold.calibrate.prefix import QuantSim
+from softfold.calibrate.gptq import gptq, gptq_linears, gptq_round, input_hessians
+from softfold.calibrate.simulate import QuantSim, fake_quantize_weight
 from softfold.generate import prefix_cache
-from softfold.calibrate.sensitivity import fake_quantize_weight
 from softfold.export.fold import build_folded_model
-from softfold.export.quantize import LinearQuant, quantize_executorch
+from softfold.export.quantize import LinearQuant, RoundedWeight, quantize_executorch
 from softfold.load import load_base, load_soft_prompt
-from softfold.reference import chat_ids
+from softfold.prompt_format import chat_ids
 
 
 def _correlated_inputs(tokens: int, features: int) -> torch.Tensor:

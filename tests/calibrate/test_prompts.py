@@ -1,6 +1,6 @@
 """Calibration prompt sets: spread over every template block of every training file, never the evaluation sets."""
-from softfold.calibrate.prompts import calibration_set, prefix_calibration_prompts, read_prompts
-from softfold.distill.data import BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT, read_prompt_files
+from softfold.calibrate.prompts import calibration_set, prefix_calibration_prompts
+from softfold.datasets import BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT, read_prompt_files, read_prompts
 
 
 def test_prefix_calibration_prompts_reach_the_end_of_every_file():

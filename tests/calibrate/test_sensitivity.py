@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from softfold.calibrate.prompts import calibration_set
-from softfold.calibrate.sensitivity import (Arithmetic, fake_quantize_activation, fake_quantize_weight, quantized,
-                                           sensitivity)
+from softfold.calibrate.sensitivity import sensitivity
+from softfold.calibrate.simulate import Arithmetic, fake_quantize_activation, fake_quantize_weight, quantized
 from softfold.load import load_base
 from softfold.reference import Reference
 

@@ -6,14 +6,13 @@ from pathlib import Path
 import torch
 
 from softfold.cli import main
-from softfold.calibrate.prompts import read_prompts
-from softfold.distill.data import HARMFUL_EVAL
+from softfold.datasets import HARMFUL_EVAL, read_prompts
 
 
 def test_shipped_data_is_disjoint_and_sized():
     harmbench = read_prompts(HARMFUL_EVAL)
     assert len(harmbench) == 200
-    from softfold.distill.data import BENIGN_TRAIN, DATA, HARMFUL_TRAIN, HELD_OUT, read_prompt_files
+    from softfold.datasets import BENIGN_TRAIN, DATA, HARMFUL_TRAIN, HELD_OUT, read_prompt_files
 
     train = read_prompt_files(HARMFUL_TRAIN) + read_prompt_files(BENIGN_TRAIN)
     assert len(train) == 821 + 469 + 258 + 270 + 316 + 358
@@ -97,7 +96,8 @@ def test_teacher_cache_is_reused_only_for_the_same_teacher(tiny_models, tmp_path
 
 
 def test_eval_runs_bundles_through_their_phone_engines(tiny_models, soft_prompts, export_tiny, tmp_path, capsys):
-    from softfold.distill.evaluate import bundle_replies, replies
+    from softfold.distill.evaluate import replies
+    from softfold.engines import bundle_replies
     from softfold.load import load_base
     from softfold.reference import Reference
 

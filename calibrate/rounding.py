@@ -1,0 +1,25 @@
+"""The weights a recipe holds when it does not round to nearest: GPTQ's (gptq.py), or the source's own 4-bit grid
+with GPTQ for the Linears off it (grid.py). The one mapping from a recipe to its weights, shared by `export` and
+`calibrate-prefix`.
+"""
+from softfold.calibrate.gptq import gptq_linears, gptq_round
+from softfold.calibrate.grid import grid_linears
+from softfold.calibrate.simulate import QuantSim
+from softfold.export.quantize import RoundedWeight
+from softfold.load import BaseModel, SoftPrompt
+
+
+def gptq_for(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim,
+             virtual_tokens: bool = False) -> dict[str, RoundedWeight] | None:
+    """The weights a recipe holds when it rounds by GPTQ or keeps the source's grid (`sim.algorithm`, the Linears off
+    the grid by GPTQ); None for round-to-nearest. The one mapping from a recipe to its weights, shared by `export`
+    and `calibrate-prefix`."""
+    if sim.algorithm not in ("gptq", "grid"):
+        return None
+    kept = {}
+    if sim.algorithm == "grid":
+        kept = grid_linears(base.model, sim.group_size, sim.weight_bits, sim.keep_8bit)
+    if len(kept) == len(gptq_linears(base.model, sim.group_size, sim.keep_8bit)):
+        return kept
+    return kept | gptq_round(base, soft_prompt, sim.weight_bits, sim.group_size, sim.keep_8bit + tuple(kept),
+                             virtual_tokens=virtual_tokens)
