@@ -38,10 +38,15 @@ class DistillConfig:
     quantized_weight: float = 1.0  # the quantized student's loss counts this many times the fp32 student's
     init_from: str = ""  # start from this PEFT prompt-tuning directory instead of init_text
     margin: float = 0.0  # nats: also train a hinge asking each teacher token to lead its rival by this much (0: off)
+    # the reply's first token, where the refuse-or-answer decision falls, counts this many times each later token
+    opening_weight: float = 1.0
+    balanced: bool = False  # half of every batch flagged (refusals), half answered, whatever the data's mix
 
     def __post_init__(self):
         if self.quantized_weight <= 0:
             raise UserError(f"--quantized-weight must be > 0, got {self.quantized_weight}")
+        if self.opening_weight <= 0:
+            raise UserError(f"--opening-weight must be > 0 (1 weighs every reply token alike), got {self.opening_weight}")
         if self.margin < 0:
             raise UserError(f"--margin must be >= 0 nats (0 turns it off), got {self.margin}")
 
@@ -68,12 +73,14 @@ def prompt_weight(student) -> torch.nn.Parameter:
     return student.prompt_encoder["default"].embedding.weight
 
 
-def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = False, margin: float = 0.0) -> torch.Tensor:
+def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = False, margin: float = 0.0,
+               opening_weight: float = 1.0) -> torch.Tensor:
     """The loss over a batch, teacher-forced on the teacher's responses, averaged over response tokens.
 
     Same math as the PEFT student's forward (virtual tokens, then the chat prompt and response), but one
     right-padded forward for the batch and the LM head only at response positions: the head over the
-    full vocabulary at every position is a fifth of the compute for nothing. `margin` > 0 adds `margin_hinge`.
+    full vocabulary at every position is a fifth of the compute for nothing. `margin` > 0 adds `margin_hinge`;
+    `opening_weight` weighs each reply's first token against the rest.
     """
     lm = student.get_base_model()
     prompt = prompt_weight(student)
@@ -89,7 +96,8 @@ def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = Fa
         hidden = getattr(lm, lm.base_model_prefix)(inputs_embeds=embeds, attention_mask=attention).last_hidden_state
         hidden = hidden.gather(1, where.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
         logits = lm.get_output_embeddings()(hidden).float()
-    mask = torch.tensor([[j < len(ex.response_ids) for j in range(reply)] for ex in batch], device=prompt.device)
+    mask = torch.tensor([[(opening_weight if j == 0 else 1.0) * (j < len(ex.response_ids)) for j in range(reply)]
+                         for ex in batch], device=prompt.device)  # weights of a mean over reply tokens
     vocab = logits.shape[-1]
     teacher = torch.stack([_pad_rows(ex.distribution(vocab), reply) for ex in batch]).to(prompt.device)
     targets = torch.tensor([ex.response_ids + [0] * (reply - len(ex.response_ids)) for ex in batch], device=prompt.device)
@@ -99,10 +107,11 @@ def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = Fa
 
 def training_loss(student, batch: list[TeacherExample], config: DistillConfig) -> torch.Tensor:
     """batch_loss, plus the same loss through the simulated 4-bit model when training quantization-aware."""
-    loss = batch_loss(student, batch, config.loss, config.bf16, config.margin)
+    loss = batch_loss(student, batch, config.loss, config.bf16, config.margin, config.opening_weight)
     if config.quantization_aware:
         with simulated_4bit(student):
-            loss = loss + config.quantized_weight * batch_loss(student, batch, config.loss, config.bf16, config.margin)
+            loss = loss + config.quantized_weight * batch_loss(student, batch, config.loss, config.bf16, config.margin,
+                                                               config.opening_weight)
     return loss
 
 
@@ -123,6 +132,17 @@ def batch_order(n: int, batch_size: int, seed: int, step: int) -> list[int]:
     epoch, offset = divmod(step, per_epoch)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
     return order[offset * batch_size: offset * batch_size + batch_size]
+
+
+def balanced_order(flagged: list[bool], batch_size: int, seed: int, step: int) -> list[int]:
+    """Examples for `step`, half flagged and half not (each class in its own seeded epochs): the decision is
+    learned on even odds whatever the data's mix."""
+    classes = [[i for i, f in enumerate(flagged) if f], [i for i, f in enumerate(flagged) if not f]]
+    if not all(classes):
+        raise UserError("balanced batches need both refused (flagged) and answered training prompts")
+    halves = (batch_size - batch_size // 2, batch_size // 2)
+    return [c[i] for c, half, offset in zip(classes, halves, (0, 1))
+            for i in batch_order(len(c), half, seed + offset, step)]
 
 
 def _save_checkpoint(out: Path, step: int, student, optimizer) -> None:
@@ -178,7 +198,9 @@ def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[Teach
     history = []
     bar = tqdm(range(start, config.steps), desc=f"distill ({config.loss.value})", initial=start, total=config.steps)
     for step in bar:
-        batch = [train_set[i] for i in batch_order(len(train_set), config.batch_size, config.seed, step)]
+        order = (balanced_order([ex.flagged for ex in train_set], config.batch_size, config.seed, step) if config.balanced
+                 else batch_order(len(train_set), config.batch_size, config.seed, step))
+        batch = [train_set[i] for i in order]
         loss = training_loss(student, batch, config)
         accelerator.backward(loss)
         optimizer.step()

@@ -152,7 +152,8 @@ def _distill(args: argparse.Namespace) -> int:
     config = DistillConfig(loss=Loss(args.loss), num_virtual_tokens=args.num_virtual_tokens, steps=args.steps,
                            batch_size=args.batch_size, lr=args.lr, seed=args.seed, eval_every=args.eval_every,
                            bf16=args.bf16, quantization_aware=args.quantization_aware, init_from=args.init_from or "",
-                           quantized_weight=args.quantized_weight, margin=args.margin)
+                           quantized_weight=args.quantized_weight, margin=args.margin,
+                           opening_weight=args.opening_weight, balanced=args.balanced)
     job = DistillJob(model=Path(args.model or default_model_path()), out=Path(args.out), config=config,
                      harmful=tuple(map(Path, args.harmful)), benign=tuple(map(Path, args.benign)), guard=args.guard,
                      max_response_tokens=args.max_response_tokens, command=args.command_line,
@@ -347,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, default=0.0, metavar="NATS",
                    help="also train each teacher reply token to lead the student's next likeliest one by NATS "
                         "(a hinge; default 0, off). On SmolLM2, 3 made the prompt refuse 20%% of benign prompts")
+    p.add_argument("--opening-weight", type=float, default=1.0, metavar="W",
+                   help="weight of each reply's first token, where the refuse-or-answer decision falls, against each "
+                        "later token (default 1: all alike); long benign replies otherwise drown the decision")
+    p.add_argument("--balanced", action="store_true",
+                   help="half of every batch refused (flagged) prompts, half answered ones, whatever the files' mix")
     p.add_argument("--init-from", metavar="DIR", help="start from this PEFT prompt-tuning directory (e.g. a trained "
                                                        "prompt, to fine-tune it quantization-aware)")
     p.set_defaults(func=_distill)

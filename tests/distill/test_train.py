@@ -8,8 +8,8 @@ from transformers import AutoConfig, AutoModelForSequenceClassification
 from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
 from softfold.distill.losses import Loss, distillation_loss
 from softfold.distill.teacher import DEFAULT_REFUSAL, teacher_examples
-from softfold.distill.train import (DistillConfig, batch_loss, evaluate_loss, make_student, prompt_weight,
-                                    simulated_4bit, train, training_loss)
+from softfold.distill.train import (DistillConfig, balanced_order, batch_loss, evaluate_loss, make_student,
+                                    prompt_weight, simulated_4bit, train, training_loss)
 from softfold.errors import UserError
 from softfold.load import load_base
 
@@ -107,6 +107,29 @@ def test_quantized_weight_scales_the_quantized_students_loss(base, examples):
     torch.testing.assert_close(weighted, fp32 + 3.0 * quantized, rtol=1e-5, atol=0)
     with pytest.raises(UserError, match="--quantized-weight must be > 0, got 0"):
         DistillConfig(quantized_weight=0)
+
+
+def test_opening_weight_counts_the_first_reply_token_w_times(base, examples):
+    """The loss is a weighted mean over reply tokens: the first counts W times each later one."""
+    student = make_student(base, DistillConfig(num_virtual_tokens=4))
+    with torch.no_grad():
+        per_token = [[batch_loss(student, [ex], Loss.KL, opening_weight=w) for w in (1.0, 1e-6, 5.0)] for ex in examples]
+    for ex, (plain, rest, weighted) in zip(examples, per_token):
+        n = len(ex.response_ids)
+        first = plain * n - rest * (n - 1)  # the first token's loss, from the mean with and without it
+        torch.testing.assert_close(weighted, (5 * first + rest * (n - 1)) / (5 + n - 1), rtol=1e-4, atol=1e-6)
+    with pytest.raises(UserError, match="--opening-weight must be > 0"):
+        DistillConfig(opening_weight=0)
+
+
+def test_balanced_batches_hold_both_classes_half_and_half():
+    flagged = [True] * 9 + [False] * 3
+    for step in range(6):
+        order = balanced_order(flagged, 4, seed=0, step=step)
+        assert sorted(flagged[i] for i in order) == [False, False, True, True]
+    assert {i for step in range(3) for i in balanced_order(flagged, 4, 0, step)} >= {9, 10, 11}  # every answered one
+    with pytest.raises(UserError, match="both refused"):
+        balanced_order([True] * 4, 4, 0, 0)
 
 
 def _teacher_token_gaps(student, examples) -> torch.Tensor:
