@@ -9,9 +9,7 @@ chat-templated prompts from the distillation training files with the soft prompt
 so the rounding serves the activations the safety behavior produces. The grid is the recipe's own
 (symmetric, one scale per group of `group_size` inputs, torchao's absmax / 7.5 for 4 bits): the
 result is stored as exactly these integers and scales, in the .pte (torchao) and in MatMulNBits (ONNX).
-
-On SmolLM2-135M-Instruct + the shipped safety prompt it cuts the first reply token's KL under 8da4w
-about 4x (distill/RUNS.md, stop 16).
+Measurements against round-to-nearest: distill/RUNS.md.
 """
 from dataclasses import dataclass
 
@@ -137,8 +135,7 @@ def gptq_round(base: BaseModel, soft_prompt: SoftPrompt, bits: int, group_size: 
     """GPTQ-rounded weights of every Linear the recipe quantizes, by module name of the folded model
     ("layers.0.self_attn.q_proj", "lm_head"). `virtual_tokens`: the bundle computes the soft prompt's positions
     with these weights (prefix-kv bundles hold them as fp32 K/V), so GPTQ must see their inputs too: rounded for
-    the prompt tokens alone, SmolLM2's virtual tokens come out several times worse than round-to-nearest's
-    (first reply token KL ~2 vs ~0.6 on benign prompts, distill/RUNS.md stop 17). Deterministic: the same model,
+    the prompt tokens alone, the virtual tokens' outputs come out worse than round-to-nearest's. Deterministic: the same model,
     prompt and recipe give the same integers, so `export` and `calibrate-prefix` each compute them. One thread,
     whatever the command's:
     a float sum split differently re-rounds near-tie weights, and the change cascades through GPTQ's columns

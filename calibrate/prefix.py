@@ -1,8 +1,7 @@
 """Calibrate the soft prompt's prefix K/V to a quantized recipe (`softfold calibrate-prefix`).
 
-A 4-bit model reads the fp32 prefix K/V differently from the fp32 model: on SmolLM2-135M with the
-shipped safety prompt, 4-bit bundles flip the refuse-or-answer decision on ~1 in 9 held-out
-prompts. The prefix K/V are the part of a bundle that stays fp32, and they are free parameters of
+A 4-bit model reads the fp32 prefix K/V differently from the fp32 model, and a decision near the
+refuse-or-answer boundary can flip (measurements: distill/RUNS.md). The prefix K/V are the part of a bundle that stays fp32, and they are free parameters of
 the exported graph, so this fits them to the recipe: the quantized model (its arithmetic simulated
 in PyTorch, gradients straight through the rounding) is trained to match the fp32 student's
 next-token distributions (KL) over its greedy replies to calibration prompts. Weights and soft
@@ -193,7 +192,7 @@ def load_prefix(path: Path) -> CalibratedPrefix:
         kv = [(f.get_tensor(f"k.{i}"), f.get_tensor(f"v.{i}")) for i in range(layers)]
     return CalibratedPrefix(kv, QuantSim.from_json(meta["simulation"]), meta["soft_prompt_sha256"],
                             meta["held_out_kl_before"], meta["held_out_kl_after"], meta["config"],
-                            meta.get("rejected_held_out_kl"))  # absent from files written before stop 13
+                            meta.get("rejected_held_out_kl"))  # absent from older files
 
 
 def check_prefix(prefix: CalibratedPrefix, soft_prompt: SoftPrompt, sim: QuantSim | None, path: Path) -> None:

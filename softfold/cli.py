@@ -243,7 +243,7 @@ def _add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--algorithm", choices=["rtn", "gptq", "hqq", "grid"],
                    help="weight rounding: rtn (round to nearest); gptq (8da4w, 8da8w, int4: rounds each layer so its "
                         "outputs match fp32 on calibration prompts from the distillation training files, soft prompt in "
-                        "context; ~2 min on SmolLM2-135M, 2 cores); hqq (onnx int4, ORT's HQQ); grid (8da4w, int4: "
+                        "context; minutes per export); hqq (onnx int4, ORT's HQQ); grid (8da4w, int4: "
                         "weights already on a 4-bit grid, as a Q4_1 GGUF's, are kept exactly, the rest by gptq). "
                         "Default: grid for 4-bit weights (8da4w, int4) with prefix-kv folding, else rtn")
     p.add_argument("--weight-bits", type=int, choices=[2, 4, 8],
@@ -337,17 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-response-tokens", type=int, default=16, help="teacher response tokens trained on")
     p.add_argument("--teacher-cache", metavar="FILE", help="save the teacher's responses and distributions here, "
                    "or reuse them when FILE holds the same teacher's (model, guard, data): for loss or lr sweeps")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the frozen LLM (about 1.8x faster on "
-                                                       "CPUs with AVX512-BF16 and on GPUs); the prompt stays fp32")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the frozen LLM (faster on CPUs with "
+                                                       "AVX512-BF16 and on GPUs); the prompt and the loss stay fp32")
     p.add_argument("--quantization-aware", action="store_true",
                    help="also train through the 4-bit bundles' arithmetic (8da4w / int4: group-32 weights, int8 "
-                        "activations, simulated), so refusals survive quantization; about 2x the time per step")
+                        "activations, simulated), so refusals survive quantization; two forwards per step")
     p.add_argument("--quantized-weight", type=float, default=1.0, metavar="W",
                    help="with --quantization-aware: weight of the quantized model's loss against the fp32 one's "
                         "(above 1 favors agreement of the 4-bit bundles over the fp32 prompt's own fit)")
     p.add_argument("--margin", type=float, default=0.0, metavar="NATS",
                    help="also train each teacher reply token to lead the student's next likeliest one by NATS "
-                        "(a hinge; default 0, off). On SmolLM2, 3 made the prompt refuse 20%% of benign prompts")
+                        "(a hinge; default 0, off). It favors the commonest reply, the refusal: watch benign answers "
+                        "(distill/RUNS.md)")
     p.add_argument("--opening-weight", type=float, default=1.0, metavar="W",
                    help="weight of each reply's first token, where the refuse-or-answer decision falls, against each "
                         "later token (default 1: all alike); long benign replies otherwise drown the decision")

@@ -137,10 +137,9 @@ def quant_schemes(opts: ExportOptions) -> tuple:
 
 def default_algorithm(recipe: Recipe, weight_bits: int | None, folding: Folding = Folding.PREFIX_KV) -> str:
     """4-bit weights (8da4w, int4) of prefix-kv bundles keep the source's own 4-bit grid where they lie on one, GPTQ
-    elsewhere (`grid`; on SmolLM2, a Q4_1 GGUF, every layer but the LM head is exact: distill/RUNS.md, stop 18);
-    round-to-nearest for 8 bits, whose error is already small, and for virtual-token bundles, which compute the
-    soft prompt's positions with the rounded weights: there GPTQ only matches round-to-nearest (first reply token
-    KL 0.56 vs 0.52, stop 17)."""
+    elsewhere (`grid`: a Q4_1 GGUF's layers are kept exactly); round-to-nearest for 8 bits, whose error is already
+    small, and for virtual-token bundles, which compute the soft prompt's positions with the rounded weights:
+    there GPTQ does no better than round-to-nearest (measurements: distill/RUNS.md)."""
     four_bit = recipe in (Recipe.X8DA4W, Recipe.INT4) and (weight_bits or 4) == 4 and folding is Folding.PREFIX_KV
     return "grid" if four_bit else "rtn"
 

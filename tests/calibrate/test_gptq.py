@@ -135,6 +135,6 @@ def test_a_gptq_prefix_is_its_own_recipe():
     rtn = QuantSim.of_schemes((LinearQuant(4, 32), None))
     gptq_sim = QuantSim.of_schemes((LinearQuant(4, 32, (), "gptq"), None))
     assert rtn != gptq_sim and gptq_sim.algorithm == "gptq"
-    old = {k: v for k, v in rtn.to_json().items() if k != "algorithm"}  # files written before stop 16
+    old = {k: v for k, v in rtn.to_json().items() if k != "algorithm"}  # files written before GPTQ existed
     assert QuantSim.from_json(old) == rtn and QuantSim.from_json(gptq_sim.to_json()) == gptq_sim
 
