@@ -9,6 +9,17 @@ import pytest  # noqa: E402
 
 from tiny import make_model_dir, make_soft_prompt_dir  # noqa: E402
 
+MODEL_FIXTURES = {"tiny_models", "soft_prompts", "export_tiny", "bundles"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The integration tier: every test that builds or loads a model (directly or through a fixture), marked so
+    `pytest -m "not integration"` runs the unit tier alone, in seconds."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
+
+
 PROMPTS = ("Tell me a story about the sea.", "What is the capital of France?", "How do I bake bread?")
 MAX_CONTEXT = 160
 

@@ -12,6 +12,8 @@ from softfold.datasets import BENIGN, HARMFUL, SHIPPED_PROMPT
 from softfold.load import default_model_path
 from softfold.pipeline import ExportOptions, Target, export_bundle
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def soft_prompt():

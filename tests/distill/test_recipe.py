@@ -25,13 +25,13 @@ def test_shipped_data_is_disjoint_and_sized():
     def words(text: str) -> set[str]:
         return set(re.findall(r"[a-z']+", text.lower()))
 
-    natural = read_prompts(DATA / "benign_natural.jsonl") + read_prompts(DATA / "harmful_natural.jsonl")
+    natural = {p: words(p) for p in read_prompts(DATA / "benign_natural.jsonl") + read_prompts(DATA / "harmful_natural.jsonl")}
     held = [words(p) for p in held_out[200:]]
-    assert [p for p in natural if any(len(words(p) & h) >= 0.5 * len(words(p) | h) for h in held)] == []
+    assert [p for p, w in natural.items() if any(len(w & h) >= 0.5 * len(w | h) for h in held)] == []
     generic = {"make", "like", "would", "do", "this", "can", "what", "setting", "off"}  # no topic in these either
     hb = [make_imperative.topic_words(h) - generic for h in harmbench]
-    assert [p for p in read_prompts(DATA / "harmful_natural.jsonl")
-            if any(len((make_imperative.topic_words(p) - generic) & h) >= 3 for h in hb)] == []
+    topics = {p: make_imperative.topic_words(p) - generic for p in read_prompts(DATA / "harmful_natural.jsonl")}
+    assert [p for p, t in topics.items() if any(len(t & h) >= 3 for h in hb)] == []
 
     assert read_prompts(DATA / "harmful_imperative.txt") == make_imperative.harmful()
     assert read_prompts(DATA / "benign_imperative.txt") == make_imperative.benign()

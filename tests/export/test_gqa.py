@@ -8,6 +8,8 @@ from torch.export import Dim
 
 from softfold.export.gqa import ONNX_TRANSLATIONS, prefix_gqa, prefix_plan
 
+pytestmark = pytest.mark.integration  # exports through torch.onnx and runs onnxruntime
+
 HEADS, KV_HEADS, HEAD_DIM, MAX_CONTEXT = 4, 2, 16, 32
 
 
