@@ -11,6 +11,7 @@ from softfold.calibrate.simulate import Arithmetic, QuantSim
 from softfold.bundle_readme import _calibrated
 from softfold.cli import main
 from softfold.export.fold import build_folded_model, set_prefix_kv
+from softfold.datasets import BENIGN_TRAIN, HARMFUL_TRAIN
 from softfold.generate import expand_cache, prefix_cache
 from softfold.load import load_base, load_soft_prompt
 from softfold.pipeline import _prefix_record
@@ -25,7 +26,7 @@ ONNX_2BIT = ["--target", "onnx", "--recipe", "int4", "--weight-bits", "2"]
 def test_hf_prefix_cache_is_the_folded_prefix(tiny_models, soft_prompts, arch):
     base = load_base(tiny_models[arch])
     prompt = load_soft_prompt(soft_prompts[(arch, 16)], base.config.hidden_size)
-    kv = prefixexpand_cache(base.model, prompt.embeddings)
+    kv = prefix_cache(base.model, prompt.embeddings)
     folded = build_folded_model(base.model, prompt.embeddings, MAX_CONTEXT)
     for (k, v), (pk, pv) in zip(kv, folded.prefix_kv()):
         torch.testing.assert_close(pk[0].transpose(0, 1), k, atol=1e-5, rtol=1e-5)
@@ -42,7 +43,7 @@ def test_set_prefix_kv_makes_the_folded_model_compute_with_them(tiny_models, sof
     set_prefix_kv(folded, kv)
     ids = base.tokenizer(PROMPTS[0])["input_ids"]
     with torch.no_grad():
-        expected = base.model(input_ids=torch.tensor([ids]), past_key_values=_cache(base.model, kv, 1)).logits[0, -1]
+        expected = base.model(input_ids=torch.tensor([ids]), past_key_values=expand_cache(base.model, kv, 1)).logits[0, -1]
         got = folded(torch.tensor([ids]), torch.tensor([0]))[0]
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 
@@ -91,7 +92,7 @@ def test_opening_prompts_fit_the_first_reply_token_too(tiny_models, soft_prompts
     openings = prefix_calibration_prompts(per_file=16)
     prefix = calibrate_prefix(base, prompt, SIM, prefix_calibration_prompts(per_file=8), config, openings)
     before, after = prefix.config["opening_held_out_kl"]
-    assert prefix.config["opening_prompts"] == len(openings) == 64
+    assert prefix.config["opening_prompts"] == len(openings) == 16 * len(HARMFUL_TRAIN + BENIGN_TRAIN)
     assert after < 0.7 * before, (before, after)  # measured 1.56 -> 0.78
 
 
