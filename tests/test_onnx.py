@@ -1,7 +1,9 @@
 """ONNX and ORT bundles against the PEFT reference, through onnxruntime and onnxruntime-genai (issue 3)."""
 import json
+from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import onnxruntime_genai as og
 import pytest
@@ -9,6 +11,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+import softfold.export
 from softfold.bundle import verify
 from softfold.engines import empty_cache
 
@@ -105,3 +108,7 @@ def test_two_onnx_exports_are_byte_identical(tiny_models, soft_prompts, tmp_path
                                     target=Target.ONNX, max_context=64, prompts=PROMPTS[:1]))
     for path in sorted(outs[0].iterdir()):
         assert path.read_bytes() == (outs[1] / path.name).read_bytes(), path.name
+    # nor do they depend on where softfold is checked out: no exporter source paths in the graph
+    graph = onnx.load(str(outs[0] / "model.onnx"), load_external_data=False).graph
+    assert not [p.key for node in graph.node for p in node.metadata_props]
+    assert str(Path(softfold.export.__file__).parent) not in (outs[0] / "model.onnx").read_bytes().decode("latin-1")
