@@ -37,8 +37,8 @@ def export_onnx(model: Transformer, path: Path) -> None:
         program = torch.onnx.export(decoder, example, dynamo=True, dynamic_shapes=dynamic, input_names=inputs,
                                     output_names=outputs, opset_version=OPSET, optimize=True, verbose=False,
                                     custom_translation_table=ONNX_TRANSLATIONS)
-    for node in program.model.graph:  # the exporter's source paths and line numbers: not the model's, and they
-        node.metadata_props.clear()  # would make a bundle depend on where softfold is checked out
+    for node in program.model.graph:  # the exporter's source paths and line numbers would make a bundle depend on
+        node.metadata_props.pop("pkg.torch.onnx.stack_trace", None)  # where softfold is checked out
     program.save(str(path), external_data=True)
 
 
