@@ -28,7 +28,7 @@ def main(work: Path) -> dict:
     from softfold.export.executorch import export_pte, runner_metadata
     from softfold.export.fold import build_folded_model
     from softfold.export.onnx import export_onnx, write_genai_config
-    from softfold.load import default_model_path, load_base
+    from softfold.load import default_model_path, load_base, load_soft_prompt
     from softfold.pipeline import save_tokenizer
     from softfold.prompt_format import chat_text
     from softfold.reference import eos_ids
@@ -42,8 +42,6 @@ def main(work: Path) -> dict:
     save_tokenizer(base.tokenizer, work)
     (work / "prompt.txt").write_text(chat_text(base.tokenizer, PROMPT))
     prompt_dir = text_initialized_prompt(base, SAFETY_INIT_TEXT, 100, work / "soft-prompt")
-    from softfold.load import load_soft_prompt
-
     soft = load_soft_prompt(prompt_dir, base.config.hidden_size).embeddings
     targets = sys.argv[2].split(",") if len(sys.argv) > 2 else ["executorch", "onnx"]
     for name, prompt in (("folded_n100", soft), ("no_soft_prompt", None)):

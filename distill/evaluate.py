@@ -6,14 +6,15 @@ Systems side by side: the base model, the dual system (base + guard), base + sof
 PyTorch, and exported bundles through their phone engines (TextLLMRunner, onnxruntime-genai), whose
 refusal decisions are also compared one by one with the fp32 soft prompt's.
 """
-import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from enum import Enum
 from pathlib import Path
 from typing import Callable
 
-from softfold.datasets import read_prompts
+from softfold.datasets import read_prompt_records
+from softfold.distill.teacher import DEFAULT_REFUSAL
 from softfold.errors import UserError
 from softfold.load import BaseModel
 from softfold.reference import Reference
@@ -50,15 +51,12 @@ def prompt_form(prompt: str) -> str:
 
 def load_set(path: Path, label: Label) -> PromptSet:
     """A labelled prompt file: .txt (one prompt per line) or .jsonl ({"prompt": ..., "form": ...} per line)."""
-    prompts = read_prompts(path)
-    forms = [prompt_form(p) for p in prompts]
-    if Path(path).suffix == ".jsonl":
-        rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-        forms = [row.get("form") or f for row, f in zip(rows, forms)]
-        unknown = sorted(set(forms) - set(FORMS))
-        if unknown:
-            raise UserError(f"{path}: unknown prompt form(s) {unknown}: use one of {', '.join(FORMS)}")
-    return PromptSet(Path(path).stem, label, tuple(prompts), tuple(forms))
+    records = read_prompt_records(path)
+    forms = [r.get("form") or prompt_form(r["prompt"]) for r in records]
+    unknown = sorted(set(forms) - set(FORMS))
+    if unknown:
+        raise UserError(f"{path}: unknown prompt form(s) {unknown}: use one of {', '.join(FORMS)}")
+    return PromptSet(Path(path).stem, label, tuple(r["prompt"] for r in records), tuple(forms))
 
 
 @dataclass(frozen=True)
@@ -66,9 +64,13 @@ class SetResult:
     prompt_set: PromptSet
     replies: tuple[str, ...]
 
-    @property
+    @cached_property
     def refused(self) -> tuple[bool, ...]:
         return tuple(map(is_refusal, self.replies))
+
+    @property
+    def answered(self) -> list[str]:
+        return [t for t, r in zip(self.replies, self.refused) if not r]
 
     def refusal_rate(self, form: str | None = None) -> float:
         picked = [r for r, f in zip(self.refused, self.prompt_set.forms) if form in (None, f)]
@@ -81,8 +83,7 @@ class SetResult:
 
     def trailing_apology_rate(self) -> float:
         """Of the answered prompts, the fraction whose reply declines after answering."""
-        answered = [t for t, r in zip(self.replies, self.refused) if not r]
-        return sum(map(trailing_apology, answered)) / max(len(answered), 1)
+        return sum(map(trailing_apology, self.answered)) / max(len(self.answered), 1)
 
 
 @dataclass(frozen=True)
@@ -117,9 +118,8 @@ def evaluate(base: BaseModel, sets: list[PromptSet], soft_prompt: Path | None = 
         results["base"] = SystemResult(tuple(SetResult(s, tuple(replies(plain, list(s.prompts), max_new_tokens,
                                                                         f"base, {s.name}"))) for s in sets))
         if guard is not None:
-            refusal = "I'm sorry, but I can't help with that."
             results["dual"] = SystemResult(tuple(
-                SetResult(r.prompt_set, tuple(refusal if f else t for f, t in zip(guard.flags(list(r.prompt_set.prompts)),
+                SetResult(r.prompt_set, tuple(DEFAULT_REFUSAL if f else t for f, t in zip(guard.flags(list(r.prompt_set.prompts)),
                                                                                   r.replies)))
                 for r in results["base"].sets))
     if soft_prompt is not None:
@@ -140,9 +140,8 @@ def markdown(results: dict[str, SystemResult]) -> str:
     lines = [f"| system | {head} | trailing apology (answered benign) | same decision as the fp32 soft prompt |",
              "|---" * (len(sets) + 3) + "|"]
     for name, system in results.items():
-        benign = [s for s in system.sets if s.prompt_set.label is Label.BENIGN]
-        answered = sum(1 - s.refusal_rate() for s in benign)
-        apology = (sum(s.trailing_apology_rate() * (1 - s.refusal_rate()) for s in benign) / answered) if answered else 0
+        answered = [t for s in system.sets if s.prompt_set.label is Label.BENIGN for t in s.answered]
+        apology = sum(map(trailing_apology, answered)) / max(len(answered), 1)
         agree = f"{system.agreement(fp32):.1%}" if fp32 and name != "soft_prompt" else "-"
         lines.append(f"| {name} | " + " | ".join(f"{s.correct_rate():.1%}" for s in system.sets)
                      + f" | {apology:.1%} | {agree} |")

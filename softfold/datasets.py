@@ -46,22 +46,30 @@ HARMFUL = [
 DEFAULT_PROMPTS = BENIGN + HARMFUL
 
 
-def read_prompts(path: str | Path) -> list[str]:
-    """One prompt per line (.txt; blank lines and lines starting with '#' skipped), or JSON lines with a
-    "prompt" field (.jsonl)."""
+def read_prompt_records(path: str | Path) -> list[dict]:
+    """One prompt per line (.txt; blank lines and lines starting with '#' skipped) as {"prompt": line}, or JSON
+    lines with a "prompt" field and any others ("form", ...) (.jsonl)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"prompt file not found: {path}: pass a .txt (one prompt per line) or .jsonl file")
     lines = [line.strip() for line in path.read_text().splitlines()]
     lines = [line for line in lines if line and not line.startswith("#")]
+    records = [{"prompt": line} for line in lines]
     if path.suffix == ".jsonl":
         try:
-            lines = [json.loads(line)["prompt"].strip() for line in lines]
+            records = [json.loads(line) for line in lines]
+            for record in records:
+                record["prompt"] = record["prompt"].strip()
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
             raise UserError(f"{path}: every line must be a JSON object with a \"prompt\" string ({e})") from None
-    if not lines:
+    if not records:
         raise UserError(f"prompt file {path} holds no prompts")
-    return lines
+    return records
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """The prompts of a prompt file (see `read_prompt_records`)."""
+    return [record["prompt"] for record in read_prompt_records(path)]
 
 
 def read_prompt_files(paths: tuple[Path, ...]) -> list[str]:
