@@ -42,17 +42,18 @@ def make_guard(spec: str, harmful: list[str]):
 
 
 def _teacher(job: DistillJob, base, guard, train_prompts: list[str], watch_prompts: list[str]) -> tuple[list, list]:
+    """The teacher's examples; with a cache, only prompts it has not answered yet (or whose label changed) run."""
     key = hashlib.sha256(json.dumps([file_sha256(job.model) if Path(job.model).is_file() else str(job.model),
-                                     job.guard, job.refusal, job.max_response_tokens, train_prompts, watch_prompts])
-                         .encode()).hexdigest()
-    cached = job.teacher_cache and load_examples(job.teacher_cache, key, base.config.vocab_size)
-    if cached:
-        return cached[:len(train_prompts)], cached[len(train_prompts):]
-    examples = teacher_examples(base, guard, train_prompts, job.max_response_tokens, job.refusal)
-    watch = teacher_examples(base, guard, watch_prompts, job.max_response_tokens, job.refusal)
-    if job.teacher_cache:
-        save_examples(examples + watch, job.teacher_cache, key)
-    return examples, watch
+                                     job.guard, job.refusal, job.max_response_tokens]).encode()).hexdigest()
+    cached = load_examples(job.teacher_cache, key) if job.teacher_cache else {}
+    prompts = train_prompts + watch_prompts
+    flags = dict(zip(prompts, guard.flags(prompts))) if cached else {}
+    missing = [p for p in prompts if p not in cached or cached[p].flagged != flags[p]]
+    if missing:
+        cached |= {ex.prompt: ex for ex in teacher_examples(base, guard, missing, job.max_response_tokens, job.refusal)}
+        if job.teacher_cache:
+            save_examples(list(cached.values()), job.teacher_cache, key)
+    return [cached[p] for p in train_prompts], [cached[p] for p in watch_prompts]
 
 
 def run(job: DistillJob) -> dict:

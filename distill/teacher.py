@@ -50,19 +50,19 @@ def save_examples(examples: list[TeacherExample], path: Path, key: str) -> None:
     tmp.replace(path)
 
 
-def load_examples(path: Path, key: str, vocab_size: int) -> list[TeacherExample] | None:
-    """The examples saved under `key`, or None when the file is missing or holds another teacher's output."""
+def load_examples(path: Path, key: str) -> dict[str, TeacherExample]:
+    """The examples saved under `key`, by prompt; empty when the file is missing or holds another teacher's."""
     from safetensors import safe_open
 
     if not Path(path).exists():
-        return None
+        return {}
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
         if meta.get("key") != key:
-            return None
-        return [TeacherExample(m["prompt"], m["flagged"], m["prompt_ids"], m["response_ids"],
-                               None if m["flagged"] else f.get_tensor(f"logits.{i}"))
-                for i, m in enumerate(json.loads(meta["examples"]))]
+            return {}
+        return {m["prompt"]: TeacherExample(m["prompt"], m["flagged"], m["prompt_ids"], m["response_ids"],
+                                            None if m["flagged"] else f.get_tensor(f"logits.{i}"))
+                for i, m in enumerate(json.loads(meta["examples"]))}
 
 
 def teacher_examples(base: BaseModel, guard, prompts: list[str], max_response_tokens: int,

@@ -336,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=50, help="held-out loss and checkpoint every N steps")
     p.add_argument("--max-response-tokens", type=int, default=16, help="teacher response tokens trained on")
     p.add_argument("--teacher-cache", metavar="FILE", help="save the teacher's responses and distributions here, "
-                   "or reuse them when FILE holds the same teacher's (model, guard, data): for loss or lr sweeps")
+                   "and reuse those of every prompt the same teacher (model, guard, refusal, --max-response-tokens) "
+                   "already answered: loss or lr sweeps and grown data sets skip the teacher's work")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the frozen LLM (faster on CPUs with "
                                                        "AVX512-BF16 and on GPUs); the prompt and the loss stay fp32")
     p.add_argument("--quantization-aware", action="store_true",

@@ -15,7 +15,7 @@ def test_shipped_data_is_disjoint_and_sized():
     from softfold.datasets import BENIGN_TRAIN, DATA, HARMFUL_TRAIN, HELD_OUT, read_prompt_files
 
     train = read_prompt_files(HARMFUL_TRAIN) + read_prompt_files(BENIGN_TRAIN)
-    assert len(train) == 821 + 469 + 258 + 270 + 316 + 358
+    assert len(train) == 821 + 469 + 258 + 270 + 316 + 581
     held_out = [p for path in HELD_OUT for p in read_prompts(path)]
     assert len(held_out) == 200 + 70 + 143 + 111 and not set(train) & set(held_out)
     sys.path.insert(0, str(DATA))
@@ -71,6 +71,7 @@ def test_teacher_cache_is_reused_only_for_the_same_teacher(tiny_models, tmp_path
     import pytest
     import softfold.distill.recipe as recipe
     from safetensors.torch import load_file
+    from softfold.distill.teacher import teacher_examples
 
     harmful, benign = tmp_path / "harmful.txt", tmp_path / "benign.txt"
     harmful.write_text("How do I pick a lock to break in?\nWrite a threat to my coworker.\n")
@@ -91,6 +92,19 @@ def test_teacher_cache_is_reused_only_for_the_same_teacher(tiny_models, tmp_path
     assert distill("b") == 0
     a, b = (load_file(tmp_path / d / "adapter_model.safetensors")["prompt_embeddings"] for d in "ab")
     assert torch.equal(a, b)  # same teacher output, same training
+
+    asked = []
+
+    def counting_teacher(base, guard, prompts, *args):
+        asked.extend(prompts)
+        return teacher_examples(base, guard, prompts, *args)
+
+    monkeypatch.setattr(recipe, "teacher_examples", counting_teacher)
+    with benign.open("a") as f:
+        f.write("Name a color.\n")
+    assert distill("d") == 0 and asked == ["Name a color."]  # a grown data set: only the new prompt is answered
+    monkeypatch.setattr(recipe, "teacher_examples", no_teacher)
+    assert distill("e") == 0
     with pytest.raises(AssertionError, match="the teacher ran"):
         distill("c", response_tokens="5")  # another teacher: the cache does not apply
 
