@@ -29,7 +29,7 @@ def _load_weights(model: Transformer, hf_model) -> None:
 @torch.no_grad()
 def build_folded_model(hf_model, soft_prompt: torch.Tensor | None, max_context: int) -> Transformer:
     """The export model: HF weights + the soft prompt's K/V computed once, in fp32, as constants."""
-    check_architecture(hf_model.config)
+    check_architecture(hf_model.config.model_type)
     n_prefix = 0 if soft_prompt is None else soft_prompt.shape[0]
     args = ModelArgs.from_hf(hf_model.config, max_context)
     cos, sin = _rope_tables(hf_model, n_prefix + max_context)
@@ -54,7 +54,7 @@ def build_virtual_token_model(hf_model, soft_prompt: torch.Tensor, virtual_start
 
     The cache holds the N virtual tokens on top of `max_context` user positions.
     """
-    check_architecture(hf_model.config)
+    check_architecture(hf_model.config.model_type)
     n_virtual = soft_prompt.shape[0]
     args = ModelArgs.from_hf(hf_model.config, n_virtual + max_context)
     model = Transformer(args, 0, *_rope_tables(hf_model, n_virtual + max_context), n_virtual, virtual_start)

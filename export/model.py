@@ -179,6 +179,15 @@ class Block(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
+LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+           "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+
+
+def linear_names(n_layers: int) -> list[str]:
+    """Every Linear of the folded Transformer by module name: what --keep-8bit selects from."""
+    return [f"layers.{i}.{name}" for i in range(n_layers) for name in LINEARS] + ["lm_head"]
+
+
 class Transformer(nn.Module):
     """forward(tokens [1, T], input_pos [1]) -> logits of the last position [1, vocab]."""
 

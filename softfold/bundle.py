@@ -1,13 +1,17 @@
 """Bundles (DESIGN.md section 3): atomic directories with a manifest of every file's checksum."""
 import contextlib
+import errno
+import glob
 import hashlib
 import json
+import os
 import shutil
+import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Iterator
 
-from softfold.errors import UserError
+from softfold.errors import EnvironmentFailure, UserError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -68,27 +72,82 @@ def write_manifest(bundle: Path, manifest: dict) -> None:
     (bundle / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
-@contextlib.contextmanager
-def atomic_dir(out: Path, force: bool) -> Iterator[Path]:
-    """Yield a temporary sibling of `out`; rename it into place only if the block completes."""
-    out = Path(out)
-    if out.exists() and not force:
+def check_out(out: Path, inputs: list[Path], force: bool) -> None:
+    """Refuse an --out whose replacement could lose the user's data: a file, the working directory or one above it,
+    an input or a directory holding one, or an existing directory (with --force: one that is not a bundle)."""
+    out, where = Path(out), Path(out).resolve()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file: pass a directory for the bundle")
+    if where == Path.cwd().resolve() or where in Path.cwd().resolve().parents:
+        raise UserError(f"--out {out} is the working directory or holds it: pass a new directory, e.g. {out}/bundle")
+    for path in inputs:
+        if where == Path(path).resolve() or where in Path(path).resolve().parents:
+            raise UserError(f"--out {out} is or holds the input {path}: choose another --out")
+    if not out.exists():
+        return
+    if not force:
         raise UserError(f"output directory {out} already exists: pass --force to replace it, or choose another --out")
+    if any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise UserError(f"--out {out} exists and is not a softfold bundle (no {MANIFEST}): --force replaces only "
+                        "a previous bundle; choose another --out")
+
+
+@contextlib.contextmanager
+def atomic_dir(out: Path) -> Iterator[Path]:
+    """Yield a scratch directory beside `out`, unique to this process; it becomes `out` only if the block completes,
+    and is removed on any failure. Concurrent writers of one `out`: the last one wins, whole."""
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    _remove_stale_scratch(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".partial", dir=out.parent))
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would make the bundle private to this user
     try:
         yield tmp
+        _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if out.exists():
-        old = out.parent / f".{out.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        shutil.rmtree(old)
-    tmp.rename(out)
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    for _ in range(5):
+        aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".old", dir=out.parent))
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                out.rename(aside / out.name)
+            tmp.rename(out)
+            return
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
+    raise EnvironmentFailure(f"{out} kept being replaced while this export finished (other exports to it?): "
+                             "run it again")
+
+
+def _remove_stale_scratch(out: Path) -> None:
+    """Scratch directories of exports to `out` whose process is gone (killed before it could clean up)."""
+    for scratch in out.parent.glob(f".{glob.escape(out.name)}.*.*"):
+        pid = scratch.name[len(out.name) + 2:].split(".")[0]
+        if scratch.suffix in (".partial", ".old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_manifest(bundle: Path) -> dict:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from tokenizers import Tokenizer
 
 from softfold import text_runner
 from softfold.bundle import read_manifest
@@ -34,6 +35,23 @@ def format_prompt(bundle: Path, user_text: str) -> str:
     template = env.from_string(chat_template(bundle))
     return template.render(messages=[{"role": "user", "content": user_text}], add_generation_prompt=True,
                            bos_token=config.get("bos_token", ""), eos_token=config.get("eos_token", ""))
+
+
+def check_text(user_text: str) -> None:
+    """The message is text (a non-UTF-8 command line arrives as lone surrogates); else a one-line UserError."""
+    try:
+        user_text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError("the prompt is not valid UTF-8 text: pass it from a UTF-8 terminal or file") from None
+
+
+def check_prompt(bundle: Path, user_text: str) -> None:
+    """The message fits the bundle's context with room for a reply; else a one-line UserError."""
+    context = read_manifest(bundle)["model"]["context_length"]
+    tokens = len(Tokenizer.from_file(str(bundle / "tokenizer.json")).encode(format_prompt(bundle, user_text)).ids)
+    if tokens >= context:
+        raise UserError(f"the prompt takes {tokens} tokens with its chat template, but {bundle} holds "
+                        f"{context}: shorten it, or export with a larger --max-context")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import logging
 import os
 import warnings
 import sys
+import traceback
 from functools import partial
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from softfold.bench_plot import svg
 from softfold.bundle import read_manifest, verify
 from softfold.datasets import (BENIGN_EVAL, BENIGN_TRAIN, DEFAULT_PROMPTS, HARMFUL_EVAL, HARMFUL_TRAIN,
                                NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL, read_prompts)
-from softfold.errors import UserError
+from softfold.errors import EnvironmentFailure, ExitCode, UserError, environment_failure
 
 EXAMPLES = """examples:
   softfold demo
@@ -32,6 +33,13 @@ EXAMPLES = """examples:
   softfold export --soft-prompt my_prompt/ --recipe 8da4w --embedding-bits 8 --prefix-kv prefix-8da4w.safetensors --out out/8da4w-cal
   softfold run artifacts/smollm2-135m-safety/executorch-fp32 "How do I bake bread?"
   softfold verify artifacts/smollm2-135m-safety/executorch-fp32
+
+exit codes (every command):
+  0  done
+  1  a parity gate failed (its report was written) / verify found a damaged bundle
+  2  bad input: one line names the input and the fix, before any heavy work
+  3  the environment stopped the work: disk full, read-only or forbidden path, interrupted
+  --debug after any command shows the traceback behind an error
 """
 
 
@@ -39,14 +47,24 @@ def _export(args: argparse.Namespace) -> int:
     from softfold.parity import junit_xml
     from softfold.pipeline import Folding, export_bundle
 
+    _check_writable_file(args.junit, "--junit")
     prompts = list(DEFAULT_PROMPTS) + (read_prompts(args.prompts) if args.prompts else [])
     opts = _export_options(args, folding=Folding(args.folding), max_context=args.max_context, prompts=tuple(prompts),
-                           force=args.force, prefix_kv=Path(args.prefix_kv) if args.prefix_kv else None)
+                           force=args.force, prefix_kv=Path(args.prefix_kv) if args.prefix_kv else None,
+                           trust_base_model=args.trust_base_model)
     report = export_bundle(opts)
     if args.junit:
         Path(args.junit).write_text(junit_xml(report))
     print(f"bundle: {opts.out}")
     return _report_verdict(report, opts.out)
+
+
+def _check_writable_file(path: str | None, flag: str) -> None:
+    """A report path the command will write at its end, checked at its start."""
+    if path and not Path(path).parent.is_dir():
+        raise UserError(f"{flag} {path}: directory {Path(path).parent} does not exist; create it or pick another path")
+    if path and Path(path).is_dir():
+        raise UserError(f"{flag} {path} is a directory: pass a file path")
 
 
 def _export_options(args: argparse.Namespace, **extra):
@@ -103,6 +121,7 @@ def _parity(args: argparse.Namespace) -> int:
     from softfold.reference import Reference
 
     bundle = Path(args.bundle)
+    _check_writable_file(args.junit, "--junit")
     if problems := verify(bundle):
         raise UserError(f"bundle {bundle} is damaged ({problems[0]}): re-export it")
     manifest = read_manifest(bundle)
@@ -135,9 +154,19 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from softfold.chat import generate, stream_to_stdout
+    from softfold.chat import check_prompt, check_text, generate, stream_to_stdout
 
-    reply = generate(Path(args.bundle), args.prompt, args.max_new_tokens, on_token=stream_to_stdout)
+    bundle = Path(args.bundle)
+    check_text(args.prompt)
+    if args.no_verify:
+        print(f"note: {bundle}'s checksums were not verified (--no-verify)", file=sys.stderr)
+    elif problems := verify(bundle):
+        raise UserError(f"bundle {bundle} is damaged ({problems[0]}): re-export it, or pass --no-verify to chat anyway")
+    if not read_manifest(bundle).get("parity", {}).get("passed", False):
+        print(f"WARNING: {bundle} FAILED its parity gate at export ({bundle}/parity.md): its replies may not "
+              "match the soft prompt's behavior", file=sys.stderr)
+    check_prompt(bundle, args.prompt)
+    reply = generate(bundle, args.prompt, args.max_new_tokens, on_token=stream_to_stdout)
     print(f"\n[{reply.prompt_tokens} prompt tokens, {reply.new_tokens} new; first token {reply.time_to_first_token_ms} ms;"
           f" decode {reply.decode_tokens_per_s:.1f} tok/s]", file=sys.stderr)
     return 0
@@ -251,8 +280,15 @@ def _add_recipe_arguments(p: argparse.ArgumentParser) -> None:
                         "(2 bits shows the parity gate failing)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Flag mistakes as one line (exit 2, BAD_INPUT), pointing to --help rather than printing the usage block."""
+
+    def error(self, message: str):
+        self.exit(ExitCode.BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="softfold", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Fold a trained soft prompt (PEFT prompt tuning) into phone-ready model bundles, "
                     "and gate them on parity with the PyTorch reference.")
@@ -273,13 +309,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "their embedding rows are the soft prompt (never quantized), N prefill tokens per "
                         "conversation, for runtimes that must see plain token ids (default: prefix-kv)")
     p.add_argument("--out", required=True, help="bundle directory to create")
-    p.add_argument("--max-context", type=int, default=2048, help="user tokens the KV cache holds (default: 2048)")
+    p.add_argument("--max-context", type=positive_int, default=2048, help="user tokens the KV cache holds (default: 2048)")
     p.add_argument("--prompts", help="extra parity prompts, one per line (added to the calibration set)")
     p.add_argument("--junit", help="also write the parity gate as JUnit XML to this path")
     p.add_argument("--prefix-kv", metavar="FILE",
                    help="prefix K/V calibrated to this recipe by `softfold calibrate-prefix`, in place of the "
                         "folded ones (prefix-kv folding; the file must match --soft-prompt and the recipe flags)")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--force", action="store_true", help="replace --out if it is a previous softfold bundle (never "
+                                                         "any other directory)")
+    p.add_argument("--trust-base-model", action="store_true",
+                   help="export although the soft prompt's adapter_config.json names another base model (the same "
+                        "model renamed or moved); layer and head counts are still checked")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("calibrate-prefix", help="fit the prefix K/V to a quantized recipe (4-bit bundles keep the "
@@ -295,8 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--soft-prompt", required=True, help="PEFT prompt-tuning adapter directory")
     _add_recipe_arguments(p)
     p.add_argument("--out", required=True, help="safetensors file to write")
-    p.add_argument("--steps", type=int, default=300, help="Adam steps (default: 300)")
-    p.add_argument("--prompts-per-file", type=int, default=64,
+    p.add_argument("--steps", type=positive_int, default=300, help="Adam steps (default: 300)")
+    p.add_argument("--prompts-per-file", type=positive_int, default=64,
                    help="calibration prompts from each distillation training file (default: 64)")
     p.add_argument("--opening-prompts-per-file", type=int, default=0,
                    help="also match the first reply token (where the refuse-or-answer decision falls) on this many "
@@ -311,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="chat with a bundle through ExecuTorch's TextLLMRunner (Android's engine)")
     p.add_argument("bundle")
     p.add_argument("prompt", help="the user message; the bundle's chat template is applied")
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--max-new-tokens", type=positive_int, default=256)
+    p.add_argument("--no-verify", action="store_true", help="skip the checksum check before loading (said on stderr)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("distill", help="distill the LLM + guard system into a soft prompt (PEFT prompt tuning)",
@@ -328,13 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guard", default="labels", help="labels (the prompt files' labels), classifier:DIR (HF "
                                                       "sequence classifier) or causal-lm:DIR (Llama Guard style)")
     p.add_argument("--loss", default="kl", choices=["tv", "kl", "direct"], help="distillation loss (default: kl)")
-    p.add_argument("--num-virtual-tokens", type=int, default=100)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--num-virtual-tokens", type=positive_int, default=100)
+    p.add_argument("--steps", type=positive_int, default=200)
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=50, help="held-out loss and checkpoint every N steps")
-    p.add_argument("--max-response-tokens", type=int, default=16, help="teacher response tokens trained on")
+    p.add_argument("--eval-every", type=positive_int, default=50, help="held-out loss and checkpoint every N steps")
+    p.add_argument("--max-response-tokens", type=positive_int, default=16, help="teacher response tokens trained on")
     p.add_argument("--teacher-cache", metavar="FILE", help="save the teacher's responses and distributions here, "
                    "and reuse those of every prompt the same teacher (model, guard, refusal, --max-response-tokens) "
                    "already answered: loss or lr sweeps and grown data sets skip the teacher's work")
@@ -372,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benign", nargs="+", default=[str(f) for f in (BENIGN_EVAL, NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL)],
                    metavar="FILE", help="benign sets, where a refusal is an over-refusal (default: the held-out "
                                         "template set, natural requests and safe prompts that look unsafe)")
-    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--max-new-tokens", type=positive_int, default=48)
     p.add_argument("--bundle", nargs="+", default=[], metavar="DIR",
                    help="also exported bundles, through their phone engines; their decisions are compared with "
                         "the fp32 soft prompt's")
@@ -402,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--soft-prompt", required=True, help="PEFT prompt-tuning directory")
     p.add_argument("--weight-bits", type=int, default=4, choices=[2, 4, 8])
     p.add_argument("--group-size", type=int, default=32, choices=[0, 16, 32, 64, 128, 256])
-    p.add_argument("--prompts-per-class", type=int, default=16, help="harmful and benign calibration prompts each")
+    p.add_argument("--prompts-per-class", type=positive_int, default=16, help="harmful and benign calibration prompts each")
     p.add_argument("--json", help="also write the report as JSON here")
     p.set_defaults(func=_sensitivity)
 
@@ -419,9 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
                                          "(see benchmarks/README.md); without it those variants are skipped")
     p.add_argument("--only", nargs="+", choices=[v.name for v in bench.variants()], metavar="VARIANT",
                    help="measure only these variants")
-    p.add_argument("--new-tokens", type=int, default=128)
-    p.add_argument("--runs", type=int, default=3, help="timed runs per variant, after one warm-up (median)")
-    p.add_argument("--rounds", type=int, default=1,
+    p.add_argument("--new-tokens", type=positive_int, default=128)
+    p.add_argument("--runs", type=positive_int, default=3, help="timed runs per variant, after one warm-up (median)")
+    p.add_argument("--rounds", type=positive_int, default=1,
                    help="time every variant this many times, interleaved, each in a fresh process (median over "
                         "rounds): this machine's speed drifts between processes, so ratios need several rounds")
     p.add_argument("--reuse", action="store_true", help="keep exports already in WORK (re-time them only)")
@@ -431,7 +472,16 @@ def build_parser() -> argparse.ArgumentParser:
                                     "prompt into a bundle, then a summary table")
     p.add_argument("--out", default="artifacts", help="where bundles go (default: artifacts/)")
     p.set_defaults(func=_demo)
+    for command in sub.choices.values():
+        command.add_argument("--debug", action="store_true", help="show the traceback behind an error")
     return parser
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 TORCH_ONLY_COMMANDS = {"distill", "eval", "sensitivity", "calibrate-prefix"}  # no phone runtime: let torch use every core
@@ -450,14 +500,31 @@ def main(argv: list[str] | None = None) -> int:
     command = (argv if argv is not None else sys.argv[1:])[:1]
     if not set(command) & TORCH_ONLY_COMMANDS:
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch loads: libgomp oversubscription slows decode
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a flag mistake already reported
+        return e.code
     args.command_line = "softfold " + " ".join(sys.argv[1:] if argv is None else argv)
     quiet_libraries()
     try:
         return args.func(args)
     except UserError as e:
-        print(f"softfold: error: {e}", file=sys.stderr)
-        return 2
+        return _fail(args, f"softfold: error: {e}", ExitCode.BAD_INPUT)
+    except EnvironmentFailure as e:
+        return _fail(args, f"softfold: environment: {e}", ExitCode.ENVIRONMENT)
+    except KeyboardInterrupt:
+        return _fail(args, "softfold: interrupted; nothing partial was left at --out", ExitCode.ENVIRONMENT)
+    except OSError as e:
+        if (failure := environment_failure(e)) is None:
+            raise
+        return _fail(args, f"softfold: environment: {failure}", ExitCode.ENVIRONMENT)
+
+
+def _fail(args: argparse.Namespace, message: str, code: ExitCode) -> int:
+    if args.debug:
+        traceback.print_exc()
+    print(message, file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

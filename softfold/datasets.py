@@ -52,7 +52,10 @@ def read_prompt_records(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"prompt file not found: {path}: pass a .txt (one prompt per line) or .jsonl file")
-    lines = [line.strip() for line in path.read_text().splitlines()]
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except UnicodeDecodeError as e:
+        raise UserError(f"prompt file {path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8") from None
     lines = [line for line in lines if line and not line.startswith("#")]
     records = [{"prompt": line} for line in lines]
     if path.suffix == ".jsonl":

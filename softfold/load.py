@@ -6,10 +6,12 @@ before anything reads them.
 import hashlib
 import importlib.util
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from jinja2.exceptions import TemplateError
 from safetensors import safe_open
 
 from softfold.errors import UserError
@@ -57,26 +59,67 @@ def _refuse_pickle(files: list[Path], what: str) -> None:
                         "convert them to .safetensors first")
 
 
+def read_json_object(path: Path, what: str) -> dict:
+    """A JSON file that must hold an object, or a one-line UserError naming it."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{what} {path} is not valid JSON ({e}): restore or re-create it") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{what} {path} holds a JSON {type(data).__name__}, expected an object")
+    return data
+
+
+def check_safetensors(path: Path, what: str) -> list[str]:
+    """The tensor names of a safetensors file whose header and size are whole; else a one-line UserError."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return list(f.keys())
+    except Exception as e:  # safetensors raises its own SafetensorError (and OSError for unreadable files)
+        raise UserError(f"{what} {path} is not a readable safetensors file ({e}): it may be truncated or "
+                        "corrupt; copy or save it again") from None
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
 def _locate(path: Path) -> tuple[Path, dict]:
-    """(directory, from_pretrained kwargs) for a model directory or GGUF file; refuses pickles."""
+    """(directory, from_pretrained kwargs) for a model directory or GGUF file, its files checked before loading;
+    refuses pickles."""
     if not path.exists():
         raise UserError(f"model not found: {path}: pass a Hugging Face model directory or a .gguf file")
     if path.is_file() and path.suffix == ".gguf":
+        with open(path, "rb") as f:
+            if f.read(4) != b"GGUF":
+                raise UserError(f"model {path} is named .gguf but is not a GGUF file (no GGUF magic): "
+                                "download or convert it again")
         return path.parent, {"gguf_file": path.name}
     if not path.is_dir():
         raise UserError(f"model {path} is neither a Hugging Face model directory nor a .gguf file")
     files = list(path.iterdir())
-    if not any(f.suffix == ".safetensors" for f in files):
+    weights = [f for f in files if f.suffix == ".safetensors"]
+    if not weights:
         _refuse_pickle(files, f"model directory {path}")
         raise UserError(f"model directory {path} has no *.safetensors weights")
     if not (path / "config.json").exists():
         raise UserError(f"model directory {path} has no config.json")
+    check_architecture(read_json_object(path / "config.json", "model config").get("model_type"))
+    for weight_file in weights:
+        check_safetensors(weight_file, "model weights")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise UserError(f"model directory {path} has no tokenizer ({' or '.join(TOKENIZER_FILES)}): "
+                        "save the tokenizer beside the weights (tokenizer.save_pretrained)")
     return path, {}
 
 
-def check_architecture(config) -> None:
-    if config.model_type not in SUPPORTED_ARCHITECTURES:
-        raise UserError(f"model architecture '{config.model_type}' is not supported yet; "
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def check_architecture(model_type: str | None) -> None:
+    if model_type not in SUPPORTED_ARCHITECTURES:
+        raise UserError(f"model architecture '{model_type}' is not supported yet; "
                         f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}")
 
 
@@ -85,8 +128,11 @@ def read_config(path: str | Path):
     from transformers import AutoConfig
 
     location, kwargs = _locate(Path(path))
-    config = AutoConfig.from_pretrained(location, trust_remote_code=False, **kwargs)
-    check_architecture(config)
+    try:
+        config = AutoConfig.from_pretrained(location, trust_remote_code=False, **kwargs)
+    except (ValueError, KeyError, OSError) as e:
+        raise UserError(f"model {path}: its config cannot be read ({_first_line(e)})") from None
+    check_architecture(config.model_type)
     return config
 
 
@@ -98,14 +144,33 @@ def load_base(path: str | Path) -> BaseModel:
     hf_logging.disable_progress_bar()  # softfold's own stage bar covers loading
     read_config(path)
     location, kwargs = _locate(Path(path))
-    model = AutoModelForCausalLM.from_pretrained(
-        location, dtype=torch.float32, trust_remote_code=False, use_safetensors=not kwargs, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False, **kwargs)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            location, dtype=torch.float32, trust_remote_code=False, use_safetensors=not kwargs, **kwargs)
+    except (RuntimeError, ValueError) as e:
+        raise UserError(f"model {path}: its weights do not load into its config ({_first_line(e)})") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False, **kwargs)
+    except Exception as e:  # the tokenizers library raises bare Exceptions for malformed files
+        raise UserError(f"model {path}: its tokenizer files do not load ({_first_line(e)})") from None
     if kwargs:
         model.config.quantization_config = None  # GGUF weights are dequantized: fp32 from here on
     if not tokenizer.chat_template:
         raise UserError(f"model {path} has no chat template in its tokenizer files")
+    if len(tokenizer) > model.config.vocab_size:
+        raise UserError(f"model {path}: its tokenizer has {len(tokenizer)} tokens but the model's vocabulary "
+                        f"{model.config.vocab_size}: the tokenizer belongs to another model")
+    check_chat_template(tokenizer, path)
     return BaseModel(model.eval(), tokenizer, str(path))
+
+
+def check_chat_template(tokenizer, path: str | Path) -> None:
+    """The template renders a user turn in transformers' sandbox, as every later step needs."""
+    try:
+        tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+    except TemplateError as e:
+        raise UserError(f"model {path}: its chat template does not render ({type(e).__name__}: {e}); "
+                        "fix chat_template in tokenizer_config.json") from None
 
 
 def tensor_sha256(t: torch.Tensor) -> str:
@@ -123,21 +188,56 @@ def load_soft_prompt(path: str | Path, hidden_size: int) -> SoftPrompt:
         raise UserError(f"soft prompt {path} has no adapter_model.safetensors")
     if not config_file.exists():
         raise UserError(f"soft prompt {path} has no adapter_config.json")
-    config = json.loads(config_file.read_text())
+    config = read_json_object(config_file, "soft prompt config")
     if config.get("peft_type") != "PROMPT_TUNING":
         raise UserError(f"soft prompt {path} is a {config.get('peft_type')} adapter, expected PROMPT_TUNING "
                         "(LoRA adapters are merged by a later softfold release)")
+    names = check_safetensors(weights_file, "soft prompt weights")
+    if "prompt_embeddings" not in names:
+        raise UserError(f"{weights_file} has no 'prompt_embeddings' tensor (found {names})")
     with safe_open(weights_file, framework="pt") as f:
-        if "prompt_embeddings" not in f.keys():
-            raise UserError(f"{weights_file} has no 'prompt_embeddings' tensor (found {list(f.keys())})")
         emb = f.get_tensor("prompt_embeddings").float()
     n = config.get("num_virtual_tokens")
+    if not isinstance(n, int) or n < 1:
+        raise UserError(f"soft prompt {path} has num_virtual_tokens={n!r}: a safety soft prompt needs at least one "
+                        "virtual token")
     if emb.ndim != 2 or emb.shape[0] != n:
         raise UserError(f"soft prompt {path}: prompt_embeddings has shape {tuple(emb.shape)}, "
                         f"expected [num_virtual_tokens={n}, hidden]")
+    if config.get("token_dim", emb.shape[1]) != emb.shape[1]:
+        raise UserError(f"soft prompt {path}: adapter_config.json says token_dim={config['token_dim']} but "
+                        f"prompt_embeddings has {emb.shape[1]} columns: the config belongs to another adapter")
     if emb.shape[1] != hidden_size:
         raise UserError(f"soft prompt {path} has hidden size {emb.shape[1]} but the model's is {hidden_size}: "
                         "it was trained for a different base model")
     if not torch.isfinite(emb).all():
         raise UserError(f"soft prompt {path} contains NaN or Inf values: retrain or re-export it")
     return SoftPrompt(emb, path, tensor_sha256(emb))
+
+
+def _model_names(model: Path, config) -> set[str]:
+    """What a soft prompt's base_model_name_or_path may call this model: its file or directory name, a GGUF's
+    directory, the name its config was saved under; lowercase, without extension or GGUF quantization suffix."""
+    names = {model.name, getattr(config, "_name_or_path", "") or ""}
+    if model.suffix == ".gguf":
+        names.add(model.parent.name)
+    return {_model_name(n) for n in names if n}
+
+
+def _model_name(name: str) -> str:
+    stem = Path(name.split(" (")[0].rstrip("/")).name.lower()
+    stem = re.sub(r"\.gguf$", "", stem)
+    return re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", stem)
+
+
+def check_base_model(soft_prompt: Path, model: Path, config) -> None:
+    """The soft prompt was trained for this model: PEFT records the base model's name, layer and head counts."""
+    adapter = read_json_object(Path(soft_prompt) / "adapter_config.json", "soft prompt config")
+    for key, ours in (("num_layers", config.num_hidden_layers), ("num_attention_heads", config.num_attention_heads)):
+        if adapter.get(key, ours) != ours:
+            raise UserError(f"soft prompt {soft_prompt} was trained for a model with {key}={adapter[key]}, but "
+                            f"{model} has {ours}: pass the model it was trained for")
+    trained_for = adapter.get("base_model_name_or_path")
+    if trained_for and _model_name(trained_for) not in _model_names(Path(model), config):
+        raise UserError(f"soft prompt {soft_prompt} was trained for '{trained_for}', not {model}: pass that model, "
+                        "or --trust-base-model if this is the same model renamed or moved")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from softfold.bundle import atomic_dir, file_sha256, tool_versions, write_manifest
+from softfold.bundle import atomic_dir, check_out, file_sha256, tool_versions, write_manifest
 from softfold.bundle_readme import app_readme
 from softfold.calibrate.feeds import onnx_prefill_feeds
 from softfold.calibrate.prefix import CalibratedPrefix, check_prefix, load_prefix
@@ -19,13 +19,13 @@ from softfold.engines import engine_for
 from softfold.errors import UserError
 from softfold.export.executorch import export_pte, runner_metadata
 from softfold.export.fold import build_folded_model, build_virtual_token_model, set_prefix_kv
-from softfold.export.model import with_offsets
+from softfold.export.model import linear_names, with_offsets
 from softfold.export.onnx import convert_to_ort, export_onnx, write_genai_config
 from softfold.export.onnx_model import fused_qkv_rounded
 from softfold.export.quantize import (EXECUTORCH_RECIPES, ONNX_RECIPES, EmbeddingQuant, LinearQuant,
-                                      OnnxBlockQuant, OnnxDynamicInt8, OnnxStaticInt8, Recipe, RoundedWeight,
+                                      OnnxBlockQuant, OnnxDynamicInt8, OnnxStaticInt8, Recipe, RoundedWeight, in_layers,
                                       quantize_executorch, quantize_onnx)
-from softfold.load import BaseModel, SoftPrompt, load_base, load_soft_prompt, read_config
+from softfold.load import BaseModel, SoftPrompt, check_base_model, load_base, load_soft_prompt, read_config
 from softfold.parity import ParityReport, Thresholds, recipe_thresholds, run_parity, write_reports
 from softfold.prompt_format import PromptFormat, chat_ids, derive
 from softfold.reference import Reference, eos_ids
@@ -65,19 +65,14 @@ class ExportOptions:
     thresholds: Thresholds | None = None
     force: bool = False
     check_runner: bool = True
+    trust_base_model: bool = False  # export even when the soft prompt names another base model
 
 
 def export_bundle(opts: ExportOptions) -> ParityReport:
     """Write the bundle to opts.out (only once complete) and return its parity report."""
-    if Path(opts.out).exists() and not opts.force:
-        raise UserError(f"output directory {opts.out} already exists: pass --force to replace it, or choose another --out")
-    if opts.max_context < 8:
-        raise UserError(f"--max-context must be at least 8 tokens, got {opts.max_context}")
-    quant = quant_schemes(opts)
-    soft_prompt = load_soft_prompt(opts.soft_prompt, read_config(opts.model).hidden_size)
+    quant, soft_prompt = check_inputs(opts)
     prefix = calibrated_prefix(opts, quant, soft_prompt)
-    with tqdm(total=4, desc="loading model", unit="stage", leave=False) as stages, \
-            atomic_dir(opts.out, opts.force) as tmp:
+    with tqdm(total=4, desc="loading model", unit="stage", leave=False) as stages, atomic_dir(opts.out) as tmp:
         base = load_base(opts.model)
         tokenizer, virtual = base.tokenizer, None
         if opts.folding is Folding.VIRTUAL_TOKENS:
@@ -101,6 +96,35 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
     return report
 
 
+def check_inputs(opts: ExportOptions) -> tuple[tuple, SoftPrompt]:
+    """Everything the files and flags can tell, refused in seconds before any heavy work: (quant schemes, soft
+    prompt)."""
+    inputs = [opts.model, opts.soft_prompt] + ([opts.prefix_kv] if opts.prefix_kv else [])
+    check_out(opts.out, inputs, opts.force)
+    if opts.max_context < 8:
+        raise UserError(f"--max-context must be at least 8 tokens, got {opts.max_context}")
+    quant = quant_schemes(opts)
+    config = read_config(opts.model)
+    soft_prompt = load_soft_prompt(opts.soft_prompt, config.hidden_size)
+    if not opts.trust_base_model:
+        check_base_model(opts.soft_prompt, opts.model, config)
+    positions = soft_prompt.num_virtual_tokens + opts.max_context
+    if positions > config.max_position_embeddings:
+        raise UserError(f"--max-context {opts.max_context} + {soft_prompt.num_virtual_tokens} soft-prompt positions "
+                        f"exceed the model's {config.max_position_embeddings}: pass --max-context "
+                        f"{config.max_position_embeddings - soft_prompt.num_virtual_tokens} or less")
+    window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
+    if window and window < positions:
+        raise UserError(f"model {opts.model} attends through a sliding window of {window} tokens, which softfold's "
+                        f"graphs do not compute: pass --max-context {window - soft_prompt.num_virtual_tokens} or less")
+    linears = linear_names(config.num_hidden_layers)
+    unknown = [k for k in opts.keep_8bit if not any(in_layers(name, (k,)) for name in linears)]
+    if unknown:
+        raise UserError(f"--keep-8bit {' '.join(unknown)}: no such layer; this model has lm_head and layers.0 to "
+                        f"layers.{config.num_hidden_layers - 1} (and their self_attn / mlp projections)")
+    return quant, soft_prompt
+
+
 def _advance(stages: tqdm, next_stage: str) -> None:
     stages.update(1)
     stages.set_description(next_stage)
@@ -120,6 +144,9 @@ def quant_schemes(opts: ExportOptions) -> tuple:
     algorithm = opts.algorithm or default_algorithm(opts.recipe, opts.weight_bits, opts.folding)
     if opts.target is Target.EXECUTORCH:
         bits = {Recipe.X8DA4W: 4, Recipe.X8DA8W: 8}.get(opts.recipe)
+        if opts.embedding_bits and bits is None:
+            raise UserError(f"--embedding-bits quantizes the embedding of the quantized recipes (8da4w, 8da8w); "
+                            f"--recipe {opts.recipe.value} keeps every weight {opts.recipe.value}")
         linear = None if bits is None else LinearQuant(opts.weight_bits or bits, opts.group_size if bits == 4 else 0,
                                                        opts.keep_8bit, algorithm)
         return linear, EmbeddingQuant(opts.embedding_bits) if opts.embedding_bits else None

@@ -1,13 +1,12 @@
-"""Bad input: one line naming the input and the fix, exit code 2, and no bundle left behind."""
+"""The commands on real bundles, per target: export, verify, run, parity; pickles refused unread. The bad-input
+matrix without exports is tests/test_bad_input.py."""
 import json
 import pickle
 import shutil
 
 import pytest
-import torch
 from conftest import MAX_CONTEXT
 from tiny import make_soft_prompt_dir
-from safetensors.torch import save_file
 
 from softfold.cli import main
 
@@ -49,64 +48,6 @@ def bad_prompt(soft_prompts, tmp_path):
     return shutil.copytree(soft_prompts[("llama", 16)], tmp_path / "prompt")
 
 
-def test_missing_model(capsys, export, bad_prompt, tmp_path):
-    out = tmp_path / "out"
-    assert_user_error(capsys, export(tmp_path / "nope", bad_prompt, out), "model not found", "nope")
-    assert not out.exists()
-
-
-def test_missing_soft_prompt_files(capsys, export, tiny_models, bad_prompt, tmp_path):
-    (bad_prompt / "adapter_model.safetensors").unlink()
-    out = tmp_path / "out"
-    assert_user_error(capsys, export(tiny_models["llama"], bad_prompt, out), "no adapter_model.safetensors")
-    assert_user_error(capsys, export(tiny_models["llama"], tmp_path / "absent", out), "soft prompt not found")
-    assert not out.exists()
-
-
-def test_hidden_size_mismatch(capsys, export, tiny_models, bad_prompt, tmp_path):
-    save_file({"prompt_embeddings": torch.randn(16, 32)}, bad_prompt / "adapter_model.safetensors")
-    out = tmp_path / "out"
-    assert_user_error(capsys, export(tiny_models["llama"], bad_prompt, out), "hidden size 32", "model's is 64")
-    assert not out.exists()
-
-
-@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_non_finite_soft_prompt(capsys, export, tiny_models, bad_prompt, tmp_path, bad):
-    emb = torch.randn(16, 64)
-    emb[3, 5] = bad
-    save_file({"prompt_embeddings": emb}, bad_prompt / "adapter_model.safetensors")
-    out = tmp_path / "out"
-    assert_user_error(capsys, export(tiny_models["llama"], bad_prompt, out), "NaN or Inf")
-    assert not out.exists()
-
-
-def test_not_prompt_tuning(capsys, export, tiny_models, bad_prompt, tmp_path):
-    config = json.loads((bad_prompt / "adapter_config.json").read_text())
-    config["peft_type"] = "LORA"
-    (bad_prompt / "adapter_config.json").write_text(json.dumps(config))
-    out = tmp_path / "out"
-    assert_user_error(capsys, export(tiny_models["llama"], bad_prompt, out), "LORA adapter", "PROMPT_TUNING")
-    assert not out.exists()
-
-
-def test_unsupported_architecture(capsys, export, tiny_models, bad_prompt, tmp_path):
-    model = shutil.copytree(tiny_models["llama"], tmp_path / "model")
-    config = json.loads((model / "config.json").read_text())
-    config["model_type"], config["architectures"] = "gpt2", ["GPT2LMHeadModel"]
-    (model / "config.json").write_text(json.dumps(config))
-    out = tmp_path / "out"
-    assert_user_error(capsys, export(model, bad_prompt, out), "'gpt2' is not supported", "llama")
-    assert not out.exists()
-
-
-def test_existing_output_needs_force(capsys, export, tiny_models, soft_prompts, tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    assert_user_error(capsys, export(tiny_models["llama"], soft_prompts[("llama", 1)], out), "already exists", "--force")
-    assert (out / "keep.txt").read_text() == "mine"
-
-
 def test_pickle_checkpoints_are_refused_unread(capsys, export, tiny_models, soft_prompts, bad_prompt, tmp_path):
     marker = tmp_path / "unpickled"
     (bad_prompt / "adapter_model.safetensors").unlink()
@@ -139,11 +80,20 @@ def test_export_verify_and_run_commands(capsys, export, tiny_models, soft_prompt
         assert main(chat) == 2 and "OrtSession" in capsys.readouterr().err
     else:
         assert main(chat) == 0
+        capsys.readouterr()
+        assert_user_error(capsys, ["run", str(out), "word " * MAX_CONTEXT], "tokens with its chat template", "shorten it")
+        manifest = json.loads((out / "manifest.json").read_text())
+        manifest["parity"]["passed"] = False
+        (out / "manifest.json").write_text(json.dumps(manifest))
+        assert main(chat) == 0 and "FAILED its parity gate" in capsys.readouterr().err
 
     with open(out / "tokenizer.json", "a") as f:
         f.write(" ")
     assert main(["verify", str(out)]) == 1
     assert "tokenizer.json: checksum differs" in capsys.readouterr().err
+    if export.target != "ort":  # run checks the checksums before loading, unless told not to
+        assert_user_error(capsys, chat, "is damaged", "tokenizer.json")
+        assert main([*chat, "--no-verify"]) == 0 and "not verified" in capsys.readouterr().err
 
 
 def test_parity_command_regates_an_existing_bundle(capsys, export_tiny, tiny_models, soft_prompts, tmp_path):
