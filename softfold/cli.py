@@ -43,7 +43,7 @@ exit codes (every command):
 """
 
 
-def _export(args: argparse.Namespace) -> int:
+def export_command(args: argparse.Namespace) -> int:
     from softfold.parity import junit_xml
     from softfold.pipeline import Folding, export_bundle
 
@@ -287,6 +287,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def add_export_arguments(p: argparse.ArgumentParser, positional_out: bool = False) -> None:
+    """`softfold export`'s flags (also `optimum-cli export softfold`'s, whose output directory is positional)."""
+    p.add_argument("--model", help="Hugging Face model directory or .gguf file (default: the embedded "
+                                   "SmolLM2-135M-Instruct)")
+    p.add_argument("--soft-prompt", required=True, help="PEFT prompt-tuning adapter directory")
+    _add_recipe_arguments(p)
+    p.add_argument("--folding", default="prefix-kv", choices=["prefix-kv", "virtual-tokens"],
+                   help="prefix-kv: the soft prompt's keys/values are graph constants, no prefill cost per "
+                        "conversation; virtual-tokens: N special tokens added to the tokenizer and chat template, "
+                        "their embedding rows are the soft prompt (never quantized), N prefill tokens per "
+                        "conversation, for runtimes that must see plain token ids (default: prefix-kv)")
+    if positional_out:  # optimum-cli's convention: the output directory last, without a flag
+        p.add_argument("out", help="bundle directory to create")
+    else:
+        p.add_argument("--out", required=True, help="bundle directory to create")
+    p.add_argument("--max-context", type=positive_int, default=2048, help="user tokens the KV cache holds (default: 2048)")
+    p.add_argument("--prompts", help="extra parity prompts, one per line (added to the calibration set)")
+    p.add_argument("--junit", help="also write the parity gate as JUnit XML to this path")
+    p.add_argument("--prefix-kv", metavar="FILE",
+                   help="prefix K/V calibrated to this recipe by `softfold calibrate-prefix`, in place of the "
+                        "folded ones (prefix-kv folding; the file must match --soft-prompt and the recipe flags)")
+    p.add_argument("--force", action="store_true", help="replace --out if it is a previous softfold bundle (never "
+                                                         "any other directory)")
+    p.add_argument("--trust-base-model", action="store_true",
+                   help="export although the soft prompt's adapter_config.json names another base model (the same "
+                        "model renamed or moved); layer and head counts are still checked")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="softfold", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
@@ -299,28 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "constants; virtual-tokens: N reserved tokens start every prompt), lower it for "
                                    "the target runtime, and check parity against PEFT's PyTorch forward. Exits 1 "
                                    "when the parity gate fails (the report is written anyway), 2 on bad input.")
-    p.add_argument("--model", help="Hugging Face model directory or .gguf file (default: the embedded "
-                                   "SmolLM2-135M-Instruct)")
-    p.add_argument("--soft-prompt", required=True, help="PEFT prompt-tuning adapter directory")
-    _add_recipe_arguments(p)
-    p.add_argument("--folding", default="prefix-kv", choices=["prefix-kv", "virtual-tokens"],
-                   help="prefix-kv: the soft prompt's keys/values are graph constants, no prefill cost per "
-                        "conversation; virtual-tokens: N special tokens added to the tokenizer and chat template, "
-                        "their embedding rows are the soft prompt (never quantized), N prefill tokens per "
-                        "conversation, for runtimes that must see plain token ids (default: prefix-kv)")
-    p.add_argument("--out", required=True, help="bundle directory to create")
-    p.add_argument("--max-context", type=positive_int, default=2048, help="user tokens the KV cache holds (default: 2048)")
-    p.add_argument("--prompts", help="extra parity prompts, one per line (added to the calibration set)")
-    p.add_argument("--junit", help="also write the parity gate as JUnit XML to this path")
-    p.add_argument("--prefix-kv", metavar="FILE",
-                   help="prefix K/V calibrated to this recipe by `softfold calibrate-prefix`, in place of the "
-                        "folded ones (prefix-kv folding; the file must match --soft-prompt and the recipe flags)")
-    p.add_argument("--force", action="store_true", help="replace --out if it is a previous softfold bundle (never "
-                                                         "any other directory)")
-    p.add_argument("--trust-base-model", action="store_true",
-                   help="export although the soft prompt's adapter_config.json names another base model (the same "
-                        "model renamed or moved); layer and head counts are still checked")
-    p.set_defaults(func=_export)
+    add_export_arguments(p)
+    p.set_defaults(func=export_command)
 
     p = sub.add_parser("calibrate-prefix", help="fit the prefix K/V to a quantized recipe (4-bit bundles keep the "
                                                 "fp32 model's refusals)",
@@ -505,9 +513,14 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, or a flag mistake already reported
         return e.code
     args.command_line = "softfold " + " ".join(sys.argv[1:] if argv is None else argv)
+    return run_command(args.func, args)
+
+
+def run_command(handler, args: argparse.Namespace) -> int:
+    """A command's handler under the exit-code contract: user mistakes and environment failures as one line."""
     quiet_libraries()
     try:
-        return args.func(args)
+        return handler(args)
     except UserError as e:
         return _fail(args, f"softfold: error: {e}", ExitCode.BAD_INPUT)
     except EnvironmentFailure as e:

@@ -52,7 +52,7 @@ def generate(runner, prompt: str, max_new_tokens: int, stop_strings: list[str],
     read_fd, write_fd = os.pipe()
     printed = bytearray()
     holdback = max([len(STATS_MARKER) + 1, *map(len, stop_strings)])
-    streamed = _Streamer(on_text, holdback, stop_strings)
+    streamed = _Streamer(on_text, holdback, [*stop_strings, STATS_MARKER])  # the stats line is never streamed
 
     def pump() -> None:
         while chunk := os.read(read_fd, 65536):
