@@ -44,15 +44,16 @@ exit codes (every command):
 
 
 def export_command(args: argparse.Namespace) -> int:
+    from softfold.api import export_with
     from softfold.parity import junit_xml
-    from softfold.pipeline import Folding, export_bundle
+    from softfold.pipeline import Folding
 
     _check_writable_file(args.junit, "--junit")
     prompts = list(DEFAULT_PROMPTS) + (read_prompts(args.prompts) if args.prompts else [])
     opts = _export_options(args, folding=Folding(args.folding), max_context=args.max_context, prompts=tuple(prompts),
                            force=args.force, prefix_kv=Path(args.prefix_kv) if args.prefix_kv else None,
                            trust_base_model=args.trust_base_model)
-    report = export_bundle(opts)
+    report = export_with(opts).report
     if args.junit:
         Path(args.junit).write_text(junit_xml(report))
     print(f"bundle: {opts.out}")
@@ -114,28 +115,21 @@ def _report_verdict(report, where: Path) -> int:
 
 
 def _parity(args: argparse.Namespace) -> int:
-    from softfold.engines import bundle_engine
-    from softfold.export.quantize import Recipe
-    from softfold.load import default_model_path, load_base, load_soft_prompt
-    from softfold.parity import junit_xml, recipe_thresholds, run_parity, write_reports
-    from softfold.reference import Reference
+    from softfold.api import Bundle
+    from softfold.load import load_soft_prompt
+    from softfold.parity import junit_xml, write_reports
 
-    bundle = Path(args.bundle)
+    bundle = Bundle(Path(args.bundle))
     _check_writable_file(args.junit, "--junit")
-    if problems := verify(bundle):
-        raise UserError(f"bundle {bundle} is damaged ({problems[0]}): re-export it")
-    manifest = read_manifest(bundle)
-    base = load_base(args.model or default_model_path())
-    soft_prompt = load_soft_prompt(Path(args.soft_prompt), base.config.hidden_size)
+    if problems := bundle.verify():
+        raise UserError(f"bundle {bundle.path} is damaged ({problems[0]}): re-export it")
+    manifest = read_manifest(bundle.path)
+    soft_prompt = load_soft_prompt(Path(args.soft_prompt), manifest["model"]["hidden_size"])
     if soft_prompt.sha256 != manifest["soft_prompt"]["sha256"]:
         print(f"note: {args.soft_prompt} is not the soft prompt this bundle was exported with (sha256 differs)",
               file=sys.stderr)
-    prompts = list(DEFAULT_PROMPTS) + (read_prompts(args.prompts) if args.prompts else [])
-    engine = bundle_engine(bundle, manifest)
-    user_context = manifest["model"]["context_length"] - len(manifest["soft_prompt"].get("virtual_token_ids", []))
-    report = run_parity(Reference(base, soft_prompt.path), engine, prompts, manifest["recipe"],
-                        user_context, recipe_thresholds(Recipe(manifest["recipe"])))
-    out = Path(args.report or bundle.parent / f"{bundle.name}.parity")
+    report = bundle.parity(args.soft_prompt, args.model, tuple(read_prompts(args.prompts)) if args.prompts else ())
+    out = Path(args.report or bundle.path.parent / f"{bundle.path.name}.parity")
     out.mkdir(parents=True, exist_ok=True)
     write_reports(report, out)
     if args.junit:
@@ -154,19 +148,16 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from softfold.chat import check_prompt, check_text, generate, stream_to_stdout
+    from softfold.api import Bundle
+    from softfold.chat import stream_to_stdout
 
-    bundle = Path(args.bundle)
-    check_text(args.prompt)
+    bundle = Bundle(Path(args.bundle))
     if args.no_verify:
-        print(f"note: {bundle}'s checksums were not verified (--no-verify)", file=sys.stderr)
-    elif problems := verify(bundle):
-        raise UserError(f"bundle {bundle} is damaged ({problems[0]}): re-export it, or pass --no-verify to chat anyway")
-    if not read_manifest(bundle).get("parity", {}).get("passed", False):
-        print(f"WARNING: {bundle} FAILED its parity gate at export ({bundle}/parity.md): its replies may not "
-              "match the soft prompt's behavior", file=sys.stderr)
-    check_prompt(bundle, args.prompt)
-    reply = generate(bundle, args.prompt, args.max_new_tokens, on_token=stream_to_stdout)
+        print(f"note: {bundle.path}'s checksums were not verified (--no-verify)", file=sys.stderr)
+    if not read_manifest(bundle.path).get("parity", {}).get("passed", False):
+        print(f"WARNING: {bundle.path} FAILED its parity gate at export ({bundle.path}/parity.md): its replies may "
+              "not match the soft prompt's behavior", file=sys.stderr)
+    reply = bundle.generate(args.prompt, args.max_new_tokens, on_token=stream_to_stdout, check=not args.no_verify)
     print(f"\n[{reply.prompt_tokens} prompt tokens, {reply.new_tokens} new; first token {reply.time_to_first_token_ms} ms;"
           f" decode {reply.decode_tokens_per_s:.1f} tok/s]", file=sys.stderr)
     return 0

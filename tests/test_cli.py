@@ -8,6 +8,7 @@ import pytest
 from conftest import MAX_CONTEXT
 from tiny import make_soft_prompt_dir
 
+from softfold.api import Bundle
 from softfold.cli import main
 
 
@@ -71,6 +72,8 @@ def test_export_verify_and_run_commands(capsys, export, tiny_models, soft_prompt
     assert main(export(tiny_models["qwen2"], soft_prompts[("qwen2", 16)], out, "--prompts", str(prompts),
                        "--junit", str(junit))) == 0
     assert "Name a red fruit." in (out / "parity.md").read_text()
+    manifest = Bundle(out).manifest  # the typed view of manifest.json
+    assert (manifest.backend, manifest.model.context_length, manifest.parity.passed) == (export.target, MAX_CONTEXT, True)
     assert 'failures="0"' in junit.read_text()
     capsys.readouterr()
     assert main(["verify", str(out)]) == 0

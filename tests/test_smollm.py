@@ -5,6 +5,7 @@ gated on 10 chat prompts with 64 greedy tokens through the phone's engine; the p
 refuses the harmful ones and answers the benign ones, as the distilled prompt does in PyTorch.
 """
 import json
+from pathlib import Path
 
 import pytest
 
@@ -20,12 +21,29 @@ def soft_prompt():
     return SHIPPED_PROMPT
 
 
-@pytest.mark.parametrize("target", [Target.EXECUTORCH, Target.ONNX])
-def test_smollm_engine_greedy_matches_peft_on_chat_prompts(soft_prompt, tmp_path, target):
-    """TextLLMRunner (.pte) / onnxruntime-genai (.onnx) greedy == PEFT greedy on >= 9 of 10 prompts."""
+def test_smollm_onnx_greedy_matches_peft_on_chat_prompts(soft_prompt, tmp_path):
+    """onnxruntime-genai (.onnx) greedy == PEFT greedy on >= 9 of 10 prompts."""
     bundle = tmp_path / "bundle"
     report = export_bundle(ExportOptions(model=default_model_path(), soft_prompt=soft_prompt, out=bundle,
-                                         target=target, max_context=512))
+                                         target=Target.ONNX, max_context=512))
+    check_smollm_gate(report, bundle)
+
+
+def test_readme_python_api_example_exports_smollm_for_executorch(tmp_path, monkeypatch, capsys):
+    """The README's Python API example, run as written: TextLLMRunner (.pte) greedy == PEFT greedy on >= 9 of 10."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    example = readme.split("## Python API")[1].split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(example, "README.md", "exec"), scope)
+    bundle = scope["bundle"]
+    assert bundle.path == Path("smollm2-fp32") and bundle.manifest.backend == "executorch"
+    assert capsys.readouterr().out.splitlines()[0] == "True []"  # gate passed, bundle intact
+    assert scope["reply"].new_tokens > 0 and scope["reply"].text.strip()
+    check_smollm_gate(bundle.report, tmp_path / bundle.path)
+
+
+def check_smollm_gate(report, bundle: Path) -> None:
     assert len(report.prompts) == 10
     matches = sum(r.runner_match for r in report.prompts)
     assert matches >= 9, [(r.prompt, r.reference_text, r.runner_text) for r in report.prompts if not r.runner_match]

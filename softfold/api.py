@@ -1,0 +1,153 @@
+"""softfold's Python API, the one its CLI calls: fold a soft prompt into a bundle, then verify, gate and chat with it.
+
+    import softfold
+
+    bundle = softfold.fold("my_prompt/", "out/smollm2-8da4w", recipe="8da4w", embedding_bits=8)
+    assert bundle.manifest.parity.passed and bundle.verify() == []
+    print(bundle.generate("How do I bake bread?", max_new_tokens=64).text)
+    report = bundle.parity("my_prompt/")  # re-gate against the PEFT checkpoint (CI)
+
+Errors a user can cause raise softfold.UserError with the one-line message the CLI prints. (The function is
+`fold`, not `export`: `softfold.export` is the export stage's package.)
+"""
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+from softfold.bundle import read_manifest, verify
+from softfold.chat import Reply, check_prompt, check_text, generate
+from softfold.datasets import DEFAULT_PROMPTS
+from softfold.engines import bundle_engine
+from softfold.errors import UserError
+from softfold.export.quantize import Recipe
+from softfold.load import default_model_path, load_base, load_soft_prompt
+from softfold.parity import ParityReport, recipe_thresholds, run_parity
+from softfold.pipeline import ExportOptions, Folding, Target, export_bundle
+from softfold.reference import Reference
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    architecture: str
+    source: str
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    context_length: int  # what the runtime's KV cache holds, virtual tokens included
+    bos_id: int
+    eos_ids: list[int]
+    stop_ids: list[int]
+    stop_strings: list[str]
+    file: str
+
+
+@dataclass(frozen=True)
+class SoftPromptInfo:
+    num_virtual_tokens: int
+    folding: str
+    sha256: str
+    source: str
+    virtual_token_ids: list[int] | None = None
+    prefix_kv: dict | None = None
+
+
+@dataclass(frozen=True)
+class ParitySummary:
+    passed: bool
+    prompts: int
+    max_abs_dlogit: float
+    rel_dlogit: float
+    mean_kl: float
+    top1: float
+    top5_overlap: float
+    mean_greedy_prefix: float
+    exact_match: float
+    runner_match: float | None = None
+    refusal_agreement: float | None = None
+    reference_refusal_rate: float | None = None
+    runner_refusal_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """manifest.json as a typed object (the schema: softfold.bundle.MANIFEST_SCHEMA, DESIGN.md section 3)."""
+    schema_version: int
+    backend: str
+    recipe: str
+    model: ModelInfo
+    soft_prompt: SoftPromptInfo
+    prompt_format: dict
+    files: list[dict]
+    tools: dict
+    parity: ParitySummary
+    quantization: dict | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Manifest":
+        parts = {"model": ModelInfo, "soft_prompt": SoftPromptInfo, "parity": ParitySummary}
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        return cls(**{**values, **{key: kind(**data[key]) for key, kind in parts.items()}})
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """An exported bundle directory."""
+    path: Path
+    report: ParityReport | None = field(default=None, compare=False)  # the gate of the export that wrote it
+
+    @property
+    def manifest(self) -> Manifest:
+        return Manifest.from_json(read_manifest(self.path))
+
+    def verify(self) -> list[str]:
+        """Problems with the bundle's files and manifest (checksums, schema); empty when intact."""
+        return verify(self.path)
+
+    def generate(self, prompt: str, max_new_tokens: int = 256, on_token: Callable[[str], None] | None = None,
+                 check: bool = True) -> Reply:
+        """Greedy reply through the engine a phone uses (TextLLMRunner, onnxruntime-genai), checksums first."""
+        check_text(prompt)
+        if check and (problems := self.verify()):
+            raise UserError(f"bundle {self.path} is damaged ({problems[0]}): re-export it")
+        check_prompt(self.path, prompt)
+        return generate(self.path, prompt, max_new_tokens, on_token)
+
+    def parity(self, soft_prompt: str | Path, model: str | Path | None = None,
+               prompts: tuple[str, ...] = ()) -> ParityReport:
+        """The parity gate again, against the PyTorch reference (base model + soft prompt), with the recipe's
+        thresholds; the bundle is not modified."""
+        if problems := self.verify():
+            raise UserError(f"bundle {self.path} is damaged ({problems[0]}): re-export it")
+        manifest = read_manifest(self.path)
+        base = load_base(model or default_model_path())
+        load_soft_prompt(Path(soft_prompt), base.config.hidden_size)  # one-line errors for a bad soft prompt
+        user_context = manifest["model"]["context_length"] - len(manifest["soft_prompt"].get("virtual_token_ids", []))
+        return run_parity(Reference(base, Path(soft_prompt)), bundle_engine(self.path, manifest),
+                          list(DEFAULT_PROMPTS) + list(prompts), manifest["recipe"], user_context,
+                          recipe_thresholds(Recipe(manifest["recipe"])))
+
+
+def fold(soft_prompt: str | Path, out: str | Path, *, model: str | Path | None = None, target: str = "executorch",
+           recipe: str = "fp32", folding: str = "prefix-kv", prompts: tuple[str, ...] = (), **options) -> Bundle:
+    """Fold the soft prompt into a bundle at `out` and gate it (softfold export). The bundle is written whether or
+    not the gate passes: see `bundle.manifest.parity.passed` and its parity.md. `options` are ExportOptions fields
+    (group_size, embedding_bits, keep_8bit, algorithm, max_context, prefix_kv, force, ...)."""
+    known = {f.name for f in fields(ExportOptions)} - {"model", "soft_prompt", "out", "target", "recipe", "folding"}
+    if unknown := sorted(set(options) - known):
+        raise UserError(f"fold() has no option {', '.join(unknown)}; options: {', '.join(sorted(known))}")
+    return export_with(ExportOptions(
+        model=Path(model or default_model_path()), soft_prompt=Path(soft_prompt), out=Path(out),
+        target=_choice(Target, target, "target"), recipe=_choice(Recipe, recipe, "recipe"),
+        folding=_choice(Folding, folding, "folding"), prompts=tuple(DEFAULT_PROMPTS) + tuple(prompts), **options))
+
+
+def export_with(opts: ExportOptions) -> Bundle:
+    """`fold` from an ExportOptions (the CLI builds one from its flags)."""
+    return Bundle(Path(opts.out), export_bundle(opts))
+
+
+def _choice(kind, value, name: str):
+    try:
+        return kind(value)
+    except ValueError:
+        raise UserError(f"{name}={value!r} is not one of {', '.join(k.value for k in kind)}") from None

@@ -1,0 +1,24 @@
+"""The Python API's own checks (its exports run in tests/test_smollm.py, its bundles in tests/test_cli.py)."""
+import pytest
+
+import softfold
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"recipe": "int3"}, "recipe='int3' is not one of fp32"),
+    ({"target": "tflite"}, "target='tflite' is not one of executorch, onnx, ort"),
+    ({"colour": "red"}, "fold() has no option colour"),
+])
+def test_export_refuses_unknown_choices_and_options(tmp_path, kwargs, needle):
+    with pytest.raises(softfold.UserError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        softfold.fold(tmp_path / "prompt", tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_import_softfold_stays_light():
+    import subprocess
+    import sys
+
+    code = "import softfold, sys; print('torch' in sys.modules); softfold.Bundle; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]  # the API loads on first use
