@@ -73,7 +73,9 @@ class Variant:
 
 
 def variants() -> list[Variant]:
-    sf = ("{py}", "-m", "softfold.cli", "export", "--model", "{hf}", "--soft-prompt", "{sp}", "--force")
+    # {hf} is the bench's own safetensors copy of the model the soft prompt names: the same model, renamed
+    sf = ("{py}", "-m", "softfold.cli", "export", "--model", "{hf}", "--soft-prompt", "{sp}", "--force",
+          "--trust-base-model")
     ex = ("{py}", "-m", "softfold.bench_exports", "--model", "{hf}")
     oe = ("{optimum}", "export", "executorch", "-m", "{hf}", "--task", "text-generation", "--recipe", "xnnpack",
           "--use_custom_sdpa", "--use_custom_kv_cache", "--max_seq_len", "2048")

@@ -149,15 +149,19 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from softfold.api import Bundle
-    from softfold.chat import stream_to_stdout
+    from softfold.chat import check_text, stream_to_stdout
 
     bundle = Bundle(Path(args.bundle))
+    check_text(args.prompt)
     if args.no_verify:
         print(f"note: {bundle.path}'s checksums were not verified (--no-verify)", file=sys.stderr)
-    if not read_manifest(bundle.path).get("parity", {}).get("passed", False):
+    elif problems := bundle.verify():
+        raise UserError(f"bundle {bundle.path} is damaged ({problems[0]}): re-export it, or pass --no-verify to "
+                        "chat anyway")
+    if not bundle.manifest.parity.passed:
         print(f"WARNING: {bundle.path} FAILED its parity gate at export ({bundle.path}/parity.md): its replies may "
               "not match the soft prompt's behavior", file=sys.stderr)
-    reply = bundle.generate(args.prompt, args.max_new_tokens, on_token=stream_to_stdout, check=not args.no_verify)
+    reply = bundle.generate(args.prompt, args.max_new_tokens, on_token=stream_to_stdout, check=False)
     print(f"\n[{reply.prompt_tokens} prompt tokens, {reply.new_tokens} new; first token {reply.time_to_first_token_ms} ms;"
           f" decode {reply.decode_tokens_per_s:.1f} tok/s]", file=sys.stderr)
     return 0

@@ -193,7 +193,7 @@ CASES = [
                         {**json.loads((w.prompt / "adapter_config.json").read_text()),
                          "base_model_name_or_path": str(w.qwen2)})))),
     # flags
-    Case("context-beyond-positions", lambda w: w.export(w.root / "o", "--max-context", "600"), "exceed the model's 512"),
+    Case("context-beyond-positions", lambda w: w.export(w.root / "o", "--max-context", "5000"), "exceed the model's 4096"),
     Case("context-too-small", lambda w: w.export(w.root / "o", "--max-context", "4"), "at least 8 tokens"),
     Case("context-zero", lambda w: w.export(w.root / "o", "--max-context", "0"), "must be a positive integer"),
     Case("keep-8bit-unknown-layer", lambda w: w.export(w.root / "o", "--recipe", "8da4w", "--keep-8bit", "layers.9"),

@@ -40,7 +40,7 @@ def make_model_dir(path: Path, arch: str = "llama", seed: int = 0) -> Path:
     tokenizer = make_tokenizer()
     config = AutoConfig.for_model(
         arch, vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, rms_norm_eps=1e-5,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, rms_norm_eps=1e-5,
         tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         initializer_range=0.2,
     )
