@@ -321,7 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fold the soft prompt into the model graph (prefix-kv: its keys/values become "
                                    "constants; virtual-tokens: N reserved tokens start every prompt), lower it for "
                                    "the target runtime, and check parity against PEFT's PyTorch forward. Exits 1 "
-                                   "when the parity gate fails (the report is written anyway), 2 on bad input.")
+                                   "when the parity gate fails (the report is written anyway), 2 on bad input "
+                                   "(before any heavy work), 3 when the environment stops it (disk full, read-only, "
+                                   "interrupted).")
     add_export_arguments(p)
     p.set_defaults(func=export_command)
 
