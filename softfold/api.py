@@ -103,12 +103,17 @@ class Bundle:
         """Problems with the bundle's files and manifest (checksums, schema); empty when intact."""
         return verify(self.path)
 
+    def check_intact(self, fix: str = "re-export it") -> None:
+        """A UserError naming the first problem `verify` finds, and the fix."""
+        if problems := self.verify():
+            raise UserError(f"bundle {self.path} is damaged ({problems[0]}): {fix}")
+
     def generate(self, prompt: str, max_new_tokens: int = 256, on_token: Callable[[str], None] | None = None,
                  check: bool = True) -> Reply:
         """Greedy reply through the engine a phone uses (TextLLMRunner, onnxruntime-genai), checksums first."""
         check_text(prompt)
-        if check and (problems := self.verify()):
-            raise UserError(f"bundle {self.path} is damaged ({problems[0]}): re-export it")
+        if check:
+            self.check_intact()
         check_prompt(self.path, prompt)
         return generate(self.path, prompt, max_new_tokens, on_token)
 
@@ -116,8 +121,7 @@ class Bundle:
                prompts: tuple[str, ...] = ()) -> ParityReport:
         """The parity gate again, against the PyTorch reference (base model + soft prompt), with the recipe's
         thresholds; the bundle is not modified."""
-        if problems := self.verify():
-            raise UserError(f"bundle {self.path} is damaged ({problems[0]}): re-export it")
+        self.check_intact()
         manifest = read_manifest(self.path)
         base = load_base(model or default_model_path())
         load_soft_prompt(Path(soft_prompt), base.config.hidden_size)  # one-line errors for a bad soft prompt

@@ -121,14 +121,11 @@ def _parity(args: argparse.Namespace) -> int:
 
     bundle = Bundle(Path(args.bundle))
     _check_writable_file(args.junit, "--junit")
-    if problems := bundle.verify():
-        raise UserError(f"bundle {bundle.path} is damaged ({problems[0]}): re-export it")
-    manifest = read_manifest(bundle.path)
-    soft_prompt = load_soft_prompt(Path(args.soft_prompt), manifest["model"]["hidden_size"])
-    if soft_prompt.sha256 != manifest["soft_prompt"]["sha256"]:
+    report = bundle.parity(args.soft_prompt, args.model, tuple(read_prompts(args.prompts)) if args.prompts else ())
+    manifest = bundle.manifest
+    if load_soft_prompt(Path(args.soft_prompt), manifest.model.hidden_size).sha256 != manifest.soft_prompt.sha256:
         print(f"note: {args.soft_prompt} is not the soft prompt this bundle was exported with (sha256 differs)",
               file=sys.stderr)
-    report = bundle.parity(args.soft_prompt, args.model, tuple(read_prompts(args.prompts)) if args.prompts else ())
     out = Path(args.report or bundle.path.parent / f"{bundle.path.name}.parity")
     out.mkdir(parents=True, exist_ok=True)
     write_reports(report, out)
@@ -155,9 +152,8 @@ def _run(args: argparse.Namespace) -> int:
     check_text(args.prompt)
     if args.no_verify:
         print(f"note: {bundle.path}'s checksums were not verified (--no-verify)", file=sys.stderr)
-    elif problems := bundle.verify():
-        raise UserError(f"bundle {bundle.path} is damaged ({problems[0]}): re-export it, or pass --no-verify to "
-                        "chat anyway")
+    else:
+        bundle.check_intact("re-export it, or pass --no-verify to chat anyway")
     if not bundle.manifest.parity.passed:
         print(f"WARNING: {bundle.path} FAILED its parity gate at export ({bundle.path}/parity.md): its replies may "
               "not match the soft prompt's behavior", file=sys.stderr)

@@ -125,9 +125,12 @@ def check_architecture(model_type: str | None) -> None:
 
 def read_config(path: str | Path):
     """The model's config, checked for a supported architecture, without loading weights."""
+    return _read_config(path, *_locate(Path(path)))
+
+
+def _read_config(path: str | Path, location: Path, kwargs: dict):
     from transformers import AutoConfig
 
-    location, kwargs = _locate(Path(path))
     try:
         config = AutoConfig.from_pretrained(location, trust_remote_code=False, **kwargs)
     except (ValueError, KeyError, OSError) as e:
@@ -142,8 +145,8 @@ def load_base(path: str | Path) -> BaseModel:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # softfold's own stage bar covers loading
-    read_config(path)
     location, kwargs = _locate(Path(path))
+    _read_config(path, location, kwargs)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             location, dtype=torch.float32, trust_remote_code=False, use_safetensors=not kwargs, **kwargs)
