@@ -4,7 +4,9 @@ Deterministic for a seed, resumable from its checkpoint (safetensors + JSON, nev
 run through `accelerate` so `accelerate launch` scales it out unchanged.
 """
 import json
+import math
 from dataclasses import asdict, dataclass
+from enum import Enum
 from pathlib import Path
 
 import torch
@@ -21,6 +23,11 @@ from softfold.softprompt import SAFETY_INIT_TEXT, text_embeddings
 CHECKPOINT = "checkpoint"
 
 
+class LRSchedule(Enum):
+    CONSTANT = "constant"
+    COSINE = "cosine"  # lr at step 0, half a cosine down to 0 at the last step: a quieter end than constant
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     loss: Loss = Loss.KL
@@ -28,6 +35,7 @@ class DistillConfig:
     steps: int = 200
     batch_size: int = 8
     lr: float = 1e-2
+    lr_schedule: LRSchedule = LRSchedule.CONSTANT
     seed: int = 0
     eval_every: int = 50
     init_text: str = SAFETY_INIT_TEXT
@@ -49,6 +57,13 @@ class DistillConfig:
             raise UserError(f"--opening-weight must be > 0 (1 weighs every reply token alike), got {self.opening_weight}")
         if self.margin < 0:
             raise UserError(f"--margin must be >= 0 nats (0 turns it off), got {self.margin}")
+
+
+def learning_rate(config: DistillConfig, step: int) -> float:
+    """The learning rate of `step` (0-based): a function of the step alone, so a resumed run follows it too."""
+    if config.lr_schedule is LRSchedule.CONSTANT:
+        return config.lr
+    return config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
 
 
 def make_student(base: BaseModel, config: DistillConfig):
@@ -201,6 +216,8 @@ def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[Teach
         order = (balanced_order([ex.flagged for ex in train_set], config.batch_size, config.seed, step) if config.balanced
                  else batch_order(len(train_set), config.batch_size, config.seed, step))
         batch = [train_set[i] for i in order]
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
         loss = training_loss(student, batch, config)
         accelerator.backward(loss)
         optimizer.step()
@@ -211,4 +228,5 @@ def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[Teach
                             **evaluate_losses(accelerator.unwrap_model(student), eval_set, config)})
             _save_checkpoint(out, step + 1, accelerator.unwrap_model(student), optimizer)
     accelerator.unwrap_model(student).save_pretrained(out)
-    return {"history": history, "config": {**asdict(config), "loss": config.loss.value}}
+    return {"history": history,
+            "config": {**asdict(config), "loss": config.loss.value, "lr_schedule": config.lr_schedule.value}}

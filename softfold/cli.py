@@ -166,11 +166,11 @@ def _run(args: argparse.Namespace) -> int:
 def _distill(args: argparse.Namespace) -> int:
     from softfold.distill.losses import Loss
     from softfold.distill.recipe import DistillJob, run
-    from softfold.distill.train import DistillConfig
+    from softfold.distill.train import DistillConfig, LRSchedule
     from softfold.load import default_model_path
 
     config = DistillConfig(loss=Loss(args.loss), num_virtual_tokens=args.num_virtual_tokens, steps=args.steps,
-                           batch_size=args.batch_size, lr=args.lr, seed=args.seed, eval_every=args.eval_every,
+                           batch_size=args.batch_size, lr=args.lr, lr_schedule=LRSchedule(args.lr_schedule), seed=args.seed, eval_every=args.eval_every,
                            bf16=args.bf16, quantization_aware=args.quantization_aware, init_from=args.init_from or "",
                            quantized_weight=args.quantized_weight, margin=args.margin,
                            opening_weight=args.opening_weight, balanced=args.balanced)
@@ -374,6 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=200)
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                   help="constant, or cosine: from --lr down to 0 at the last step (a quieter end for long runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=positive_int, default=50, help="held-out loss and checkpoint every N steps")
     p.add_argument("--max-response-tokens", type=positive_int, default=16, help="teacher response tokens trained on")

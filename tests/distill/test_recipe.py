@@ -15,7 +15,7 @@ def test_shipped_data_is_disjoint_and_sized():
     from softfold.datasets import BENIGN_TRAIN, DATA, HARMFUL_TRAIN, HELD_OUT, read_prompt_files
 
     train = read_prompt_files(HARMFUL_TRAIN) + read_prompt_files(BENIGN_TRAIN)
-    assert len(train) == 821 + 469 + 258 + 270 + 316 + 581
+    assert len(train) == 821 + 469 + 258 + 270 + 316 + 643
     held_out = [p for path in HELD_OUT for p in read_prompts(path)]
     assert len(held_out) == 200 + 70 + 143 + 111 and not set(train) & set(held_out)
     sys.path.insert(0, str(DATA))

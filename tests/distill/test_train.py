@@ -8,8 +8,8 @@ from transformers import AutoConfig, AutoModelForSequenceClassification
 from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
 from softfold.distill.losses import Loss, distillation_loss
 from softfold.distill.teacher import DEFAULT_REFUSAL, teacher_examples
-from softfold.distill.train import (DistillConfig, balanced_order, batch_loss, evaluate_loss, make_student,
-                                    prompt_weight, simulated_4bit, train, training_loss)
+from softfold.distill.train import (DistillConfig, LRSchedule, balanced_order, batch_loss, evaluate_loss,
+                                    learning_rate, make_student, prompt_weight, simulated_4bit, train, training_loss)
 from softfold.errors import UserError
 from softfold.load import load_base
 
@@ -197,3 +197,11 @@ def test_causal_lm_guard_compares_safe_and_unsafe_logits(tiny_models):
     verdicts = [guard.verdict_logits(p) for p in HARMFUL + BENIGN]
     assert guard.flags(HARMFUL + BENIGN) == [safe < unsafe for safe, unsafe in verdicts]
     assert len({v for pair in verdicts for v in pair}) > 2  # the verdict depends on the prompt
+
+
+def test_cosine_schedule_falls_from_lr_to_zero_and_constant_stays():
+    cosine = DistillConfig(lr=0.02, steps=100, lr_schedule=LRSchedule.COSINE)
+    rates = [learning_rate(cosine, step) for step in range(100)]
+    assert rates[0] == 0.02 and rates[50] == pytest.approx(0.01) and 0 < rates[-1] < 1e-5
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert {learning_rate(DistillConfig(lr=0.02, steps=100), step) for step in range(100)} == {0.02}
