@@ -6,6 +6,7 @@
     assert bundle.manifest.parity.passed and bundle.verify() == []
     print(bundle.generate("How do I bake bread?", max_new_tokens=64).text)
     report = bundle.parity("my_prompt/")  # re-gate against the PEFT checkpoint (CI)
+    assert bundle.compare("released/smollm2-8da4w").passed  # or against the bundle you shipped last
 
 Errors a user can cause raise softfold.UserError with the one-line message the CLI prints. (The function is
 `fold`, not `export`: `softfold.export` is the export stage's package.)
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from softfold.bundle import read_manifest, verify
+from softfold.bundle_parity import BundleParityReport, BundleThresholds, compare_bundles
 from softfold.chat import Reply, check_prompt, check_text, generate
 from softfold.datasets import DEFAULT_PROMPTS
 from softfold.engines import bundle_engine
@@ -129,6 +131,17 @@ class Bundle:
         return run_parity(Reference(base, Path(soft_prompt)), bundle_engine(self.path, manifest),
                           list(DEFAULT_PROMPTS) + list(prompts), manifest["recipe"], user_context,
                           recipe_thresholds(Recipe(manifest["recipe"])))
+
+
+    def compare(self, released: "Bundle | str | Path", prompts: tuple[str, ...] = (), max_new_tokens: int = 32,
+                thresholds: BundleThresholds = BundleThresholds()) -> BundleParityReport:
+        """This bundle gated against a released one (same base model), both through their phone engines, on the
+        default prompts plus `prompts`: refusal-decision agreement and KL over the reply positions."""
+        released = released if isinstance(released, Bundle) else Bundle(Path(released))
+        for bundle in (self, released):
+            bundle.check_intact()
+        return compare_bundles(self.path, released.path, list(DEFAULT_PROMPTS) + list(prompts), max_new_tokens,
+                               thresholds)
 
 
 def fold(soft_prompt: str | Path, out: str | Path, *, model: str | Path | None = None, target: str = "executorch",

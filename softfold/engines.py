@@ -33,13 +33,17 @@ class ExecuTorchEngine:
         return self.method.execute([torch.tensor([ids]), torch.tensor([pos])])[0][0].float()
 
     def logits(self, prompt_ids: list[int], continuation: list[int]) -> torch.Tensor:
-        # The runtime's real path: one prefill call, then one decode call per token...
+        # The prompt positions before the last, one token at a time, then the runtime's real path (reply_logits).
+        head = [self._forward([tok], i) for i, tok in enumerate(prompt_ids[:-1])]
+        reply = self.reply_logits(prompt_ids, continuation)
+        return torch.cat([torch.stack(head), reply]) if head else reply
+
+    def reply_logits(self, prompt_ids: list[int], continuation: list[int]) -> torch.Tensor:
+        """Logits from the last prompt position on: one prefill call, then one decode call per token."""
         rows = [self._forward(prompt_ids, 0)]
         for i, tok in enumerate(continuation[:-1]):
             rows.append(self._forward([tok], len(prompt_ids) + i))
-        # ...and the prompt positions before the last, one token at a time.
-        head = [self._forward([tok], i) for i, tok in enumerate(prompt_ids[:-1])]
-        return torch.stack(head + rows)
+        return torch.stack(rows)
 
     def greedy(self, chat_text: str, max_new_tokens: int) -> str:
         self.runner = self.runner or load_text_runner(self.bundle)
@@ -66,6 +70,10 @@ class OnnxEngine:
             rows.append(logits[0])
             cache = dict(zip(self.past_names, present))
         return torch.from_numpy(np.concatenate(rows))
+
+    def reply_logits(self, prompt_ids: list[int], continuation: list[int]) -> torch.Tensor:
+        """Logits from the last prompt position on (the prefill returns every prompt position anyway)."""
+        return self.logits(prompt_ids, continuation)[len(prompt_ids) - 1:]
 
     def greedy(self, chat_text: str, max_new_tokens: int) -> list[int]:
         """Greedy token ids from onnxruntime-genai, the engine under ORT GenAI on Android."""
@@ -102,6 +110,9 @@ class VirtualTokenEngine:
 
     def logits(self, prompt_ids: list[int], continuation: list[int]) -> torch.Tensor:
         return self.engine.logits(self.virtual.ids + prompt_ids, continuation)[len(self.virtual.ids):]
+
+    def reply_logits(self, prompt_ids: list[int], continuation: list[int]) -> torch.Tensor:
+        return self.engine.reply_logits(self.virtual.ids + prompt_ids, continuation)
 
     def greedy(self, chat_text: str, max_new_tokens: int) -> str | list[int]:
         return self.engine.greedy(self.virtual.text + chat_text, max_new_tokens)

@@ -2,6 +2,7 @@
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from xml.sax.saxutils import quoteattr
 
 import torch
 import torch.nn.functional as F
@@ -206,12 +207,16 @@ def markdown(report: ParityReport) -> str:
 
 
 def junit_xml(report: ParityReport) -> str:
-    from xml.sax.saxutils import quoteattr
+    return junit_suite("softfold-parity", f"parity.{report.recipe}", report.metrics, report.failures)
 
+
+def junit_suite(suite: str, classname: str, metrics: dict[str, float], failures: list[str]) -> str:
+    """JUnit XML for CI test-report panels: one test case per metric, a failure element on those past their limit
+    (a failure message starts with its metric's name)."""
     cases = []
-    for name, value in report.metrics.items():
-        failure = next((f for f in report.failures if f.startswith(name + " ")), None)
+    for name in metrics:
+        failure = next((f for f in failures if f.startswith(name + " ")), None)
         body = f"<failure message={quoteattr(failure)}/>" if failure else ""
-        cases.append(f'  <testcase classname="parity.{report.recipe}" name="{name}">{body}</testcase>')
-    return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name="softfold-parity" tests="{len(cases)}" '
-            f'failures="{len(report.failures)}">\n' + "\n".join(cases) + "\n</testsuite>\n")
+        cases.append(f'  <testcase classname="{classname}" name="{name}">{body}</testcase>')
+    return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuite name="{suite}" tests="{len(cases)}" '
+            f'failures="{len(failures)}">\n' + "\n".join(cases) + "\n</testsuite>\n")

@@ -22,3 +22,12 @@ def test_import_softfold_stays_light():
     code = "import softfold, sys; print('torch' in sys.modules); softfold.Bundle; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]  # the API loads on first use
+
+
+def test_bundle_compare_checks_its_thresholds(tmp_path):
+    from softfold.bundle_parity import BundleThresholds
+
+    with pytest.raises(softfold.UserError, match=r"--min-agreement must be within \[0, 1\], got 1.5"):
+        BundleThresholds(min_decision_agreement=1.5)
+    with pytest.raises(softfold.UserError, match="--max-kl must be >= 0 nats, got -1"):
+        BundleThresholds(max_mean_kl=-1)
