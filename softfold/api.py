@@ -41,6 +41,8 @@ class ModelInfo:
     stop_ids: list[int]
     stop_strings: list[str]
     file: str
+    base_model: str | None = None
+    license: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class SoftPromptInfo:
     source: str
     virtual_token_ids: list[int] | None = None
     prefix_kv: dict | None = None
+    safety_eval: dict | None = None
 
 
 @dataclass(frozen=True)

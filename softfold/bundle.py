@@ -24,10 +24,13 @@ MANIFEST_SCHEMA: dict = {
     "model": {
         "architecture": str, "source": str, "vocab_size": int, "hidden_size": int, "num_layers": int,
         "context_length": int, "bos_id": int, "eos_ids": list, "stop_ids": list, "stop_strings": list, "file": str,
+        "base_model?": str,  # its hub id ("org/name"), when the model's files state it
+        "license?": str,  # the base model's license, when its files state it
     },
     "soft_prompt": {"num_virtual_tokens": int, "folding": str, "sha256": str, "source": str,
                     "virtual_token_ids?": list,  # folding "virtual-tokens": the ids every prompt starts with
-                    "prefix_kv?": dict},  # prefix K/V calibrated to the recipe (`softfold calibrate-prefix`)
+                    "prefix_kv?": dict,  # prefix K/V calibrated to the recipe (`softfold calibrate-prefix`)
+                    "safety_eval?": dict},  # the soft prompt's eval.json: {set: {label, prompts, correct_rate}}
     "prompt_format": {
         "preamble": str, "user_prefix": str, "user_suffix": str, "assistant_prefix": str, "assistant_suffix": str,
         "generation_prefix": str,

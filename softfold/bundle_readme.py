@@ -1,4 +1,8 @@
-"""The README.md each bundle carries for the app developer who receives it."""
+"""The README.md each bundle carries: a model card a model hub takes as-is (YAML front matter), for the app
+developer who receives the bundle."""
+import yaml
+
+LIBRARY = {"executorch": "executorch", "onnx": "onnxruntime-genai", "ort": "onnxruntime"}
 
 ANDROID = {
     "executorch": """## Android (ExecuTorch `LlmModule`, executorch 1.5.x)
@@ -52,16 +56,52 @@ def _calibrated(sp: dict) -> str:
             "stay fp32 and nothing changes for the app.")
 
 
+def front_matter(manifest: dict) -> str:
+    """The model card's metadata: base model and its license (as the model's files state them; "unknown" when
+    they do not), library, tags, pipeline."""
+    m = manifest["model"]
+    data = {**({"base_model": m["base_model"]} if m.get("base_model") else {}), "license": m.get("license", "unknown"),
+            "library_name": LIBRARY[manifest["backend"]], "pipeline_tag": "text-generation",
+            "tags": ["softfold", "soft-prompt", "safety", "on-device", "android", manifest["backend"],
+                     manifest["recipe"], m["architecture"]]}
+    return f"---\n{yaml.safe_dump(data, sort_keys=False)}---\n"
+
+
+def _parity_summary(manifest: dict) -> str:
+    p = manifest["parity"]
+    rows = [("passed", p["passed"]), ("prompts", p["prompts"]), ("mean KL (nats)", f"{p['mean_kl']:.3g}"),
+            ("top-1 agreement", f"{p['top1']:.4f}"), ("greedy replies equal", f"{p['exact_match']:.2f}")]
+    if p.get("refusal_agreement") is not None:
+        rows.append(("refusal decisions equal (phone engine)", f"{p['refusal_agreement']:.2f}"))
+    return "\n".join(["| metric | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows])
+
+
+def _safety_summary(sp: dict) -> str:
+    if not sp.get("safety_eval"):
+        return ""
+    rows = [f"| {name} | {s['label']} | {s['prompts']} | {s['correct_rate']:.1%} "
+            f"{'refused' if s['label'] == 'harmful' else 'answered'} |" for name, s in sp["safety_eval"].items()]
+    return "\n".join(["", "## Safety evaluation (the soft prompt's, fp32 PyTorch)", "",
+                      "From the soft prompt's `eval.json` (`softfold eval`); the 4-bit recipes are gated to agree "
+                      "with it (parity above).", "", "| prompt set | label | prompts | result |", "|---|---|---|---|",
+                      *rows, ""])
+
+
 def app_readme(manifest: dict) -> str:
     sp, m = manifest["soft_prompt"], manifest["model"]
     parity = "passed" if manifest["parity"]["passed"] else "FAILED"
-    return f"""# softfold bundle: {m['architecture']} ({manifest['backend']}, {manifest['recipe']})
+    base = f"`{m['base_model']}`" if m.get("base_model") else m["architecture"]
+    return f"""{front_matter(manifest)}
+# softfold bundle: {base} ({manifest['backend']}, {manifest['recipe']})
 
 This model carries a learned soft prompt of {sp['num_virtual_tokens']} virtual tokens (sha256
 `{sp['sha256'][:16]}...`), {FOLDING[sp['folding']]}{_calibrated(sp)}
 
-Parity with the PyTorch reference: **{parity}** (see `parity.md`).
+## Parity with the PyTorch reference: {parity}
+Base model + soft prompt in fp32 eager PyTorch against this bundle's runtime (`parity.md` per prompt):
 
+{_parity_summary(manifest)}
+{_safety_summary(sp)}
 {ANDROID[manifest['backend']]}
 
 ## Prompt format

@@ -28,6 +28,7 @@ from softfold.export.quantize import (EXECUTORCH_RECIPES, ONNX_RECIPES, Embeddin
 from softfold.load import BaseModel, SoftPrompt, check_base_model, load_base, load_soft_prompt, read_config
 from softfold.parity import ParityReport, Thresholds, recipe_thresholds, run_parity, write_reports
 from softfold.prompt_format import PromptFormat, chat_ids, derive
+from softfold.provenance import base_model_facts, safety_eval
 from softfold.reference import Reference, eos_ids
 from softfold.virtual_tokens import VirtualTokens, add_virtual_tokens
 
@@ -254,6 +255,7 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFor
               quant: tuple = (None,)) -> dict:
     cfg, stop_ids = base.config, eos_ids(base)
     schemes = {type(s).__name__: asdict(s) for s in quant if s is not None}
+    facts, evaluation = base_model_facts(opts.model), safety_eval(opts.soft_prompt)
     return {
         "backend": opts.target.value,
         "recipe": opts.recipe.value,
@@ -265,12 +267,15 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFor
             "bos_id": _bos_id(base), "eos_ids": stop_ids,
             "stop_ids": stop_ids, "stop_strings": [base.tokenizer.decode([i]) for i in stop_ids],
             "file": MODEL_FILE[opts.target],
+            **({"base_model": facts.hub_id} if facts.hub_id else {}),
+            **({"license": facts.license} if facts.license else {}),
         },
         "soft_prompt": {
             "num_virtual_tokens": soft_prompt.num_virtual_tokens, "folding": opts.folding.value,
             "sha256": soft_prompt.sha256, "source": str(opts.soft_prompt),
             **({"virtual_token_ids": virtual.ids} if virtual else {}),
             **({"prefix_kv": _prefix_record(opts.prefix_kv, prefix)} if prefix else {}),
+            **({"safety_eval": evaluation} if evaluation else {}),
         },
         "prompt_format": prompt_format.to_json(),
         **({"quantization": schemes} if schemes else {}),
