@@ -10,9 +10,10 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("foundations", "export", "calibrate", "distill", "application")
 FOUNDATIONS, EXPORT, CALIBRATE, DISTILL, APPLICATION = range(len(LAYERS))
 # folder -> package (pyproject.toml's package-dir)
-PACKAGES = {"softfold": "softfold", "export": "softfold.export", "calibrate": "softfold.calibrate",
-            "distill": "softfold.distill"}
-PACKAGE_LAYERS = {"softfold.export": EXPORT, "softfold.calibrate": CALIBRATE, "softfold.distill": DISTILL}
+PACKAGES = {"softfold": "softfold", "softfold/cli": "softfold.cli", "export": "softfold.export",
+            "calibrate": "softfold.calibrate", "distill": "softfold.distill"}
+PACKAGE_LAYERS = {"softfold.export": EXPORT, "softfold.calibrate": CALIBRATE, "softfold.distill": DISTILL,
+                  "softfold.cli": APPLICATION}
 # softfold/ holds both the bottom and the top: each of its modules is placed here (a new one must be too)
 SOFTFOLD_LAYERS = {
     "softfold": FOUNDATIONS,
@@ -40,7 +41,6 @@ SOFTFOLD_LAYERS = {
     "softfold.bench_plot": APPLICATION,
     "softfold.bench_worker": APPLICATION,
     "softfold.demo": APPLICATION,
-    "softfold.cli": APPLICATION,
     "softfold.api": APPLICATION,
 }
 

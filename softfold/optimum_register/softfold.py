@@ -13,7 +13,8 @@ from optimum.commands.export.base import ExportCommand
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # as `softfold export` sets it, before torch loads
 
-from softfold.cli import add_export_arguments, export_command, run_command  # noqa: E402
+from softfold.cli import run_command  # noqa: E402
+from softfold.cli.export import add_export_arguments, handle  # noqa: E402
 
 
 class SoftfoldExportCommand(BaseOptimumCLICommand):
@@ -26,7 +27,7 @@ class SoftfoldExportCommand(BaseOptimumCLICommand):
         parser.add_argument("--debug", action="store_true", help="show the traceback behind an error")
 
     def run(self) -> None:
-        sys.exit(run_command(export_command, self.args))  # optimum ignores run()'s return: exit with the code
+        sys.exit(run_command(handle, self.args))  # optimum ignores run()'s return: exit with the code
 
 
 REGISTER_COMMANDS = [(SoftfoldExportCommand, ExportCommand)]

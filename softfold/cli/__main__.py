@@ -1,0 +1,5 @@
+import sys
+
+from softfold.cli import main
+
+sys.exit(main())

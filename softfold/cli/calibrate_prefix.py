@@ -1,0 +1,53 @@
+"""`softfold calibrate-prefix`: fit the prefix K/V to a quantized recipe, for `export --prefix-kv`."""
+import argparse
+
+from softfold.cli.common import (add_model_flag, add_recipe_arguments, add_soft_prompt_flag, export_options,
+                                 positive_int)
+
+
+def add_to(sub) -> None:
+    p = sub.add_parser("calibrate-prefix", help="fit the prefix K/V to a quantized recipe (4-bit bundles keep the "
+                                                "fp32 model's refusals)",
+                       description="A quantized model reads the fp32 prefix K/V differently from the fp32 model. "
+                                   "This fits the prefix K/V (still fp32 constants in the bundle) so that the "
+                                   "recipe's arithmetic, simulated in PyTorch, matches the fp32 soft prompt's "
+                                   "next-token distributions over its replies to calibration prompts (the "
+                                   "distillation training files). Pass the same recipe flags as to `softfold "
+                                   "export`, then `softfold export ... --prefix-kv FILE`. The parity gate still "
+                                   "compares with the fp32 PEFT reference.")
+    add_model_flag(p)
+    add_soft_prompt_flag(p)
+    add_recipe_arguments(p)
+    p.add_argument("--out", required=True, help="safetensors file to write")
+    p.add_argument("--steps", type=positive_int, default=300, help="Adam steps (default: 300)")
+    p.add_argument("--prompts-per-file", type=positive_int, default=64,
+                   help="calibration prompts from each distillation training file (default: 64)")
+    p.add_argument("--opening-prompts-per-file", type=int, default=0,
+                   help="also match the first reply token (where the refuse-or-answer decision falls) on this many "
+                        "prompts per training file (default: 0, off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from softfold.calibrate.prefix import PrefixCalibration, calibrate_prefix, save_prefix
+    from softfold.calibrate.prompts import prefix_calibration_prompts
+    from softfold.calibrate.simulate import QuantSim
+    from softfold.load import load_base, load_soft_prompt
+    from softfold.pipeline import quant_schemes
+
+    opts = export_options(args)
+    sim = QuantSim.of_schemes(quant_schemes(opts))
+    config = PrefixCalibration(steps=args.steps, prompts_per_file=args.prompts_per_file,
+                               opening_prompts_per_file=args.opening_prompts_per_file, seed=args.seed)
+    base = load_base(opts.model)
+    soft_prompt = load_soft_prompt(opts.soft_prompt, base.config.hidden_size)
+    prefix = calibrate_prefix(base, soft_prompt, sim, prefix_calibration_prompts(config.prompts_per_file), config,
+                              prefix_calibration_prompts(config.opening_prompts_per_file))
+    save_prefix(prefix, opts.out)
+    rejected = prefix.rejected_held_out_kl
+    outcome = (f"calibrated {rejected:.4f}, not lower: the file holds the folded prefix" if rejected is not None
+               else f"{prefix.held_out_kl_after:.4f} calibrated")
+    print(f"prefix K/V: {opts.out} (held-out KL, fp32 student vs simulated {args.recipe}: "
+          f"{prefix.held_out_kl_before:.4f} with the folded prefix, {outcome})")
+    return 0

@@ -1,0 +1,97 @@
+"""What several commands share: the parser class, flag types, the flags declared once, report checks."""
+import argparse
+import sys
+from pathlib import Path
+
+from softfold.errors import ExitCode, UserError
+
+
+class Parser(argparse.ArgumentParser):
+    """Flag mistakes as one line (exit 2, BAD_INPUT), pointing to --help rather than printing the usage block."""
+
+    def error(self, message: str):
+        self.exit(ExitCode.BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def add_model_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="base model: a Hugging Face model directory or a .gguf file (default: the "
+                                   "embedded SmolLM2-135M-Instruct)")
+
+
+def add_soft_prompt_flag(p: argparse.ArgumentParser, required: bool = True, help: str = "") -> None:
+    p.add_argument("--soft-prompt", required=required, metavar="DIR",
+                   help=help or "PEFT prompt-tuning adapter directory (the distillation checkpoint)")
+
+
+def model_path(args: argparse.Namespace) -> Path:
+    from softfold.load import default_model_path
+
+    return Path(args.model or default_model_path())
+
+
+def check_writable_file(path: str | None, flag: str) -> None:
+    """A report path the command will write at its end, checked at its start."""
+    if path and not Path(path).parent.is_dir():
+        raise UserError(f"{flag} {path}: directory {Path(path).parent} does not exist; create it or pick another path")
+    if path and Path(path).is_dir():
+        raise UserError(f"{flag} {path} is a directory: pass a file path")
+
+
+def report_verdict(report, where: Path) -> int:
+    """The parity gate's verdict on stdout, its failures on stderr; the exit code (0 passed, 1 failed)."""
+    m = report.metrics
+    print(f"parity {'PASSED' if report.passed else 'FAILED'}: rel_dlogit={m['rel_dlogit']:.2e} "
+          f"top1={m['top1']:.4f} exact_match={m['exact_match']:.2f} runner_match={m.get('runner_match', 'n/a')}")
+    for failure in report.failures:
+        print(f"  failed: {failure}", file=sys.stderr)
+    if not report.passed:
+        print(f"  report: {where}/parity.md", file=sys.stderr)
+    return 0 if report.passed else 1
+
+
+def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
+    """Target and quantization recipe flags (export, calibrate-prefix)."""
+    from softfold.export.quantize import Recipe
+
+    p.add_argument("--target", default="executorch", choices=["executorch", "onnx", "ort"],
+                   help="executorch: model.pte for Android's LlmModule; onnx: model.onnx + genai_config.json for "
+                        "onnxruntime-genai; ort: model.ort for ONNX Runtime Mobile (default: executorch)")
+    p.add_argument("--recipe", default="fp32", choices=[r.value for r in Recipe],
+                   help="fp32 (any target); fp16 (executorch); 8da4w, 8da8w: int8 dynamic activations x int4 "
+                        "group-wise / int8 weights (executorch); int4: MatMulNBits; int8: dynamic int8; int8-static: "
+                        "QDQ int8 calibrated on chat prompts (onnx, ort). The soft prompt's K/V are never quantized "
+                        "(default: fp32)")
+    p.add_argument("--group-size", type=int, default=32, help="int4 weight group / block size (default: 32)")
+    p.add_argument("--embedding-bits", type=int, default=0, choices=[0, 4, 8],
+                   help="quantize the embedding table too: 4 or 8 for executorch, 4 for onnx int4 (0 keeps it "
+                        "fp32; default: 0)")
+    p.add_argument("--keep-8bit", nargs="+", default=[], metavar="LAYER",
+                   help="4-bit recipes: keep these layers at 8 bits, e.g. lm_head layers.3 (the ranking comes "
+                        "from `softfold sensitivity`)")
+    p.add_argument("--algorithm", choices=["rtn", "gptq", "hqq", "grid"],
+                   help="weight rounding: rtn (round to nearest); gptq (8da4w, 8da8w, int4: rounds each layer so its "
+                        "outputs match fp32 on calibration prompts from the distillation training files, soft prompt in "
+                        "context; slower); hqq (onnx int4, ORT's HQQ); grid (8da4w, int4: weights already on a 4-bit "
+                        "grid, as a Q4_1 GGUF's, are kept exactly, the rest by gptq). "
+                        "Default: grid for 4-bit weights (8da4w, int4) with prefix-kv folding, else rtn")
+    p.add_argument("--weight-bits", type=int, choices=[2, 4, 8],
+                   help="override the recipe's weight bits: 4 or 8 for executorch, 2/4/8 for onnx int4 "
+                        "(2 bits shows the parity gate failing)")
+
+
+def export_options(args: argparse.Namespace, **extra):
+    """ExportOptions from the recipe flags (and the command's own extras)."""
+    from softfold.export.quantize import Recipe
+    from softfold.pipeline import ExportOptions, Target
+
+    return ExportOptions(model=model_path(args), soft_prompt=Path(args.soft_prompt), out=Path(args.out),
+                         target=Target(args.target), recipe=Recipe(args.recipe), group_size=args.group_size,
+                         weight_bits=args.weight_bits, embedding_bits=args.embedding_bits, algorithm=args.algorithm,
+                         keep_8bit=tuple(args.keep_8bit), **extra)

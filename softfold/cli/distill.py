@@ -1,0 +1,74 @@
+"""`softfold distill`: train a soft prompt so the LLM alone behaves like the LLM + guard system."""
+import argparse
+from pathlib import Path
+
+from softfold.cli.common import add_model_flag, model_path, positive_int
+from softfold.datasets import BENIGN_TRAIN, HARMFUL_TRAIN
+
+
+def add_to(sub) -> None:
+    p = sub.add_parser("distill", help="distill the LLM + guard system into a soft prompt (PEFT prompt tuning)",
+                       description="Train N virtual tokens so that the LLM alone behaves like the LLM + guard system: "
+                                   "refuse what the guard flags, answer the rest as before. Resumes from OUT's "
+                                   "checkpoint. Runs unchanged under `accelerate launch`.")
+    add_model_flag(p)
+    p.add_argument("--out", required=True, help="PEFT prompt-tuning directory to write (and resume from)")
+    p.add_argument("--harmful", nargs="+", default=[str(f) for f in HARMFUL_TRAIN], metavar="FILE",
+                   help="harmful training prompt files, .txt or .jsonl (default: the shipped Do-Not-Answer and "
+                        "imperative sets)")
+    p.add_argument("--benign", nargs="+", default=[str(f) for f in BENIGN_TRAIN], metavar="FILE",
+                   help="benign training prompt files (default: the shipped benign sets)")
+    p.add_argument("--guard", default="labels", help="labels (the prompt files' labels), classifier:DIR (HF "
+                                                      "sequence classifier) or causal-lm:DIR (Llama Guard style)")
+    p.add_argument("--loss", default="kl", choices=["tv", "kl", "direct"], help="distillation loss (default: kl)")
+    p.add_argument("--num-virtual-tokens", type=positive_int, default=100)
+    p.add_argument("--steps", type=positive_int, default=200)
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                   help="constant, or cosine: from --lr down to 0 at the last step (a quieter end for long runs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=positive_int, default=50, help="held-out loss and checkpoint every N steps")
+    p.add_argument("--max-response-tokens", type=positive_int, default=16, help="teacher response tokens trained on")
+    p.add_argument("--teacher-cache", metavar="FILE", help="save the teacher's responses and distributions here, "
+                   "and reuse those of every prompt the same teacher (model, guard, refusal, --max-response-tokens) "
+                   "already answered: loss or lr sweeps and grown data sets skip the teacher's work")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the frozen LLM (faster on CPUs with "
+                                                       "AVX512-BF16 and on GPUs); the prompt and the loss stay fp32")
+    p.add_argument("--quantization-aware", action="store_true",
+                   help="also train through the 4-bit bundles' arithmetic (8da4w / int4: group-32 weights, int8 "
+                        "activations, simulated), so refusals survive quantization; two forwards per step")
+    p.add_argument("--quantized-weight", type=float, default=1.0, metavar="W",
+                   help="with --quantization-aware: weight of the quantized model's loss against the fp32 one's "
+                        "(above 1 favors agreement of the 4-bit bundles over the fp32 prompt's own fit)")
+    p.add_argument("--margin", type=float, default=0.0, metavar="NATS",
+                   help="also train each teacher reply token to lead the student's next likeliest one by NATS "
+                        "(a hinge; default 0, off). It favors the commonest reply, the refusal: watch benign answers")
+    p.add_argument("--opening-weight", type=float, default=1.0, metavar="W",
+                   help="weight of each reply's first token, where the refuse-or-answer decision falls, against each "
+                        "later token (default 1: all alike); long benign replies otherwise drown the decision")
+    p.add_argument("--balanced", action="store_true",
+                   help="half of every batch refused (flagged) prompts, half answered ones, whatever the files' mix")
+    p.add_argument("--init-from", metavar="DIR", help="start from this PEFT prompt-tuning directory (e.g. a trained "
+                                                       "prompt, to fine-tune it quantization-aware)")
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from softfold.distill.losses import Loss
+    from softfold.distill.recipe import DistillJob, run
+    from softfold.distill.train import DistillConfig, LRSchedule
+
+    config = DistillConfig(loss=Loss(args.loss), num_virtual_tokens=args.num_virtual_tokens, steps=args.steps,
+                           batch_size=args.batch_size, lr=args.lr, lr_schedule=LRSchedule(args.lr_schedule),
+                           seed=args.seed, eval_every=args.eval_every, bf16=args.bf16,
+                           quantization_aware=args.quantization_aware, init_from=args.init_from or "",
+                           quantized_weight=args.quantized_weight, margin=args.margin,
+                           opening_weight=args.opening_weight, balanced=args.balanced)
+    job = DistillJob(model=model_path(args), out=Path(args.out), config=config,
+                     harmful=tuple(map(Path, args.harmful)), benign=tuple(map(Path, args.benign)), guard=args.guard,
+                     max_response_tokens=args.max_response_tokens, command=args.command_line,
+                     teacher_cache=Path(args.teacher_cache) if args.teacher_cache else None)
+    result = run(job)
+    print(f"soft prompt: {args.out} (final held-out loss {result['history'][-1]['eval_loss']:.4f})")
+    return 0

@@ -1,0 +1,63 @@
+"""`softfold export`: fold a soft prompt into a bundle and gate it (also `optimum-cli export softfold`)."""
+import argparse
+from pathlib import Path
+
+from softfold.cli.common import (add_model_flag, add_recipe_arguments, add_soft_prompt_flag, check_writable_file,
+                                 export_options, positive_int, report_verdict)
+from softfold.datasets import DEFAULT_PROMPTS, read_prompts
+
+
+def add_to(sub) -> None:
+    p = sub.add_parser("export", help="fold a soft prompt into a bundle and run the parity gate",
+                       description="Fold the soft prompt into the model graph (prefix-kv: its keys/values become "
+                                   "constants; virtual-tokens: N reserved tokens start every prompt), lower it for "
+                                   "the target runtime, and check parity against PEFT's PyTorch forward. Exits 1 "
+                                   "when the parity gate fails (the report is written anyway), 2 on bad input "
+                                   "(before any heavy work), 3 when the environment stops it (disk full, read-only, "
+                                   "interrupted).")
+    add_export_arguments(p)
+    p.set_defaults(func=handle)
+
+
+def add_export_arguments(p: argparse.ArgumentParser, positional_out: bool = False) -> None:
+    """`softfold export`'s flags (also `optimum-cli export softfold`'s, whose output directory is positional)."""
+    add_model_flag(p)
+    add_soft_prompt_flag(p)
+    add_recipe_arguments(p)
+    p.add_argument("--folding", default="prefix-kv", choices=["prefix-kv", "virtual-tokens"],
+                   help="prefix-kv: the soft prompt's keys/values are graph constants, no prefill cost per "
+                        "conversation; virtual-tokens: N special tokens added to the tokenizer and chat template, "
+                        "their embedding rows are the soft prompt (never quantized), N prefill tokens per "
+                        "conversation, for runtimes that must see plain token ids (default: prefix-kv)")
+    if positional_out:  # optimum-cli's convention: the output directory last, without a flag
+        p.add_argument("out", help="bundle directory to create")
+    else:
+        p.add_argument("--out", required=True, help="bundle directory to create")
+    p.add_argument("--max-context", type=positive_int, default=2048, help="user tokens the KV cache holds (default: 2048)")
+    p.add_argument("--prompts", help="extra parity prompts, one per line (added to the calibration set)")
+    p.add_argument("--junit", help="also write the parity gate as JUnit XML to this path")
+    p.add_argument("--prefix-kv", metavar="FILE",
+                   help="prefix K/V calibrated to this recipe by `softfold calibrate-prefix`, in place of the "
+                        "folded ones (prefix-kv folding; the file must match --soft-prompt and the recipe flags)")
+    p.add_argument("--force", action="store_true", help="replace --out if it is a previous softfold bundle (never "
+                                                         "any other directory)")
+    p.add_argument("--trust-base-model", action="store_true",
+                   help="export although the soft prompt's adapter_config.json names another base model (the same "
+                        "model renamed or moved); layer and head counts are still checked")
+
+
+def handle(args: argparse.Namespace) -> int:
+    from softfold.api import export_with
+    from softfold.parity import junit_xml
+    from softfold.pipeline import Folding
+
+    check_writable_file(args.junit, "--junit")
+    prompts = list(DEFAULT_PROMPTS) + (read_prompts(args.prompts) if args.prompts else [])
+    opts = export_options(args, folding=Folding(args.folding), max_context=args.max_context, prompts=tuple(prompts),
+                          force=args.force, prefix_kv=Path(args.prefix_kv) if args.prefix_kv else None,
+                          trust_base_model=args.trust_base_model)
+    report = export_with(opts).report
+    if args.junit:
+        Path(args.junit).write_text(junit_xml(report))
+    print(f"bundle: {opts.out}")
+    return report_verdict(report, opts.out)

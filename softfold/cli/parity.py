@@ -1,0 +1,91 @@
+"""`softfold parity`: re-gate a bundle against the PyTorch reference, or against a released bundle (CI)."""
+import argparse
+import sys
+from pathlib import Path
+
+from softfold.cli.common import (add_model_flag, add_soft_prompt_flag, check_writable_file, positive_int,
+                                 report_verdict)
+from softfold.datasets import read_prompts
+from softfold.errors import UserError
+
+
+def add_to(sub) -> None:
+    p = sub.add_parser("parity", help="re-gate a bundle: against the PyTorch reference, or against a released bundle",
+                       description="Checks the bundle's checksums, then gates it. With --soft-prompt: against the "
+                                   "PyTorch reference (base model + soft prompt) with the recipe's default thresholds, "
+                                   "through the same engines as at export. With --against RELEASED: against another "
+                                   "bundle of the same base model, both through their phone engines, on the default "
+                                   "prompts plus --prompts: refusal decisions read from both replies must agree on "
+                                   "--min-agreement of the prompts, and the mean KL(released || new) over the reply "
+                                   "positions must stay under --max-kl. Exits 1 when the gate fails. The bundles are "
+                                   "never modified: reports go to --report.",
+                       epilog="CI: `softfold parity new/ --against released/ --prompts my_prompts.jsonl --junit "
+                              "parity.xml` (examples/github-actions-parity.yml)")
+    p.add_argument("bundle")
+    add_soft_prompt_flag(p, required=False, help="PEFT prompt-tuning directory (the distillation checkpoint) to "
+                                                 "gate against")
+    p.add_argument("--against", metavar="RELEASED", help="a released bundle to gate against (bundle vs bundle)")
+    add_model_flag(p)
+    p.add_argument("--prompts", nargs="+", default=[], metavar="FILE",
+                   help="extra prompts (.txt one per line, or .jsonl with a \"prompt\" field), added to the defaults")
+    p.add_argument("--max-new-tokens", type=positive_int, default=32,
+                   help="with --against: greedy reply length per prompt (default 32)")
+    p.add_argument("--min-agreement", type=float, default=0.97,
+                   help="with --against: least fraction of prompts with the same refusal decision (default 0.97)")
+    p.add_argument("--max-kl", type=float, default=0.1, metavar="NATS",
+                   help="with --against: largest mean KL(released || new) per reply position (default 0.1; two "
+                        "exports of the same inputs give 0)")
+    p.add_argument("--report", help="directory for the reports (default: BUNDLE.parity beside it)")
+    p.add_argument("--junit", help="also write the gate as JUnit XML here")
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from softfold.api import Bundle
+
+    if bool(args.soft_prompt) == bool(args.against):
+        raise UserError("parity takes --soft-prompt DIR (gate against the PyTorch reference) or --against BUNDLE "
+                        "(gate against a released bundle), one of the two")
+    bundle = Bundle(Path(args.bundle))
+    check_writable_file(args.junit, "--junit")
+    prompts = tuple(p for path in args.prompts for p in read_prompts(path))
+    out = Path(args.report or bundle.path.parent / f"{bundle.path.name}.parity")
+    if args.against:
+        return _against_bundle(bundle, Bundle(Path(args.against)), prompts, args, out)
+    return _against_reference(bundle, prompts, args, out)
+
+
+def _against_reference(bundle, prompts: tuple[str, ...], args: argparse.Namespace, out: Path) -> int:
+    from softfold.load import load_soft_prompt
+    from softfold.parity import junit_xml, write_reports
+
+    report = bundle.parity(args.soft_prompt, args.model, prompts)
+    manifest = bundle.manifest
+    if load_soft_prompt(Path(args.soft_prompt), manifest.model.hidden_size).sha256 != manifest.soft_prompt.sha256:
+        print(f"note: {args.soft_prompt} is not the soft prompt this bundle was exported with (sha256 differs)",
+              file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    write_reports(report, out)
+    if args.junit:
+        Path(args.junit).write_text(junit_xml(report))
+    return report_verdict(report, out)
+
+
+def _against_bundle(bundle, released, prompts: tuple[str, ...], args: argparse.Namespace, out: Path) -> int:
+    from softfold.bundle_parity import BundleThresholds, junit_xml, write_reports
+
+    report = bundle.compare(released, prompts, args.max_new_tokens,
+                            BundleThresholds(min_decision_agreement=args.min_agreement, max_mean_kl=args.max_kl))
+    out.mkdir(parents=True, exist_ok=True)
+    write_reports(report, out)
+    if args.junit:
+        Path(args.junit).write_text(junit_xml(report))
+    m = report.metrics
+    print(f"bundle parity {'PASSED' if report.passed else 'FAILED'}: decision_agreement={m['decision_agreement']:.4f} "
+          f"mean_kl={m['mean_kl']:.3g} top1={m['top1']:.4f} text_match={m['text_match']:.2f} "
+          f"({len(report.prompts)} prompts)")
+    for failure in report.failures:
+        print(f"  failed: {failure}", file=sys.stderr)
+    if not report.passed:
+        print(f"  report: {out}/bundle_parity.md", file=sys.stderr)
+    return 0 if report.passed else 1
