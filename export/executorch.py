@@ -6,7 +6,7 @@ from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPar
 from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
 from executorch.exir.passes import MemoryPlanningPass
 from executorch.exir.passes.sym_shape_eval_pass import ConstraintBasedSymShapeEvalPass
-from torch.export import Dim
+from torch.export import Dim, ExportedProgram
 
 from softfold.export.model import Transformer
 from softfold.native_io import muted
@@ -33,16 +33,18 @@ def export_pte(model: Transformer, metadata: dict, path: Path) -> None:
     seq = Dim("seq", min=1, max=model.args.max_context)
     with torch.no_grad():
         program = torch.export.export(model, example, dynamic_shapes=({1: seq}, None), strict=False)
+    Path(path).write_bytes(lower_to_xnnpack(program, metadata))
+
+
+def lower_to_xnnpack(programs: ExportedProgram | dict[str, ExportedProgram], metadata: dict | None = None) -> bytes:
+    """Exported program(s) (one per method) -> .pte bytes, XNNPACK-delegated, with the constant methods
+    `metadata`: the one lowering every softfold .pte goes through (bundles and the benchmark's baselines)."""
     with muted():  # XNNPACK's cpuinfo probe prints to stdout
-        edge = to_edge_transform_and_lower(
-            program,
-            partitioner=[XnnpackPartitioner()],
-            compile_config=EdgeCompileConfig(_check_ir_validity=False),
-            constant_methods=metadata,
-        )
-    et_program = edge.to_executorch(ExecutorchBackendConfig(
+        edge = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()],
+                                           compile_config=EdgeCompileConfig(_check_ir_validity=False),
+                                           constant_methods=metadata)
+    return edge.to_executorch(ExecutorchBackendConfig(
         memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False),
         do_quant_fusion_and_const_prop=True,  # torchao's dequantize + embedding -> quantized embedding kernels
         sym_shape_eval_pass=ConstraintBasedSymShapeEvalPass(),  # plan memory for the dynamic shapes' bounds
-    ))
-    Path(path).write_bytes(et_program.buffer)
+    )).buffer

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from softfold.export.executorch import export_pte, runner_metadata
+from softfold.export.executorch import export_pte, lower_to_xnnpack, runner_metadata
 from softfold.export.fold import build_folded_model
 from softfold.export.quantize import EmbeddingQuant, LinearQuant, quantize_executorch
 from softfold.load import default_model_path, load_base, load_soft_prompt
@@ -58,10 +58,6 @@ class _TextDecoder(torch.nn.Module):
 
 def export_naive(base, soft_prompt: Path, out: Path, recipe: str) -> None:
     """Two methods, as ExecuTorch's multimodal runners take them; the app prepends the soft prompt itself."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
-    from executorch.exir.passes import MemoryPlanningPass
-    from executorch.exir.passes.sym_shape_eval_pass import ConstraintBasedSymShapeEvalPass
     from safetensors.torch import save_file
     from torch.export import Dim
 
@@ -75,12 +71,7 @@ def export_naive(base, soft_prompt: Path, out: Path, recipe: str) -> None:
             "text_decoder": torch.export.export(_TextDecoder(model), (torch.zeros(1, 2, dim), torch.tensor([0])),
                                                 dynamic_shapes=({1: seq}, None), strict=False),
         }
-    edge = to_edge_transform_and_lower(programs, partitioner=[XnnpackPartitioner()],
-                                       compile_config=EdgeCompileConfig(_check_ir_validity=False))
-    program = edge.to_executorch(ExecutorchBackendConfig(
-        memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False), do_quant_fusion_and_const_prop=True,
-        sym_shape_eval_pass=ConstraintBasedSymShapeEvalPass()))
-    (out / "model.pte").write_bytes(program.buffer)
+    (out / "model.pte").write_bytes(lower_to_xnnpack(programs))
     embeddings = load_soft_prompt(soft_prompt, model.args.dim).embeddings.float().contiguous()
     save_file({"prompt_embeddings": embeddings}, out / "soft_prompt.safetensors")
     save_tokenizer(base.tokenizer, out)

@@ -40,22 +40,14 @@ def runner_samples(bundle: Path, text: str, new_tokens: int, runs: int) -> tuple
 def genai_samples(bundle: Path, text: str, new_tokens: int, runs: int) -> tuple[int, list[tuple[float, float]]]:
     import onnxruntime_genai as og
 
+    from softfold import genai_runner
+
     model = og.Model(str(bundle))
     ids = og.Tokenizer(model).encode(text)
     samples = []
     for _ in range(runs + 1):
-        params = og.GeneratorParams(model)
-        params.set_search_options(do_sample=False, max_length=len(ids) + new_tokens, min_length=len(ids) + new_tokens)
-        generator = og.Generator(model, params)
-        start = time.perf_counter()
-        generator.append_tokens(ids)
-        generator.generate_next_token()
-        first = time.perf_counter()
-        n = 1
-        while not generator.is_done():
-            generator.generate_next_token()
-            n += 1
-        samples.append((1000 * (first - start), (n - 1) / (time.perf_counter() - first)))
+        run = genai_runner.greedy(model, ids, new_tokens, exact_length=True)
+        samples.append((1000 * (run.first_token - run.start), (len(run.ids) - 1) / (run.end - run.first_token)))
     return len(ids), samples[1:]
 
 

@@ -4,7 +4,6 @@ ExecuTorch's TextLLMRunner for .pte bundles, onnxruntime-genai for .onnx bundles
 """
 import json
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -91,31 +90,26 @@ def generate(bundle: Path, user_text: str, max_new_tokens: int = 256,
 
 def _generate_genai(bundle: Path, user_text: str, max_new_tokens: int,
                     on_token: Callable[[str], None] | None) -> Reply:
-    """onnxruntime-genai, the engine under ORT GenAI on Android."""
+    """onnxruntime-genai, the engine under ORT GenAI on Android (loaded here only: not beside the ExecuTorch runner)."""
     import onnxruntime_genai as og
+
+    from softfold import genai_runner
 
     model = og.Model(str(bundle))
     tokenizer = og.Tokenizer(model)
     stream = tokenizer.create_stream()
-    ids = tokenizer.encode(format_prompt(bundle, user_text))
-    params = og.GeneratorParams(model)
-    params.set_search_options(do_sample=False, max_length=len(ids) + max_new_tokens)
-    generator = og.Generator(model, params)
-    start = time.perf_counter()
-    generator.append_tokens(ids)
-    prefill_done = time.perf_counter()
-    pieces, first_token = [], None
-    while not generator.is_done():
-        generator.generate_next_token()
-        first_token = first_token or time.perf_counter()
-        piece = stream.decode(int(generator.get_next_tokens()[0]))
-        pieces.append(piece)
+    pieces: list[str] = []
+
+    def emit(token: int) -> None:
+        pieces.append(stream.decode(token))
         if on_token:
-            on_token(piece)
-    end = time.perf_counter()
-    new = len(pieces)
-    return Reply("".join(pieces), len(ids), new, round(1000 * ((first_token or end) - start)),
-                 len(ids) / max(prefill_done - start, 1e-9), max(new - 1, 0) / max(end - (first_token or end), 1e-9))
+            on_token(pieces[-1])
+
+    run = genai_runner.greedy(model, tokenizer.encode(format_prompt(bundle, user_text)), max_new_tokens, emit)
+    new = len(run.ids)
+    return Reply("".join(pieces), run.prompt_tokens, new, round(1000 * (run.first_token - run.start)),
+                 run.prompt_tokens / max(run.prefill_done - run.start, 1e-9),
+                 max(new - 1, 0) / max(run.end - run.first_token, 1e-9))
 
 
 def stream_to_stdout(piece: str) -> None:

@@ -7,6 +7,7 @@ tokens.
 """
 import json
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -17,6 +18,19 @@ from softfold.native_io import muted
 from softfold.prompt_format import chat_text
 from softfold.text_runner import cut_at_stop, load_text_runner
 from softfold.virtual_tokens import VirtualTokens, virtual_tokens
+
+
+class Engine(Protocol):
+    """What parity needs from a runtime: logits through its real call pattern, and its own greedy reply."""
+
+    def logits(self, prompt_ids: list[int], continuation: list[int]) -> torch.Tensor:
+        """[len(prompt_ids) + len(continuation) - 1, vocab]: every position's next-token logits."""
+
+    def reply_logits(self, prompt_ids: list[int], continuation: list[int]) -> torch.Tensor:
+        """The rows of `logits` from the last prompt position on (what the reply is decided from)."""
+
+    def greedy(self, chat_text: str, max_new_tokens: int) -> str | list[int]:
+        """The phone engine's greedy reply: text (TextLLMRunner) or token ids (onnxruntime-genai)."""
 
 
 class ExecuTorchEngine:
@@ -79,19 +93,10 @@ class OnnxEngine:
         """Greedy token ids from onnxruntime-genai, the engine under ORT GenAI on Android."""
         import onnxruntime_genai as og
 
+        from softfold import genai_runner
+
         self.genai = self.genai or og.Model(str(self.bundle))
-        model = self.genai
-        tokenizer = og.Tokenizer(model)
-        ids = tokenizer.encode(chat_text)
-        params = og.GeneratorParams(model)
-        params.set_search_options(do_sample=False, max_length=len(ids) + max_new_tokens)
-        generator = og.Generator(model, params)
-        generator.append_tokens(ids)
-        new = []
-        while not generator.is_done():
-            generator.generate_next_token()
-            new.append(int(generator.get_next_tokens()[0]))
-        return new
+        return genai_runner.greedy(self.genai, og.Tokenizer(self.genai).encode(chat_text), max_new_tokens).ids
 
 
 def empty_cache(session) -> dict[str, np.ndarray]:
@@ -118,12 +123,12 @@ class VirtualTokenEngine:
         return self.engine.greedy(self.virtual.text + chat_text, max_new_tokens)
 
 
-def engine_for(bundle: Path, backend: str, model_file: str, virtual: VirtualTokens | None = None):
+def engine_for(bundle: Path, backend: str, model_file: str, virtual: VirtualTokens | None = None) -> Engine:
     engine = ExecuTorchEngine(bundle) if backend == "executorch" else OnnxEngine(bundle, model_file)
     return VirtualTokenEngine(engine, virtual) if virtual else engine
 
 
-def bundle_engine(bundle: Path, manifest: dict):
+def bundle_engine(bundle: Path, manifest: dict) -> Engine:
     """The engine of an exported bundle, taking prompts as the base model's tokenizer writes them."""
     return engine_for(Path(bundle), manifest["backend"], manifest["model"]["file"], virtual_tokens(manifest))
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from softfold.engines import Engine
 from softfold.errors import UserError
 from softfold.prompt_format import chat_text
 from softfold.reference import Reference, RefSample
@@ -136,7 +137,7 @@ def aggregate(results: list[PromptResult], t: Thresholds) -> tuple[dict[str, flo
     return {k: round(v, 9) for k, v in metrics.items()}, failures
 
 
-def run_parity(reference: Reference, engine, prompts: list[str], recipe: str, context_length: int,
+def run_parity(reference: Reference, engine: Engine, prompts: list[str], recipe: str, context_length: int,
                thresholds: Thresholds | None = None, check_runner: bool = True) -> ParityReport:
     """Measure an engine (softfold.engines) against the reference on every prompt, chat template applied.
 

@@ -35,6 +35,7 @@ SOFTFOLD_LAYERS = {
     "softfold.bundle_parity": APPLICATION,
     "softfold.engines": APPLICATION,
     "softfold.text_runner": APPLICATION,
+    "softfold.genai_runner": APPLICATION,
     "softfold.chat": APPLICATION,
     "softfold.bench": APPLICATION,
     "softfold.bench_exports": APPLICATION,
