@@ -1,4 +1,4 @@
-"""Which layers' quantization moves the safety behavior most (issue 5's sensitivity report).
+"""Which layers' quantization moves the safety behavior most.
 
 Each layer (a transformer block, the LM head) is quantized alone, in eager PyTorch with the soft
 prompt's fp32 K/V in the cache (as the default prefix-kv bundles hold them), by simulating the recipe's arithmetic: weights rounded to `bits` symmetric

@@ -2,7 +2,7 @@
 
 Every variant is exported in its own process (wall time and peak RSS of that process, artifact size),
 then measured in another fresh process (`softfold.bench_worker`, OMP_NUM_THREADS=1): time to first
-token, decode tokens/s, resident memory. The goals of issue 6 are ratios between variants of the
+token, decode tokens/s, resident memory. The speed goals are ratios between variants of the
 same run (`GOALS`). Variants whose tool is missing (optimum-executorch lives in its own virtualenv)
 are reported as skipped, with why.
 """

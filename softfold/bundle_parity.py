@@ -24,8 +24,8 @@ from softfold.text_runner import cut_at_stop
 
 @dataclass(frozen=True)
 class BundleThresholds:
-    """Limits of the bundle-vs-bundle gate. Two exports of the same inputs agree exactly (KL 0); a 4-bit
-    bundle against its fp32 release sits near KL 0.05 per reply token (benchmarks and distill/RUNS.md)."""
+    """Limits of the bundle-vs-bundle gate. Two exports of the same inputs agree exactly (KL 0); the KL limit
+    leaves room for a re-export with another recipe of the same soft prompt, not for another soft prompt."""
     min_decision_agreement: float = 0.97  # prompts whose refusal decision is the same in both bundles
     max_mean_kl: float = 0.1  # mean KL(released || new) per reply position, nats
 
