@@ -29,8 +29,7 @@ class BudgetTests(private val fixtures: Fixtures) {
     }
 
     private fun conversation(exchanges: Int) = (1..exchanges).flatMap { i ->
-        listOf(PromptFormat.Turn(true, "Question $i: tell me about the sea and the moon, please."),
-            PromptFormat.Turn(false, "Answer $i: the sea is wide, the moon is bright, and both are old."))
+        listOf(PromptFormat.Turn(true, "Q$i: the sea?"), PromptFormat.Turn(false, "A$i: it is wide."))
     } + PromptFormat.Turn(true, "Last: what did I ask first?")
 
     private fun trimmed(name: String) {
@@ -45,6 +44,7 @@ class BudgetTests(private val fixtures: Fixtures) {
         check(fit is Fit.Prompt) { "$fit" }
         fit as Fit.Prompt
         check(fit.droppedTurns > 0 && fit.droppedTurns % 2 == 0) { "dropped ${fit.droppedTurns} turns" }
+        check(fit.droppedTurns < turns.size - 1) { "kept only the new message: ${fit.text}" }
         checkEquals(manifest.prompt.render(turns.drop(fit.droppedTurns)), fit.text, "prompt")
         check(fit.tokens <= limit) { "${fit.tokens} tokens > $limit" }
         check(count(manifest.prompt.render(turns.drop(fit.droppedTurns - 2))) > limit) { "trimmed more than needed" }
