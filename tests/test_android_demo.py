@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,32 @@ def test_drift_check_fails_when_a_field_is_renamed_on_one_side():
     schema = copy.deepcopy(MANIFEST_SCHEMA)
     schema["prompt_format"]["gen_prefix"] = schema["prompt_format"].pop("generation_prefix")
     assert undefined(manifest_reads(app_source()), schema) == ["prompt_format.generation_prefix"]
+
+
+def bundle_readme_android() -> dict[str, str]:
+    """softfold/bundle_readme.py's ANDROID, from this checkout (the installed softfold may be another one)."""
+    spec = importlib.util.spec_from_file_location("bundle_readme", APP.parent / "softfold" / "bundle_readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ANDROID
+
+
+def test_bundle_readme_and_gradle_agree_with_the_app_and_the_parity_gate():
+    android, readme = bundle_readme_android(), (APP / "README.md").read_text()
+    gradle = (APP / "app" / "build.gradle.kts").read_text()
+    pins = dict(re.findall(r'implementation\("[\w.]+:([\w-]+):([\d.]+)"\)', gradle))
+    aar = re.search(r'files\("libs/(onnxruntime-genai-android-([\d.]+)\.aar)"\)', gradle)
+    assert pins == {"executorch-android": version("executorch"), "onnxruntime-android": version("onnxruntime")}
+    assert aar and aar[2] == version("onnxruntime-genai")  # what the parity gate ran on the host
+    assert all(aar[1] in text for text in (android["onnx"], readme))
+    assert f"onnxruntime-android:{pins['onnxruntime-android']}" in android["onnx"]
+    assert f"executorch-android:{pins['executorch-android']}" in android["executorch"]
+    files_dir = "/sdcard/Android/data/ai.softfold.demo/files/bundle/"  # getExternalFilesDir(null)/bundle
+    assert 'applicationId = "ai.softfold.demo"' in gradle and "File(getExternalFilesDir(null), \"bundle\")" in app_source()
+    assert f"adb push . {files_dir}" in android["executorch"] and f"adb push . {files_dir}" in android["onnx"]
+    assert f"/. {files_dir}" in readme
+    assert "module.generate(prompt, contextLength, callback, false)" in android["executorch"]
+    assert "module.generate(prompt, manifest.contextLength, callback, false)" in app_source()
 
 
 # --- the JVM tier -----------------------------------------------------------------------------------------------
