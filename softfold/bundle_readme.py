@@ -5,23 +5,46 @@ import yaml
 LIBRARY = {"executorch": "executorch", "onnx": "onnxruntime-genai", "ort": "onnxruntime"}
 
 ANDROID = {
-    "executorch": """## Android (ExecuTorch `LlmModule`, executorch 1.5.x)
+    "executorch": """## Android (ExecuTorch `LlmModule`, `org.pytorch:executorch-android:1.5.1`)
+softfold's demo app (`android_demo/` in the softfold repository) runs this bundle as it is: push the
+whole directory (the app checks every file against `manifest.json` before loading) to its files dir:
+`adb push . /sdcard/Android/data/ai.softfold.demo/files/bundle/`. In your own app:
 ```kotlin
-val module = LlmModule("/data/local/tmp/bundle/model.pte", "/data/local/tmp/bundle/tokenizer.json", 0.0f)
-module.load()
-module.generate(prompt, maxTokens, callback)   // prompt formatted with the chat template below
+val module = LlmModule("$dir/model.pte", "$dir/tokenizer.json", 0.0f)
+module.load()                                  // throws if the program does not load
+module.resetContext()                          // each conversation from position 0; the soft prompt stays
+module.generate(prompt, contextLength, callback, false)  // seqLen caps prompt + reply; echo off
 ```
-Push the files with `adb push model.pte tokenizer.json /data/local/tmp/bundle/`.""",
-    "onnx": """## Android (ONNX Runtime GenAI, onnxruntime-genai 0.18)
+`prompt` is the whole conversation in the prompt format below. `onResult` gets decoded text, not
+tokens: end the reply yourself where a stop string appears in it (it may span pieces), calling
+`module.stop()` on every later piece too (`stop()` from the first piece is undone when decoding starts).""",
+    "onnx": """## Android (ONNX Runtime GenAI 0.18.0, on `onnxruntime-android:1.32.0`)
+The ORT GenAI AAR is not on Maven Central: put the release's `onnxruntime-genai-android-0.18.0.aar`
+into `app/libs/` (`implementation(files("libs/onnxruntime-genai-android-0.18.0.aar"))` plus
+`implementation("com.microsoft.onnxruntime:onnxruntime-android:1.32.0")`, the ONNX Runtime the parity
+gate ran). softfold's demo app (`android_demo/` in the softfold repository) runs this bundle as it is:
+push the whole directory (the app checks every file against `manifest.json` before loading) to its
+files dir: `adb push . /sdcard/Android/data/ai.softfold.demo/files/bundle/`. In your own app:
 ```kotlin
-val model = Model(bundleDir)                 // reads genai_config.json, model.onnx(.data), tokenizer files
+val model = Model(dir)                       // reads genai_config.json, model.onnx(.data), tokenizer files
 val tokenizer = Tokenizer(model)
-val params = GeneratorParams(model).apply { setSearchOption("max_length", maxLength.toDouble()) }
-val generator = Generator(model, params)
-generator.appendTokenSequences(tokenizer.encode(prompt))   // prompt formatted with the chat template below
-while (!generator.isDone) { generator.generateNextToken(); /* stream tokenizer.decode(...) */ }
-```
-Push the whole directory with `adb push . /data/local/tmp/bundle/`.""",
+tokenizer.encode(prompt).use { ids ->        // prompt formatted with the prompt format below
+    GeneratorParams(model).use { params ->
+        params.setSearchOption("max_length", minOf(contextLength, ids.getSequence(0).size + maxNewTokens).toDouble())
+        Generator(model, params).use { generator ->
+            generator.appendTokenSequences(ids)
+            tokenizer.createStream().use { stream ->
+                while (!generator.isDone) {
+                    generator.generateNextToken()
+                    val id = generator.getLastTokenInSequence(0)
+                    if (id in stopIds) break
+                    show(stream.decode(id))
+                }
+            }
+        }
+    }
+}
+```""",
     "ort": """## Android (ONNX Runtime Mobile)
 `model.ort` loads in an `OrtSession` of onnxruntime-android (full build, or a minimal build made
 with `required_operators.config`). Inputs: `input_ids`, `attention_mask` (ones over the conversation's

@@ -22,12 +22,12 @@ android {
 }
 
 dependencies {
-    // The runtimes softfold validates bundles against (see ../README.md): keep in step with
-    // executorch 1.5.x and onnxruntime-genai 0.18 on the host.
+    // The runtimes softfold's parity gate ran on the host (see ../README.md, "Versions").
+    // ExecuTorch brings its own fbjni and soloader.
     implementation("org.pytorch:executorch-android:1.5.1")
-    implementation("com.microsoft.onnxruntime:onnxruntime-genai-android:0.18.0")
-    implementation("com.microsoft.onnxruntime:onnxruntime-android:1.24.2")
-    implementation("com.facebook.soloader:soloader:0.10.5")
-    implementation("com.facebook.fbjni:fbjni:0.5.1")
-    implementation("org.jetbrains.kotlinx:kotlinx-coroutines-android:1.9.0")
+    // ORT GenAI's Android AAR is not on Maven Central: put the release's
+    // onnxruntime-genai-android-0.18.0.aar into app/libs/ (../README.md). A local AAR brings no
+    // dependencies, so the ONNX Runtime it runs on is named here.
+    implementation(files("libs/onnxruntime-genai-android-0.18.0.aar"))
+    implementation("com.microsoft.onnxruntime:onnxruntime-android:1.32.0")
 }

@@ -4,8 +4,12 @@ import org.json.JSONArray
 import org.json.JSONObject
 import java.io.File
 
+/** One entry of the manifest's "files": what export wrote, to check before anything is loaded. */
+data class ListedFile(val path: String, val size: Long, val sha256: String)
+
 /** The fields of a softfold bundle's manifest.json this app reads (softfold/bundle.py: MANIFEST_SCHEMA). */
 data class BundleManifest(
+    val schemaVersion: Int,
     val backend: String,
     val recipe: String,
     val modelFile: String,
@@ -18,15 +22,21 @@ data class BundleManifest(
     val parityPassed: Boolean,
     val parityEngineMatch: Double?,
     val prompt: PromptFormat,
+    val files: List<ListedFile>,
 ) {
     companion object {
-        fun read(bundleDir: File): BundleManifest {
-            val root = JSONObject(File(bundleDir, "manifest.json").readText())
+        /** The manifest layout this app reads; softfold bumps it when a field changes meaning. */
+        const val SCHEMA_VERSION = 1
+
+        fun parse(json: String): BundleManifest {
+            val root = JSONObject(json)
             val model = root.getJSONObject("model")
             val softPrompt = root.getJSONObject("soft_prompt")
             val parity = root.getJSONObject("parity")
             val format = root.getJSONObject("prompt_format")
+            val files = root.getJSONArray("files")
             return BundleManifest(
+                schemaVersion = root.getInt("schema_version"),
                 backend = root.getString("backend"),
                 recipe = root.getString("recipe"),
                 modelFile = model.getString("file"),
@@ -46,9 +56,11 @@ data class BundleManifest(
                     assistantSuffix = format.getString("assistant_suffix"),
                     generationPrefix = format.getString("generation_prefix"),
                 ),
+                files = List(files.length()) { files.getJSONObject(it).listedFile() },
             )
         }
 
+        private fun JSONObject.listedFile() = ListedFile(getString("path"), getLong("size"), getString("sha256"))
         private fun JSONArray.ints() = List(length()) { getInt(it) }
         private fun JSONArray.strings() = List(length()) { getString(it) }
     }

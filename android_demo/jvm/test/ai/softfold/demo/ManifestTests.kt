@@ -1,0 +1,93 @@
+package ai.softfold.demo
+
+import java.io.File
+import java.io.RandomAccessFile
+import java.nio.file.Files
+
+/** BundleCheck on real bundles: what export wrote passes; any change to it is refused before load. */
+class ManifestTests(private val fixtures: Fixtures) {
+    fun all() = listOf(
+        HostTest("exported bundles verify, every listed file hashed") { exportedBundlesVerify() },
+        HostTest("flipped byte in model.pte is refused, naming the file") { flippedByteRefused("executorch-prefix-kv", "model.pte") },
+        HostTest("flipped byte in model.onnx.data is refused, naming the file") { flippedByteRefused("onnx-prefix-kv", "model.onnx.data") },
+        HostTest("truncated tokenizer.json is refused") { truncatedRefused() },
+        HostTest("missing listed file is refused") { missingRefused() },
+        HostTest("other schema_version is refused") { otherSchemaRefused() },
+        HostTest("model file the manifest does not list is refused") { unlistedModelRefused() },
+        HostTest("streaming sha256 equals the manifest's for a multi-MiB file") { streamingSha256() },
+    )
+
+    private fun exportedBundlesVerify() {
+        for ((name, dir) in fixtures.bundles) {
+            val check = BundleCheck.of(dir)
+            check(check is BundleCheck.Verified) { "$name: $check" }
+            val manifest = (check as BundleCheck.Verified).manifest
+            checkEquals(name.substringBefore('-'), manifest.backend, "$name backend")
+            check(manifest.files.any { it.path == manifest.modelFile }) { "$name: ${manifest.modelFile} not listed" }
+            check(manifest.parityPassed) { "$name: parity not passed" }
+        }
+    }
+
+    private fun flippedByteRefused(bundle: String, file: String) {
+        val copy = copyOf(bundle)
+        val target = File(copy, file)
+        RandomAccessFile(target, "rw").use { f ->
+            val at = f.length() / 2
+            f.seek(at)
+            val byte = f.read()
+            f.seek(at)
+            f.write(byte xor 0x01)
+        }
+        val check = BundleCheck.of(copy)
+        check(check is BundleCheck.Rejected) { "accepted a changed $file" }
+        val reason = (check as BundleCheck.Rejected).reason
+        check(reason.startsWith("$file: sha256 differs")) { reason }
+    }
+
+    private fun truncatedRefused() {
+        val copy = copyOf("executorch-prefix-kv")
+        val tokenizer = File(copy, "tokenizer.json")
+        tokenizer.writeBytes(tokenizer.readBytes().copyOf(tokenizer.length().toInt() - 1))
+        val reason = rejection(copy)
+        check(reason.startsWith("tokenizer.json:") && "bytes" in reason) { reason }
+    }
+
+    private fun missingRefused() {
+        val copy = copyOf("onnx-prefix-kv")
+        File(copy, "genai_config.json").delete()
+        checkEquals("genai_config.json: listed in manifest.json but missing", rejection(copy), "reason")
+    }
+
+    private fun otherSchemaRefused() {
+        val copy = copyOf("executorch-prefix-kv")
+        val manifest = File(copy, "manifest.json")
+        manifest.writeText(manifest.readText().replace("\"schema_version\": 1", "\"schema_version\": 2"))
+        val reason = rejection(copy)
+        check(reason.startsWith("manifest.json has schema_version 2; this app reads 1")) { reason }
+    }
+
+    private fun unlistedModelRefused() {
+        val copy = copyOf("executorch-prefix-kv")
+        val manifest = File(copy, "manifest.json")
+        manifest.writeText(manifest.readText().replace("\"path\": \"model.pte\"", "\"path\": \"old-model.pte\""))
+        checkEquals("manifest.json does not list model.pte", rejection(copy), "reason")
+    }
+
+    private fun streamingSha256() {
+        val big = fixtures.bigFile
+        check(big.file.length() > 2 * (1 shl 20)) { "${big.file} is ${big.file.length()} bytes: not a multi-chunk case" }
+        checkEquals(big.sha256, BundleCheck.sha256(big.file), "sha256 of ${big.file}")
+    }
+
+    private fun rejection(dir: File): String {
+        val check = BundleCheck.of(dir)
+        check(check is BundleCheck.Rejected) { "accepted $dir" }
+        return (check as BundleCheck.Rejected).reason
+    }
+
+    private fun copyOf(bundle: String): File {
+        val copy = Files.createTempDirectory(fixtures.out.toPath(), bundle).toFile()
+        fixtures.bundle(bundle).copyRecursively(copy, overwrite = true)
+        return copy
+    }
+}
