@@ -3,7 +3,7 @@ import torch
 
 from softfold.errors import UserError
 from softfold.export.model import ModelArgs, Transformer
-from softfold.load import check_architecture
+from softfold.load import check_config
 from softfold.native_io import muted
 
 
@@ -15,8 +15,25 @@ def _rope_tables(hf_model, n_positions: int) -> tuple[torch.Tensor, torch.Tensor
     return cos[0].float(), sin[0].float()
 
 
+def _split_fused(state: dict, args: ModelArgs) -> dict:
+    """Phi-3's fused projections as the separate ones: qkv_proj rows are [q; k; v], gate_up_proj rows [gate; up]."""
+    q_rows, kv_rows = args.n_heads * args.head_dim, args.n_kv_heads * args.head_dim
+    out = {}
+    for name, tensor in state.items():
+        if name.endswith("self_attn.qkv_proj.weight"):
+            for part, rows in zip(("q_proj", "k_proj", "v_proj"), tensor.split([q_rows, kv_rows, kv_rows])):
+                out[name.replace("qkv_proj", part)] = rows
+        elif name.endswith("mlp.gate_up_proj.weight"):
+            for part, rows in zip(("gate_proj", "up_proj"), tensor.chunk(2)):
+                out[name.replace("gate_up_proj", part)] = rows
+        else:
+            out[name] = tensor
+    return out
+
+
 def _load_weights(model: Transformer, hf_model) -> None:
     state = {k.removeprefix("model."): v.float() for k, v in hf_model.state_dict().items()}
+    state = _split_fused(state, model.args)
     state.setdefault("lm_head.weight", state["embed_tokens.weight"])
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith(("prefix_k", "prefix_v", "rope_cos", "rope_sin", "virtual_embeddings"))]
@@ -29,7 +46,7 @@ def _load_weights(model: Transformer, hf_model) -> None:
 @torch.no_grad()
 def build_folded_model(hf_model, soft_prompt: torch.Tensor | None, max_context: int) -> Transformer:
     """The export model: HF weights + the soft prompt's K/V computed once, in fp32, as constants."""
-    check_architecture(hf_model.config.model_type)
+    check_config(hf_model.config)
     n_prefix = 0 if soft_prompt is None else soft_prompt.shape[0]
     args = ModelArgs.from_hf(hf_model.config, max_context)
     cos, sin = _rope_tables(hf_model, n_prefix + max_context)
@@ -54,7 +71,7 @@ def build_virtual_token_model(hf_model, soft_prompt: torch.Tensor, virtual_start
 
     The cache holds the N virtual tokens on top of `max_context` user positions.
     """
-    check_architecture(hf_model.config.model_type)
+    check_config(hf_model.config)
     n_virtual = soft_prompt.shape[0]
     args = ModelArgs.from_hf(hf_model.config, n_virtual + max_context)
     model = Transformer(args, 0, *_rope_tables(hf_model, n_virtual + max_context), n_virtual, virtual_start)

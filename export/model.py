@@ -1,4 +1,7 @@
-"""A compact, export-friendly decoder (Llama / Qwen2 family) with the soft prompt folded in.
+"""A compact, export-friendly decoder (Llama / Qwen2 / Qwen3 / Phi-3 families) with the soft prompt folded in.
+
+Qwen3 normalizes each query and key head (RMSNorm over head_dim) before RoPE (`qk_norm`); Phi-3's fused
+`qkv_proj` / `gate_up_proj` are split into the separate projections at load (`fold.py`), which is exact.
 
 The soft prompt's per-layer K/V (`prefix_k`, `prefix_v`, computed once in fp32 by `fold.py`)
 are constants of the module. A request's first forward (position 0) writes them into the first N
@@ -34,6 +37,7 @@ class ModelArgs:
     hidden_dim: int
     norm_eps: float
     qkv_bias: bool
+    qk_norm: bool  # Qwen3: RMSNorm over each query / key head before RoPE
     max_context: int  # user positions the cache holds (the soft prompt comes on top)
 
     @classmethod
@@ -50,6 +54,7 @@ class ModelArgs:
             hidden_dim=config.intermediate_size,
             norm_eps=config.rms_norm_eps,
             qkv_bias=config.model_type == "qwen2" or bool(getattr(config, "attention_bias", False)),
+            qk_norm=config.model_type == "qwen3",
             max_context=max_context,
         )
 
@@ -136,6 +141,16 @@ class Attention(nn.Module):
         self.register_buffer("prefix_k", torch.zeros(kv_shape))
         self.register_buffer("prefix_v", torch.zeros(kv_shape))
         self.register_buffer("rotate", rotate_half_matrix(args.head_dim), persistent=False)
+        if args.qk_norm:
+            self.q_norm = RMSNorm(args.head_dim, args.norm_eps)
+            self.k_norm = RMSNorm(args.head_dim, args.norm_eps)
+
+    def heads(self, x: torch.Tensor, norm_name: str, n_heads: int) -> torch.Tensor:
+        """A projection's output as [1, T, heads, head_dim], each head RMS-normalized first where the model does."""
+        x = x.view(1, -1, self.args.head_dim)
+        if self.args.qk_norm:
+            x = getattr(self, norm_name)(x)
+        return x.view(1, -1, n_heads, self.args.head_dim)
 
     def rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         # rotate_half as a matmul: XNNPACK cannot split a dynamic-length tensor, but it runs this product
@@ -144,8 +159,8 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor, n_write: int) -> torch.Tensor:
         a = self.args  # views use -1 for the token count: XNNPACK delegates views with static sizes only
-        q = self.rope(self.q_proj(x).view(1, -1, a.n_heads, a.head_dim), cos, sin)
-        k = self.rope(self.k_proj(x).view(1, -1, a.n_kv_heads, a.head_dim), cos, sin)
+        q = self.rope(self.heads(self.q_proj(x), "q_norm", a.n_heads), cos, sin)
+        k = self.rope(self.heads(self.k_proj(x), "k_norm", a.n_kv_heads), cos, sin)
         v = self.v_proj(x).view(1, -1, a.n_kv_heads, a.head_dim)
         if self.prefix_k.shape[1] > 0:
             first = self.prefix_k.shape[1] - n_write

@@ -50,6 +50,16 @@ def fused_qkv_rounded(rounded: dict) -> dict:
     return out
 
 
+def _normed_heads(attn, qkv: torch.Tensor, args) -> torch.Tensor:
+    """Qwen3: the fused projection's queries and keys with each head RMS-normalized (before RoPE, which
+    GroupQueryAttention applies)."""
+    q_width, kv_width = args.n_heads * args.head_dim, args.n_kv_heads * args.head_dim
+    q, k, v = qkv.split([q_width, kv_width, kv_width], -1)
+    q = _rms_norm(attn.q_norm, q.unflatten(-1, (args.n_heads, args.head_dim))).flatten(-2)
+    k = _rms_norm(attn.k_norm, k.unflatten(-1, (args.n_kv_heads, args.head_dim))).flatten(-2)
+    return torch.cat([q, k, v], -1)
+
+
 def _unrotated(prefix_k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """The folded prefix keys [1, N, kv, D] (after RoPE at positions 0..N-1) with RoPE undone: GroupQueryAttention
     applies it again when it writes them into the cache."""
@@ -82,7 +92,10 @@ class OnnxDecoder(nn.Module):
         presents = []
         for i, block in enumerate(m.layers):
             attn = block.self_attn
-            y, k, v = prefix_gqa(attn.qkv_proj(_rms_norm(block.input_layernorm, h)), past[2 * i], past[2 * i + 1],
+            qkv = attn.qkv_proj(_rms_norm(block.input_layernorm, h))
+            if a.qk_norm:
+                qkv = _normed_heads(attn, qkv, a)
+            y, k, v = prefix_gqa(qkv, past[2 * i], past[2 * i + 1],
                                  attn.prefix_qkv, *plan, self.rope_cos, self.rope_sin, a.n_heads, a.n_kv_heads)
             presents += [k, v]
             h = h + attn.o_proj(y)
