@@ -3,6 +3,7 @@ import torch
 
 from softfold.errors import UserError
 from softfold.export.model import ModelArgs, Transformer
+from softfold.export.quantize import RoundedWeight
 from softfold.load import check_config
 from softfold.native_io import muted
 
@@ -15,19 +16,44 @@ def _rope_tables(hf_model, n_positions: int) -> tuple[torch.Tensor, torch.Tensor
     return cos[0].float(), sin[0].float()
 
 
-def _split_fused(state: dict, args: ModelArgs) -> dict:
-    """Phi-3's fused projections as the separate ones: qkv_proj rows are [q; k; v], gate_up_proj rows [gate; up]."""
+def fused_parts(name: str, args: ModelArgs) -> list[tuple[str, int]]:
+    """Phi-3's fused projections by module name as (separate projection, rows): qkv_proj rows are [q; k; v],
+    gate_up_proj rows [gate; up]. Empty for any other module."""
     q_rows, kv_rows = args.n_heads * args.head_dim, args.n_kv_heads * args.head_dim
+    if name.endswith("self_attn.qkv_proj"):
+        return [(name.removesuffix("qkv_proj") + p, r) for p, r in zip(("q_proj", "k_proj", "v_proj"),
+                                                                           (q_rows, kv_rows, kv_rows))]
+    if name.endswith("mlp.gate_up_proj"):
+        return [(name.removesuffix("gate_up_proj") + p, args.hidden_dim) for p in ("gate_proj", "up_proj")]
+    return []
+
+
+def _split_fused(state: dict, args: ModelArgs) -> dict:
     out = {}
     for name, tensor in state.items():
-        if name.endswith("self_attn.qkv_proj.weight"):
-            for part, rows in zip(("q_proj", "k_proj", "v_proj"), tensor.split([q_rows, kv_rows, kv_rows])):
-                out[name.replace("qkv_proj", part)] = rows
-        elif name.endswith("mlp.gate_up_proj.weight"):
-            for part, rows in zip(("gate_proj", "up_proj"), tensor.chunk(2)):
-                out[name.replace("gate_up_proj", part)] = rows
-        else:
+        parts = fused_parts(name.removesuffix(".weight"), args)
+        if not parts:
             out[name] = tensor
+            continue
+        for (part, _), rows in zip(parts, tensor.split([r for _, r in parts])):
+            out[part + ".weight"] = rows
+    return out
+
+
+def split_fused_rounded(rounded: dict[str, RoundedWeight], config) -> dict[str, RoundedWeight]:
+    """Rounded weights by HF module name (calibrate/) as the folded model's: a fused projection's rows split into
+    the separate ones. Exact: GPTQ and the grid round every output row on its own."""
+    args = ModelArgs.from_hf(config, 1)
+    out = {}
+    for name, w in rounded.items():
+        parts = fused_parts(name, args)
+        if not parts:
+            out[name] = w
+            continue
+        rows = [r for _, r in parts]
+        for i, (part, _) in enumerate(parts):
+            out[part] = RoundedWeight(*(None if t is None else t.split(rows)[i].contiguous()
+                                        for t in (w.q, w.scale, w.offset)))
     return out
 
 
