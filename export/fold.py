@@ -8,12 +8,21 @@ from softfold.load import check_config
 from softfold.native_io import muted
 
 
-def _rope_tables(hf_model, n_positions: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin for positions [0, n_positions), from the HF model's own rotary module (all rope types)."""
+def _rope_tables(hf_model, n_positions: int) -> tuple[torch.Tensor, ...]:
+    """cos/sin for positions [0, n_positions), from the HF model's own rotary module (all rope types); then the
+    local layers' cos/sin where the model has a table per layer type (Gemma 3)."""
     positions = torch.arange(n_positions).unsqueeze(0)
     probe = torch.zeros(1, dtype=torch.float32)
-    cos, sin = hf_model.model.rotary_emb(probe, positions)
-    return cos[0].float(), sin[0].float()
+    if hf_model.config.model_type != "gemma3_text":
+        cos, sin = hf_model.model.rotary_emb(probe, positions)
+        return cos[0].float(), sin[0].float()
+    tables = [t[0].float() for layer_type in ("full_attention", "sliding_attention")
+              for t in hf_model.model.rotary_emb(probe, positions, layer_type)]
+    return tables[0], tables[1], tables[2], tables[3]
+
+
+def _transformer(args: ModelArgs, n_prefix: int, tables: tuple, n_virtual: int = 0, virtual_start: int = 0):
+    return Transformer(args, n_prefix, *tables[:2], n_virtual, virtual_start, *tables[2:])
 
 
 def fused_parts(name: str, args: ModelArgs) -> list[tuple[str, int]]:
@@ -60,9 +69,12 @@ def split_fused_rounded(rounded: dict[str, RoundedWeight], config) -> dict[str, 
 def _load_weights(model: Transformer, hf_model) -> None:
     state = {k.removeprefix("model."): v.float() for k, v in hf_model.state_dict().items()}
     state = _split_fused(state, model.args)
+    if model.args.arch == "gemma3_text":  # its norms compute x * (1 + w): store 1 + w, as fp32 (what it computes)
+        state = {k: v + 1.0 if k.endswith("norm.weight") else v for k, v in state.items()}
     state.setdefault("lm_head.weight", state["embed_tokens.weight"])
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith(("prefix_k", "prefix_v", "rope_cos", "rope_sin", "virtual_embeddings"))]
+    missing = [k for k in missing if not k.endswith(("prefix_k", "prefix_v", "rope_cos", "rope_sin", "local_cos",
+                                                      "local_sin", "virtual_embeddings"))]
     unexpected = [k for k in unexpected if "rotary_emb" not in k]
     if missing or unexpected:
         raise UserError(f"model weights do not match the {model.args.arch} layout: "
@@ -75,13 +87,13 @@ def build_folded_model(hf_model, soft_prompt: torch.Tensor | None, max_context: 
     check_config(hf_model.config)
     n_prefix = 0 if soft_prompt is None else soft_prompt.shape[0]
     args = ModelArgs.from_hf(hf_model.config, max_context)
-    cos, sin = _rope_tables(hf_model, n_prefix + max_context)
-    model = Transformer(args, n_prefix, cos, sin)
+    tables = _rope_tables(hf_model, n_prefix + max_context)
+    model = _transformer(args, n_prefix, tables)
     _load_weights(model, hf_model)
     if n_prefix:
         # Prefill the soft prompt through an unfolded twin (same weights, empty prefix) and keep its cache.
         twin_args = ModelArgs.from_hf(hf_model.config, n_prefix + max_context)
-        twin = Transformer(twin_args, 0, cos, sin)
+        twin = _transformer(twin_args, 0, tables)
         _load_weights(twin, hf_model)
         with muted():  # ExecuTorch's eager custom ops log every call
             twin.forward_embeds(soft_prompt.float().unsqueeze(0), torch.tensor([0]))
@@ -100,7 +112,7 @@ def build_virtual_token_model(hf_model, soft_prompt: torch.Tensor, virtual_start
     check_config(hf_model.config)
     n_virtual = soft_prompt.shape[0]
     args = ModelArgs.from_hf(hf_model.config, n_virtual + max_context)
-    model = Transformer(args, 0, *_rope_tables(hf_model, n_virtual + max_context), n_virtual, virtual_start)
+    model = _transformer(args, 0, _rope_tables(hf_model, n_virtual + max_context), n_virtual, virtual_start)
     _load_weights(model, hf_model)
     model.virtual_embeddings.copy_(soft_prompt.float())
     return model.eval()

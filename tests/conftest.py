@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-NEW_ARCHS = ("qwen3", "phi3", "llama3_rope")  # tested with N = 16 through both runtimes, one export each
+NEW_ARCHS = ("qwen3", "phi3", "llama3_rope", "gemma3")  # tested with N = 16 through both runtimes, one export each
 PROMPTS = ("Tell me a story about the sea.", "What is the capital of France?", "How do I bake bread?")
 MAX_CONTEXT = 160
 

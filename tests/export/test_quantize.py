@@ -48,9 +48,11 @@ def test_recipe_exports_runs_and_reports(tiny_models, soft_prompts, tmp_path, ta
 
 
 @pytest.mark.parametrize("arch,target,recipe", [("qwen3", Target.EXECUTORCH, Recipe.X8DA4W),
-                                               ("phi3", Target.ONNX, Recipe.INT4)])
+                                               ("phi3", Target.ONNX, Recipe.INT4),
+                                               ("gemma3", Target.ONNX, Recipe.INT4)])
 def test_four_bit_recipes_on_the_newer_architectures(tiny_models, soft_prompts, tmp_path, arch, target, recipe):
-    """GPTQ, the 4-bit kernels and the gate run unchanged on Qwen3's q/k norms and Phi-3's split projections."""
+    """GPTQ, the 4-bit kernels and the gate run unchanged on Qwen3's q/k norms, Phi-3's split projections and
+    Gemma 3's tied, scaled embedding and local layers."""
     out = tmp_path / "bundle"
     report = export_bundle(ExportOptions(model=tiny_models[arch], soft_prompt=soft_prompts[(arch, 16)], out=out,
                                          target=target, recipe=recipe, max_context=MAX_CONTEXT, prompts=PROMPTS))
