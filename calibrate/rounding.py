@@ -5,7 +5,8 @@ with GPTQ for the Linears off it (grid.py). The one mapping from a recipe to its
 from softfold.calibrate.gptq import gptq_linears, gptq_round
 from softfold.calibrate.grid import grid_linears
 from softfold.calibrate.simulate import QuantSim
-from softfold.export.quantize import RoundedWeight
+from softfold.export.fold import split_fused_rounded
+from softfold.export.quantize import RoundedWeight, in_layers
 from softfold.load import BaseModel, SoftPrompt
 
 
@@ -16,6 +17,13 @@ def gptq_for(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim,
     and `calibrate-prefix`."""
     if sim.algorithm not in ("gptq", "grid"):
         return None
+    rounded = _rounded(base, soft_prompt, sim, virtual_tokens)
+    # by the folded model's names (Phi-3's fused projections split); a layer kept at 8 bits is never rounded
+    return {n: w for n, w in split_fused_rounded(rounded, base.config).items() if not in_layers(n, sim.keep_8bit)}
+
+
+def _rounded(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, virtual_tokens: bool) -> dict[str, RoundedWeight]:
+    """By the HF model's module names."""
     kept = {}
     if sim.algorithm == "grid":
         kept = grid_linears(base.model, sim.group_size, sim.weight_bits, sim.keep_8bit)

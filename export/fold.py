@@ -3,23 +3,78 @@ import torch
 
 from softfold.errors import UserError
 from softfold.export.model import ModelArgs, Transformer
-from softfold.load import check_architecture
+from softfold.export.quantize import RoundedWeight
+from softfold.load import check_config
 from softfold.native_io import muted
 
 
-def _rope_tables(hf_model, n_positions: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin for positions [0, n_positions), from the HF model's own rotary module (all rope types)."""
+def _rope_tables(hf_model, n_positions: int) -> tuple[torch.Tensor, ...]:
+    """cos/sin for positions [0, n_positions), from the HF model's own rotary module (all rope types); then the
+    local layers' cos/sin where the model has a table per layer type (Gemma 3)."""
     positions = torch.arange(n_positions).unsqueeze(0)
     probe = torch.zeros(1, dtype=torch.float32)
-    cos, sin = hf_model.model.rotary_emb(probe, positions)
-    return cos[0].float(), sin[0].float()
+    if hf_model.config.model_type != "gemma3_text":
+        cos, sin = hf_model.model.rotary_emb(probe, positions)
+        return cos[0].float(), sin[0].float()
+    tables = [t[0].float() for layer_type in ("full_attention", "sliding_attention")
+              for t in hf_model.model.rotary_emb(probe, positions, layer_type)]
+    return tables[0], tables[1], tables[2], tables[3]
+
+
+def _transformer(args: ModelArgs, n_prefix: int, tables: tuple, n_virtual: int = 0, virtual_start: int = 0):
+    return Transformer(args, n_prefix, *tables[:2], n_virtual, virtual_start, *tables[2:])
+
+
+def fused_parts(name: str, args: ModelArgs) -> list[tuple[str, int]]:
+    """Phi-3's fused projections by module name as (separate projection, rows): qkv_proj rows are [q; k; v],
+    gate_up_proj rows [gate; up]. Empty for any other module."""
+    q_rows, kv_rows = args.n_heads * args.head_dim, args.n_kv_heads * args.head_dim
+    if name.endswith("self_attn.qkv_proj"):
+        return [(name.removesuffix("qkv_proj") + p, r) for p, r in zip(("q_proj", "k_proj", "v_proj"),
+                                                                           (q_rows, kv_rows, kv_rows))]
+    if name.endswith("mlp.gate_up_proj"):
+        return [(name.removesuffix("gate_up_proj") + p, args.hidden_dim) for p in ("gate_proj", "up_proj")]
+    return []
+
+
+def _split_fused(state: dict, args: ModelArgs) -> dict:
+    out = {}
+    for name, tensor in state.items():
+        parts = fused_parts(name.removesuffix(".weight"), args)
+        if not parts:
+            out[name] = tensor
+            continue
+        for (part, _), rows in zip(parts, tensor.split([r for _, r in parts])):
+            out[part + ".weight"] = rows
+    return out
+
+
+def split_fused_rounded(rounded: dict[str, RoundedWeight], config) -> dict[str, RoundedWeight]:
+    """Rounded weights by HF module name (calibrate/) as the folded model's: a fused projection's rows split into
+    the separate ones. Exact: GPTQ and the grid round every output row on its own."""
+    args = ModelArgs.from_hf(config, 1)
+    out = {}
+    for name, w in rounded.items():
+        parts = fused_parts(name, args)
+        if not parts:
+            out[name] = w
+            continue
+        rows = [r for _, r in parts]
+        for i, (part, _) in enumerate(parts):
+            out[part] = RoundedWeight(*(None if t is None else t.split(rows)[i].contiguous()
+                                        for t in (w.q, w.scale, w.offset)))
+    return out
 
 
 def _load_weights(model: Transformer, hf_model) -> None:
     state = {k.removeprefix("model."): v.float() for k, v in hf_model.state_dict().items()}
+    state = _split_fused(state, model.args)
+    if model.args.arch == "gemma3_text":  # its norms compute x * (1 + w): store 1 + w, as fp32 (what it computes)
+        state = {k: v + 1.0 if k.endswith("norm.weight") else v for k, v in state.items()}
     state.setdefault("lm_head.weight", state["embed_tokens.weight"])
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith(("prefix_k", "prefix_v", "rope_cos", "rope_sin", "virtual_embeddings"))]
+    missing = [k for k in missing if not k.endswith(("prefix_k", "prefix_v", "rope_cos", "rope_sin", "local_cos",
+                                                      "local_sin", "virtual_embeddings"))]
     unexpected = [k for k in unexpected if "rotary_emb" not in k]
     if missing or unexpected:
         raise UserError(f"model weights do not match the {model.args.arch} layout: "
@@ -29,16 +84,16 @@ def _load_weights(model: Transformer, hf_model) -> None:
 @torch.no_grad()
 def build_folded_model(hf_model, soft_prompt: torch.Tensor | None, max_context: int) -> Transformer:
     """The export model: HF weights + the soft prompt's K/V computed once, in fp32, as constants."""
-    check_architecture(hf_model.config.model_type)
+    check_config(hf_model.config)
     n_prefix = 0 if soft_prompt is None else soft_prompt.shape[0]
     args = ModelArgs.from_hf(hf_model.config, max_context)
-    cos, sin = _rope_tables(hf_model, n_prefix + max_context)
-    model = Transformer(args, n_prefix, cos, sin)
+    tables = _rope_tables(hf_model, n_prefix + max_context)
+    model = _transformer(args, n_prefix, tables)
     _load_weights(model, hf_model)
     if n_prefix:
         # Prefill the soft prompt through an unfolded twin (same weights, empty prefix) and keep its cache.
         twin_args = ModelArgs.from_hf(hf_model.config, n_prefix + max_context)
-        twin = Transformer(twin_args, 0, cos, sin)
+        twin = _transformer(twin_args, 0, tables)
         _load_weights(twin, hf_model)
         with muted():  # ExecuTorch's eager custom ops log every call
             twin.forward_embeds(soft_prompt.float().unsqueeze(0), torch.tensor([0]))
@@ -54,10 +109,10 @@ def build_virtual_token_model(hf_model, soft_prompt: torch.Tensor, virtual_start
 
     The cache holds the N virtual tokens on top of `max_context` user positions.
     """
-    check_architecture(hf_model.config.model_type)
+    check_config(hf_model.config)
     n_virtual = soft_prompt.shape[0]
     args = ModelArgs.from_hf(hf_model.config, n_virtual + max_context)
-    model = Transformer(args, 0, *_rope_tables(hf_model, n_virtual + max_context), n_virtual, virtual_start)
+    model = _transformer(args, 0, _rope_tables(hf_model, n_virtual + max_context), n_virtual, virtual_start)
     _load_weights(model, hf_model)
     model.virtual_embeddings.copy_(soft_prompt.float())
     return model.eval()

@@ -34,7 +34,9 @@ def _register_gqa_schema() -> None:
               P("seqlens_k", "M"), P("total_sequence_length", "M"),
               P("cos_cache", "T", param_option=optional), P("sin_cache", "T", param_option=optional)]
     outputs = [P("output", "T"), P("present_key", "T"), P("present_value", "T")]
-    attributes = [OpSchema.Attribute(name, OpSchema.AttrType.INT, "") for name in ("num_heads", "kv_num_heads", "do_rotary")]
+    attributes = [OpSchema.Attribute(name, OpSchema.AttrType.INT, "")
+                  for name in ("num_heads", "kv_num_heads", "do_rotary", "local_window_size")]
+    attributes.append(OpSchema.Attribute("scale", OpSchema.AttrType.FLOAT, ""))
     onnx.defs.register_schema(OpSchema(
         "GroupQueryAttention", "com.microsoft", 1, inputs=inputs, outputs=outputs, attributes=attributes,
         type_constraints=[("T", ["tensor(float)"], ""), ("M", ["tensor(int32)"], "")]))
@@ -72,10 +74,12 @@ def _(input_ids, attention_mask, n_prefix, width):
 @torch.library.custom_op("softfold::prefix_gqa", mutates_args=())
 def prefix_gqa(qkv: Tensor, past_k: Tensor, past_v: Tensor, prefix: Tensor, pad: Tensor, rows: Tensor,
                seqlens_k: Tensor, total_length: Tensor, cos: Tensor, sin: Tensor, num_heads: int,
-               kv_heads: int) -> tuple[Tensor, Tensor, Tensor]:
+               kv_heads: int, window: int = 0, scale: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
     """qkv [B, S, (H + 2 kv) D] before RoPE; prefix [1, N, (H + 2 kv) D]: zero queries, K before RoPE, V;
-    past [B, kv, N + max_context, D]; pad, rows, seqlens_k, total_length from `prefix_plan`.
-    Returns y [B, S, H D] and the updated caches. Unpadded batches only (every mask row all ones)."""
+    past [B, kv, N + max_context, D]; pad, rows, seqlens_k, total_length from `prefix_plan`; `window` > 0: a query
+    sees only the keys fewer than `window` positions back (GroupQueryAttention's local_window_size); `scale`: the
+    scores' factor, 0.0 for head_dim ** -0.5. Returns y [B, S, H D] and the updated caches. Unpadded batches only
+    (every mask row all ones)."""
     n_pad, head_dim = int(pad[0]), past_k.shape[-1]
     qkv = torch.cat([prefix[:, :n_pad].expand(*rows.tolist()), qkv], 1)
     bsz, length = qkv.shape[:2]
@@ -90,14 +94,16 @@ def prefix_gqa(qkv: Tensor, past_k: Tensor, past_v: Tensor, prefix: Tensor, pad:
     end, rep = start + length, num_heads // kv_heads
     keys = present_k[:, :, :end].repeat_interleave(rep, 1)
     values = present_v[:, :, :end].repeat_interleave(rep, 1)
-    scores = q.transpose(1, 2) @ keys.transpose(2, 3) * head_dim ** -0.5
-    future = torch.arange(end)[None, :] > positions[:, None]
-    y = scores.masked_fill(future, float("-inf")).softmax(-1) @ values
+    scores = q.transpose(1, 2) @ keys.transpose(2, 3) * (scale or head_dim ** -0.5)
+    delta = positions[:, None] - torch.arange(end)[None, :]
+    hidden = (delta < 0) | (delta >= window) if window else delta < 0
+    y = scores.masked_fill(hidden, float("-inf")).softmax(-1) @ values
     return y.transpose(1, 2).reshape(bsz, length, num_heads * head_dim)[:, n_pad:].contiguous(), present_k, present_v
 
 
 @prefix_gqa.register_fake
-def _(qkv, past_k, past_v, prefix, pad, rows, seqlens_k, total_length, cos, sin, num_heads, kv_heads):
+def _(qkv, past_k, past_v, prefix, pad, rows, seqlens_k, total_length, cos, sin, num_heads, kv_heads, window=0,
+      scale=0.0):
     y = qkv.new_empty(qkv.shape[0], qkv.shape[1], num_heads * past_k.shape[-1])
     return y, torch.empty_like(past_k), torch.empty_like(past_v)
 
@@ -118,13 +124,13 @@ def prefix_plan_onnx(input_ids, attention_mask, n_prefix: int, width: int):
 
 
 def prefix_gqa_onnx(qkv, past_k, past_v, prefix, pad, rows, seqlens_k, total_length, cos, sin, num_heads: int,
-                    kv_heads: int):
+                    kv_heads: int, window: int = 0, scale: float = 0.0):
     n_prefix = prefix.shape[1]
     if n_prefix:
         qkv = op.Concat(op.Expand(op.Slice(prefix, _ints(0), pad, _ints(1)), rows), qkv, axis=1)
     y, present_k, present_v = MSFT.GroupQueryAttention(
         qkv, None, None, past_k, past_v, seqlens_k, total_length, cos, sin,
-        num_heads=num_heads, kv_num_heads=kv_heads, do_rotary=1)
+        num_heads=num_heads, kv_num_heads=kv_heads, do_rotary=1, local_window_size=window or -1, scale=scale)
     if n_prefix:
         y = op.Slice(y, pad, _ints(2**62), _ints(1))
     return y, present_k, present_v

@@ -1,4 +1,11 @@
-"""A compact, export-friendly decoder (Llama / Qwen2 family) with the soft prompt folded in.
+"""A compact, export-friendly decoder (Llama / Qwen2 / Qwen3 / Phi-3 / Gemma 3 families) with the soft prompt folded in.
+
+Qwen3 and Gemma 3 normalize each query and key head (RMSNorm over head_dim) before RoPE (`qk_norm`); Phi-3's fused
+`qkv_proj` / `gate_up_proj` are split into the separate projections at load (`fold.py`), which is exact. Gemma 3
+scales token embeddings by sqrt(dim) inside `embed` (so the soft prompt, which PEFT puts after the embedding
+module, is not scaled), stores its (1 + w) norm weights as 1 + w (`fold.py`), normalizes each sublayer's output too
+(`sandwich_norms`), uses GELU-tanh, and attends within `sliding_window` positions on its local layers, which have
+their own RoPE table.
 
 The soft prompt's per-layer K/V (`prefix_k`, `prefix_v`, computed once in fp32 by `fold.py`)
 are constants of the module. A request's first forward (position 0) writes them into the first N
@@ -13,6 +20,7 @@ Attention and cache updates use ExecuTorch's `llama::custom_sdpa` / `llama::upda
 ops (layout [batch, seq, heads, head_dim]); they run eagerly too, once
 `executorch.extension.llm.custom_ops` is imported.
 """
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -20,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (registers llama:: ops)
+
+from softfold.load import activation_of
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,14 @@ class ModelArgs:
     hidden_dim: int
     norm_eps: float
     qkv_bias: bool
+    qk_norm: bool  # Qwen3, Gemma 3: RMSNorm over each query / key head before RoPE
     max_context: int  # user positions the cache holds (the soft prompt comes on top)
+    activation: str = "silu"  # of the gated MLP: "silu" or "gelu_pytorch_tanh"
+    embed_scale: float = 1.0  # Gemma 3: token embeddings times sqrt(dim)
+    sandwich_norms: bool = False  # Gemma 3: norms after attention and MLP too (four per block)
+    attn_scale: float | None = None  # None: head_dim ** -0.5
+    sliding_window: int = 0  # attention span of the local layers (Gemma 3); 0: none
+    sliding_layers: tuple[bool, ...] = ()  # per layer: a local (sliding-window) layer
 
     @classmethod
     def from_hf(cls, config, max_context: int) -> "ModelArgs":
@@ -50,8 +67,24 @@ class ModelArgs:
             hidden_dim=config.intermediate_size,
             norm_eps=config.rms_norm_eps,
             qkv_bias=config.model_type == "qwen2" or bool(getattr(config, "attention_bias", False)),
+            qk_norm=config.model_type in ("qwen3", "gemma3_text"),
             max_context=max_context,
+            activation=activation_of(config),
+            **(_gemma3(config) if config.model_type == "gemma3_text" else {}),
         )
+
+
+def _gemma3(config) -> dict:
+    return dict(embed_scale=config.hidden_size ** 0.5, sandwich_norms=True,
+                attn_scale=config.query_pre_attn_scalar ** -0.5, sliding_window=config.sliding_window,
+                sliding_layers=tuple(t == "sliding_attention" for t in config.layer_types))
+
+
+def window_mask(start: int, seqlen: int, cache_len: int, window: int) -> torch.Tensor:
+    """[seqlen, cache_len] additive mask: the query at position start + i sees cache slots j with
+    0 <= start + i - j < window (as transformers' sliding-window mask)."""
+    delta = (torch.arange(seqlen) + start).unsqueeze(1) - torch.arange(cache_len).unsqueeze(0)
+    return torch.where((delta >= 0) & (delta < window), 0.0, float("-inf"))
 
 
 class RMSNorm(nn.Module):
@@ -136,22 +169,36 @@ class Attention(nn.Module):
         self.register_buffer("prefix_k", torch.zeros(kv_shape))
         self.register_buffer("prefix_v", torch.zeros(kv_shape))
         self.register_buffer("rotate", rotate_half_matrix(args.head_dim), persistent=False)
+        if args.qk_norm:
+            self.q_norm = RMSNorm(args.head_dim, args.norm_eps)
+            self.k_norm = RMSNorm(args.head_dim, args.norm_eps)
+
+    def heads(self, x: torch.Tensor, norm_name: str, n_heads: int) -> torch.Tensor:
+        """A projection's output as [1, T, heads, head_dim], each head RMS-normalized first where the model does."""
+        x = x.view(1, -1, self.args.head_dim)
+        if self.args.qk_norm:
+            x = getattr(self, norm_name)(x)
+        return x.view(1, -1, n_heads, self.args.head_dim)
 
     def rope(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         # rotate_half as a matmul: XNNPACK cannot split a dynamic-length tensor, but it runs this product
         rotated = (x.reshape(-1, x.shape[-1]) @ self.rotate).reshape(x.shape[0], -1, *x.shape[2:])
         return x * cos + rotated * sin
 
-    def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor, n_write: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor, n_write: int,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
         a = self.args  # views use -1 for the token count: XNNPACK delegates views with static sizes only
-        q = self.rope(self.q_proj(x).view(1, -1, a.n_heads, a.head_dim), cos, sin)
-        k = self.rope(self.k_proj(x).view(1, -1, a.n_kv_heads, a.head_dim), cos, sin)
+        q = self.rope(self.heads(self.q_proj(x), "q_norm", a.n_heads), cos, sin)
+        k = self.rope(self.heads(self.k_proj(x), "k_norm", a.n_kv_heads), cos, sin)
         v = self.v_proj(x).view(1, -1, a.n_kv_heads, a.head_dim)
         if self.prefix_k.shape[1] > 0:
             first = self.prefix_k.shape[1] - n_write
             self.kv.update(first, self.prefix_k.narrow(1, first, n_write), self.prefix_v.narrow(1, first, n_write))
         self.kv.update(start, k, v)
-        y = torch.ops.llama.custom_sdpa(q, self.kv.k_cache, self.kv.v_cache, start, None, 0, True)
+        if mask is None:
+            y = torch.ops.llama.custom_sdpa(q, self.kv.k_cache, self.kv.v_cache, start, None, 0, True, a.attn_scale)
+        else:  # a local layer: the window mask over the whole cache says what it sees
+            y = torch.ops.llama.custom_sdpa(q, self.kv.k_cache, self.kv.v_cache, 0, mask, 0, False, a.attn_scale)
         return self.o_proj(y.view(1, -1, a.n_heads * a.head_dim))
 
 
@@ -161,22 +208,42 @@ class MLP(nn.Module):
         self.gate_proj = nn.Linear(args.dim, args.hidden_dim, bias=False)
         self.up_proj = nn.Linear(args.dim, args.hidden_dim, bias=False)
         self.down_proj = nn.Linear(args.hidden_dim, args.dim, bias=False)
+        self.gelu = args.activation == "gelu_pytorch_tanh"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        gate = self.gate_proj(x)
+        return self.down_proj((gelu_tanh(gate) if self.gelu else F.silu(gate)) * self.up_proj(x))
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GELU's tanh approximation as x * sigmoid(2 z) (= 0.5 x (1 + tanh z)), within 5e-7 of F.gelu(approximate="tanh")
+    in fp32: XNNPACK lowers F.gelu(approximate="tanh") to the exact (erf) GELU, up to 5e-4 away."""
+    return x * torch.sigmoid(2 * math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x))
 
 
 class Block(nn.Module):
+    """Llama order: x + attn(norm(x)), then x + mlp(post_attention_layernorm(x)). With `sandwich_norms` (Gemma 3)
+    post_attention_layernorm normalizes the attention's output and the MLP has its own norms before and after."""
+
     def __init__(self, args: ModelArgs, n_prefix: int):
         super().__init__()
         self.self_attn = Attention(args, n_prefix)
         self.mlp = MLP(args)
         self.input_layernorm = RMSNorm(args.dim, args.norm_eps)
         self.post_attention_layernorm = RMSNorm(args.dim, args.norm_eps)
+        self.sandwich = args.sandwich_norms
+        if self.sandwich:
+            self.pre_feedforward_layernorm = RMSNorm(args.dim, args.norm_eps)
+            self.post_feedforward_layernorm = RMSNorm(args.dim, args.norm_eps)
 
-    def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor, n_write: int) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), start, cos, sin, n_write)
-        return x + self.mlp(self.post_attention_layernorm(x))
+    def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor, n_write: int,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.self_attn(self.input_layernorm(x), start, cos, sin, n_write, mask)
+        if not self.sandwich:
+            x = x + y
+            return x + self.mlp(self.post_attention_layernorm(x))
+        x = x + self.post_attention_layernorm(y)
+        return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
 
 
 LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -192,7 +259,8 @@ class Transformer(nn.Module):
     """forward(tokens [1, T], input_pos [1]) -> logits of the last position [1, vocab]."""
 
     def __init__(self, args: ModelArgs, n_prefix: int, rope_cos: torch.Tensor, rope_sin: torch.Tensor,
-                 n_virtual: int = 0, virtual_start: int = 0):
+                 n_virtual: int = 0, virtual_start: int = 0, local_cos: torch.Tensor | None = None,
+                 local_sin: torch.Tensor | None = None):
         super().__init__()
         self.args = args
         self.n_prefix = n_prefix
@@ -204,16 +272,23 @@ class Transformer(nn.Module):
         self.lm_head = nn.Linear(args.dim, args.vocab_size, bias=False)
         self.register_buffer("rope_cos", rope_cos)  # [n_prefix + max_context, head_dim]
         self.register_buffer("rope_sin", rope_sin)
+        if args.sliding_window:  # the local layers' own RoPE table (Gemma 3)
+            self.register_buffer("local_cos", local_cos)
+            self.register_buffer("local_sin", local_sin)
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
         return self.forward_embeds(self.embed(tokens), input_pos)
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token embeddings (times embed_scale); virtual-token ids get the soft prompt's rows, never scaled."""
         if not self.n_virtual:
-            return self.embed_tokens(tokens)
-        h = self.embed_tokens(tokens.clamp_max(self.args.vocab_size - 1))
+            return self.scaled(self.embed_tokens(tokens))
+        h = self.scaled(self.embed_tokens(tokens.clamp_max(self.args.vocab_size - 1)))
         rows = self.virtual_embeddings[(tokens - self.virtual_start).clamp(0, self.n_virtual - 1)]
         return torch.where((tokens >= self.virtual_start).unsqueeze(-1), rows, h)
+
+    def scaled(self, h: torch.Tensor) -> torch.Tensor:
+        return h if self.args.embed_scale == 1.0 else h * self.args.embed_scale  # in fp32, as transformers
 
     def forward_embeds(self, h: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
         seqlen = h.shape[1]
@@ -223,11 +298,18 @@ class Transformer(nn.Module):
         start = pos + self.n_prefix
         cos = self.rope_cos.narrow(0, start, seqlen).view(1, seqlen, 1, -1)
         sin = self.rope_sin.narrow(0, start, seqlen).view(1, seqlen, 1, -1)
+        if self.args.sliding_window:
+            local = (self.local_cos.narrow(0, start, seqlen).view(1, seqlen, 1, -1),
+                     self.local_sin.narrow(0, start, seqlen).view(1, seqlen, 1, -1))
+            mask = window_mask(start, seqlen, self.n_prefix + self.args.max_context, self.args.sliding_window)
         # The prefix K/V go into the cache when a request starts (position 0); later calls rewrite only its
         # last row with the same values (the cache op rejects an empty write)
         n_write = self.n_prefix - (self.n_prefix - 1) * torch.sym_min(pos, 1)
-        for layer in self.layers:
-            h = layer(h, start, cos, sin, n_write)
+        for i, layer in enumerate(self.layers):
+            if self.args.sliding_window and self.args.sliding_layers[i]:
+                h = layer(h, start, *local, n_write, mask)
+            else:
+                h = layer(h, start, cos, sin, n_write)
         return self.lm_head(self.norm(h[:, -1, :]))
 
     def prefix_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:

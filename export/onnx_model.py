@@ -50,6 +50,16 @@ def fused_qkv_rounded(rounded: dict) -> dict:
     return out
 
 
+def _normed_heads(attn, qkv: torch.Tensor, args) -> torch.Tensor:
+    """Qwen3: the fused projection's queries and keys with each head RMS-normalized (before RoPE, which
+    GroupQueryAttention applies)."""
+    q_width, kv_width = args.n_heads * args.head_dim, args.n_kv_heads * args.head_dim
+    q, k, v = qkv.split([q_width, kv_width, kv_width], -1)
+    q = _rms_norm(attn.q_norm, q.unflatten(-1, (args.n_heads, args.head_dim))).flatten(-2)
+    k = _rms_norm(attn.k_norm, k.unflatten(-1, (args.n_kv_heads, args.head_dim))).flatten(-2)
+    return torch.cat([q, k, v], -1)
+
+
 def _unrotated(prefix_k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """The folded prefix keys [1, N, kv, D] (after RoPE at positions 0..N-1) with RoPE undone: GroupQueryAttention
     applies it again when it writes them into the cache."""
@@ -65,15 +75,24 @@ class OnnxDecoder(nn.Module):
         a, half = model.args, model.args.head_dim // 2
         self.register_buffer("rope_cos", model.rope_cos[:, :half].contiguous())  # [N + max_context, D / 2]
         self.register_buffer("rope_sin", model.rope_sin[:, :half].contiguous())
-        for block in model.layers:  # as submodules of each attention, so ONNX scopes name the layer
+        if a.sliding_window:  # the local layers' table (Gemma 3)
+            self.register_buffer("local_cos", model.local_cos[:, :half].contiguous())
+            self.register_buffer("local_sin", model.local_sin[:, :half].contiguous())
+        for i, block in enumerate(model.layers):  # as submodules of each attention, so ONNX scopes name the layer
             attn = block.self_attn
             attn.qkv_proj = _fused_qkv(attn)
             n = attn.prefix_k.shape[1]
-            keys = _unrotated(attn.prefix_k, model.rope_cos, model.rope_sin)
+            local = self.is_local(i)
+            keys = _unrotated(attn.prefix_k, *((model.local_cos, model.local_sin) if local else
+                                               (model.rope_cos, model.rope_sin)))
             kv_width = a.n_kv_heads * a.head_dim
             attn.register_buffer("prefix_qkv", torch.cat(  # zero queries, keys before RoPE, values
                 [torch.zeros(1, n, a.n_heads * a.head_dim), keys.reshape(1, n, kv_width),
                  attn.prefix_v.reshape(1, n, kv_width)], -1))
+
+    def is_local(self, layer: int) -> bool:
+        a = self.model.args
+        return bool(a.sliding_window) and a.sliding_layers[layer]
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *past: torch.Tensor):
         m, a = self.model, self.model.args
@@ -82,9 +101,19 @@ class OnnxDecoder(nn.Module):
         presents = []
         for i, block in enumerate(m.layers):
             attn = block.self_attn
-            y, k, v = prefix_gqa(attn.qkv_proj(_rms_norm(block.input_layernorm, h)), past[2 * i], past[2 * i + 1],
-                                 attn.prefix_qkv, *plan, self.rope_cos, self.rope_sin, a.n_heads, a.n_kv_heads)
+            qkv = attn.qkv_proj(_rms_norm(block.input_layernorm, h))
+            if a.qk_norm:
+                qkv = _normed_heads(attn, qkv, a)
+            local = self.is_local(i)
+            tables = (self.local_cos, self.local_sin) if local else (self.rope_cos, self.rope_sin)
+            y, k, v = prefix_gqa(qkv, past[2 * i], past[2 * i + 1], attn.prefix_qkv, *plan, *tables, a.n_heads,
+                                 a.n_kv_heads, a.sliding_window if local else 0, a.attn_scale or 0.0)
             presents += [k, v]
-            h = h + attn.o_proj(y)
-            h = h + block.mlp(_rms_norm(block.post_attention_layernorm, h))
+            if block.sandwich:  # Gemma 3
+                h = h + _rms_norm(block.post_attention_layernorm, attn.o_proj(y))
+                h = h + _rms_norm(block.post_feedforward_layernorm,
+                                  block.mlp(_rms_norm(block.pre_feedforward_layernorm, h)))
+            else:
+                h = h + attn.o_proj(y)
+                h = h + block.mlp(_rms_norm(block.post_attention_layernorm, h))
         return (m.lm_head(_rms_norm(m.norm, h)), *presents)

@@ -25,7 +25,8 @@ from softfold.export.onnx_model import fused_qkv_rounded
 from softfold.export.quantize import (EXECUTORCH_RECIPES, ONNX_RECIPES, EmbeddingQuant, LinearQuant,
                                       OnnxBlockQuant, OnnxDynamicInt8, OnnxStaticInt8, Recipe, RoundedWeight, in_layers,
                                       quantize_executorch, quantize_onnx)
-from softfold.load import BaseModel, SoftPrompt, check_base_model, load_base, load_soft_prompt, read_config
+from softfold.load import (BaseModel, SoftPrompt, check_base_model, check_positions, load_base, load_soft_prompt,
+                           read_config)
 from softfold.parity import ParityReport, Thresholds, recipe_thresholds, run_parity, write_reports
 from softfold.prompt_format import PromptFormat, chat_ids, derive
 from softfold.provenance import base_model_facts, safety_eval
@@ -109,15 +110,7 @@ def check_inputs(opts: ExportOptions) -> tuple[tuple, SoftPrompt]:
     soft_prompt = load_soft_prompt(opts.soft_prompt, config.hidden_size)
     if not opts.trust_base_model:
         check_base_model(opts.soft_prompt, opts.model, config)
-    positions = soft_prompt.num_virtual_tokens + opts.max_context
-    if positions > config.max_position_embeddings:
-        raise UserError(f"--max-context {opts.max_context} + {soft_prompt.num_virtual_tokens} soft-prompt positions "
-                        f"exceed the model's {config.max_position_embeddings}: pass --max-context "
-                        f"{config.max_position_embeddings - soft_prompt.num_virtual_tokens} or less")
-    window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
-    if window and window < positions:
-        raise UserError(f"model {opts.model} attends through a sliding window of {window} tokens, which softfold's "
-                        f"graphs do not compute: pass --max-context {window - soft_prompt.num_virtual_tokens} or less")
+    check_positions(config, soft_prompt.num_virtual_tokens, opts.max_context)
     linears = linear_names(config.num_hidden_layers)
     unknown = [k for k in opts.keep_8bit if not any(in_layers(name, (k,)) for name in linears)]
     if unknown:

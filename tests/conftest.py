@@ -20,6 +20,7 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+NEW_ARCHS = ("qwen3", "phi3", "llama3_rope", "gemma3")  # tested with N = 16 through both runtimes, one export each
 PROMPTS = ("Tell me a story about the sea.", "What is the capital of France?", "How do I bake bread?")
 MAX_CONTEXT = 160
 
@@ -27,7 +28,7 @@ MAX_CONTEXT = 160
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
-    return {arch: make_model_dir(root / arch, arch) for arch in ("llama", "qwen2")}
+    return {arch: make_model_dir(root / arch, arch) for arch in ("llama", "qwen2", *NEW_ARCHS)}
 
 
 @pytest.fixture(scope="session")

@@ -192,6 +192,18 @@ CASES = [
                     (w.root / "qp" / "adapter_config.json").write_text(json.dumps(
                         {**json.loads((w.prompt / "adapter_config.json").read_text()),
                          "base_model_name_or_path": str(w.qwen2)})))),
+    Case("phi3-longrope", lambda w: w.export(w.root / "o"), "phi3 RoPE scaling 'longrope' is not supported",
+         lambda w: w.model_config(model_type="phi3", original_max_position_embeddings=2048, rope_scaling={
+             "type": "su", "short_factor": [1.0] * 8, "long_factor": [2.0] * 8, "original_max_position_embeddings": 2048})),
+    Case("partial-rotary", lambda w: w.export(w.root / "o"), "partial_rotary_factor=0.5",
+         lambda w: w.model_config(rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                   "partial_rotary_factor": 0.5})),
+    Case("erf-gelu-mlp", lambda w: w.export(w.root / "o"), "hidden_act 'gelu' is not supported",
+         lambda w: w.model_config(hidden_act="gelu")),
+    Case("mlp-bias", lambda w: w.export(w.root / "o"), "mlp_bias / attention_bias is not supported",
+         lambda w: w.model_config(mlp_bias=True)),
+    Case("logit-softcapping", lambda w: w.export(w.root / "o"), "final_logit_softcapping=30.0 is not supported",
+         lambda w: w.model_config(final_logit_softcapping=30.0)),
     # flags
     Case("context-beyond-positions", lambda w: w.export(w.root / "o", "--max-context", "5000"), "exceed the model's 4096"),
     Case("context-too-small", lambda w: w.export(w.root / "o", "--max-context", "4"), "at least 8 tokens"),

@@ -8,6 +8,7 @@ import onnxruntime as ort
 import onnxruntime_genai as og
 import pytest
 import torch
+from conftest import NEW_ARCHS
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -16,6 +17,7 @@ from softfold.bundle import verify
 from softfold.engines import empty_cache
 
 CASES = [(arch, n) for arch in ("llama", "qwen2") for n in (1, 16)]
+ARCH_CASES = CASES + [(arch, 16) for arch in NEW_ARCHS]
 PROMPTS = ("Tell me a story about the sea.", "What is the capital of France?", "Explain photosynthesis in simple words.")
 
 
@@ -41,7 +43,7 @@ def run_session(session: ort.InferenceSession, ids: list[int], split: int) -> np
     return np.concatenate(rows)
 
 
-@pytest.mark.parametrize("arch,n", CASES)
+@pytest.mark.parametrize("arch,n", ARCH_CASES)
 def test_onnx_logits_match_peft_at_every_user_position(export_tiny, tiny_models, soft_prompts, arch, n):
     bundle = export_tiny(arch, n, "onnx")
     ref, tok = reference(tiny_models, soft_prompts, arch, n)
@@ -53,7 +55,7 @@ def test_onnx_logits_match_peft_at_every_user_position(export_tiny, tiny_models,
     assert (got.argmax(-1) == want.argmax(-1)).all()
 
 
-@pytest.mark.parametrize("arch,n", CASES)
+@pytest.mark.parametrize("arch,n", ARCH_CASES)
 def test_onnxruntime_genai_greedy_equals_peft(export_tiny, tiny_models, soft_prompts, arch, n):
     bundle = export_tiny(arch, n, "onnx")
     ref, tok = reference(tiny_models, soft_prompts, arch, n)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from conftest import MAX_CONTEXT, PROMPTS
+from conftest import MAX_CONTEXT, NEW_ARCHS, PROMPTS
 from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
 from executorch.runtime import Runtime
 from peft import PeftModel
@@ -15,6 +15,7 @@ from softfold.text_runner import cut_at_stop
 from softfold.pipeline import ExportOptions, export_bundle
 
 CASES = [(arch, n) for arch in ("llama", "qwen2") for n in (1, 16)]
+ARCH_CASES = CASES + [(arch, 16) for arch in NEW_ARCHS]
 
 
 def peft_reference(model_dir, prompt_dir):
@@ -32,10 +33,10 @@ def runner_greedy(runner: TextLLMRunner, text: str, n: int) -> str:
     return cut_at_stop("".join(pieces), ["<|im_end|>"])  # as an app does: see cut_at_stop
 
 
-@pytest.mark.parametrize("arch,n", CASES)
-def test_pte_logits_match_peft_at_every_user_position(bundles, tiny_models, soft_prompts, arch, n):
+@pytest.mark.parametrize("arch,n", ARCH_CASES)
+def test_pte_logits_match_peft_at_every_user_position(export_tiny, tiny_models, soft_prompts, arch, n):
     ref, tok = peft_reference(tiny_models[arch], soft_prompts[(arch, n)])
-    method = Runtime.get().load_program(str(bundles[(arch, n)] / "model.pte")).load_method("forward")
+    method = Runtime.get().load_program(str(export_tiny(arch, n) / "model.pte")).load_method("forward")
     ids = tok(chat(tok, "List three prime numbers and explain them."), add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         want = ref(input_ids=torch.tensor([ids])).logits[0, n:]
@@ -44,10 +45,11 @@ def test_pte_logits_match_peft_at_every_user_position(bundles, tiny_models, soft
     assert torch.equal(got.argmax(-1), want.argmax(-1))
 
 
-@pytest.mark.parametrize("arch,n", CASES)
-def test_text_llm_runner_greedy_equals_peft_and_survives_reset(bundles, tiny_models, soft_prompts, arch, n):
+@pytest.mark.parametrize("arch,n", ARCH_CASES)
+def test_text_llm_runner_greedy_equals_peft_and_survives_reset(export_tiny, tiny_models, soft_prompts, arch, n):
     ref, tok = peft_reference(tiny_models[arch], soft_prompts[(arch, n)])
-    runner = TextLLMRunner(str(bundles[(arch, n)] / "model.pte"), str(bundles[(arch, n)] / "tokenizer.json"))
+    bundle = export_tiny(arch, n)
+    runner = TextLLMRunner(str(bundle / "model.pte"), str(bundle / "tokenizer.json"))
     eos = tok.eos_token_id
     for prompt in PROMPTS + ("Explain photosynthesis in simple words.",):
         ids = torch.tensor([tok(chat(tok, prompt), add_special_tokens=False)["input_ids"]])

@@ -35,17 +35,39 @@ def make_tokenizer(vocab_size: int = 384) -> PreTrainedTokenizerFast:
     return fast
 
 
+# Test architectures beyond a model type's defaults: (model_type, config overrides)
+ARCHS = {
+    "llama": ("llama", {}), "qwen2": ("qwen2", {}),
+    "qwen3": ("qwen3", {"head_dim": 32}),  # explicit head_dim, not hidden / heads
+    "phi3": ("phi3", {"pad_token_id": None}),  # its default pad id 32000 lies beyond the tiny vocabulary
+    # Llama 3.2's RoPE scaling, its wavelength bands moved inside the tiny context so every band is exercised
+    "llama3_rope": ("llama", {"rope_parameters": {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
+                                                  "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                                  "original_max_position_embeddings": 64}}),
+    # a local layer whose window the soft prompt leaves within a chat prompt, then a global one; a score scale not
+    # head_dim ** -0.5; tied embeddings, as Gemma 3 ships
+    "gemma3": ("gemma3_text", {"head_dim": 32, "sliding_window": 24, "query_pre_attn_scalar": 24,
+                               "layer_types": ["sliding_attention", "full_attention"], "tie_word_embeddings": True}),
+}
+
+
 def make_model_dir(path: Path, arch: str = "llama", seed: int = 0) -> Path:
-    """A random-weight HF model directory (config, safetensors, tokenizer, chat template)."""
+    """A random-weight HF model directory (config, safetensors, tokenizer, chat template); `arch` a key of ARCHS."""
     tokenizer = make_tokenizer()
-    config = AutoConfig.for_model(
-        arch, vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, rms_norm_eps=1e-5,
-        tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        initializer_range=0.2,
-    )
+    model_type, overrides = ARCHS[arch]
+    config = AutoConfig.for_model(model_type, **{
+        "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096, "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": False, "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+        "initializer_range": 0.2, **overrides})
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    with torch.no_grad():  # norms start at the identity: random, so the tests see them (new architectures only)
+        for name, param in model.named_parameters():
+            if model_type == "qwen3" and name.endswith(("q_norm.weight", "k_norm.weight")):
+                param.uniform_(0.5, 1.5)
+            if model_type == "gemma3_text" and name.endswith("norm.weight"):  # it computes x * (1 + w)
+                param.uniform_(-0.5, 0.5)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)

@@ -47,6 +47,21 @@ def test_recipe_exports_runs_and_reports(tiny_models, soft_prompts, tmp_path, ta
     assert json.loads((out / "manifest.json").read_text())["recipe"] == recipe.value and verify(out) == []
 
 
+@pytest.mark.parametrize("arch,target,recipe", [("qwen3", Target.EXECUTORCH, Recipe.X8DA4W),
+                                               ("phi3", Target.ONNX, Recipe.INT4),
+                                               ("gemma3", Target.ONNX, Recipe.INT4)])
+def test_four_bit_recipes_on_the_newer_architectures(tiny_models, soft_prompts, tmp_path, arch, target, recipe):
+    """GPTQ, the 4-bit kernels and the gate run unchanged on Qwen3's q/k norms, Phi-3's split projections and
+    Gemma 3's tied, scaled embedding and local layers."""
+    out = tmp_path / "bundle"
+    report = export_bundle(ExportOptions(model=tiny_models[arch], soft_prompt=soft_prompts[(arch, 16)], out=out,
+                                         target=target, recipe=recipe, max_context=MAX_CONTEXT, prompts=PROMPTS))
+    assert all(math.isfinite(report.metrics[m]) for m in METRICS)
+    assert all(r.runner_text is not None for r in report.prompts)
+    assert 0 < report.metrics["mean_kl"] and report.metrics["top1"] > 0.3
+    assert verify(out) == []
+
+
 @pytest.mark.parametrize("target,recipe", [(Target.EXECUTORCH, Recipe.X8DA4W), (Target.ONNX, Recipe.INT4)])
 def test_gptq_bundles_are_closer_to_fp32_than_round_to_nearest(tiny_models, soft_prompts, tmp_path, target, recipe):
     rtn = export(tiny_models, soft_prompts, tmp_path / "rtn", target, recipe, algorithm="rtn")
