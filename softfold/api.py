@@ -23,75 +23,10 @@ from softfold.engines import bundle_engine
 from softfold.errors import UserError
 from softfold.export.quantize import Recipe
 from softfold.load import default_model_path, load_base, load_soft_prompt
+from softfold.manifest import Manifest
 from softfold.parity import ParityReport, recipe_thresholds, run_parity
 from softfold.pipeline import ExportOptions, Folding, Target, export_bundle
 from softfold.reference import Reference
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    architecture: str
-    source: str
-    vocab_size: int
-    hidden_size: int
-    num_layers: int
-    context_length: int  # what the runtime's KV cache holds, virtual tokens included
-    bos_id: int
-    eos_ids: list[int]
-    stop_ids: list[int]
-    stop_strings: list[str]
-    file: str
-    base_model: str | None = None
-    license: str | None = None
-
-
-@dataclass(frozen=True)
-class SoftPromptInfo:
-    num_virtual_tokens: int
-    folding: str
-    sha256: str
-    source: str
-    virtual_token_ids: list[int] | None = None
-    prefix_kv: dict | None = None
-    safety_eval: dict | None = None
-
-
-@dataclass(frozen=True)
-class ParitySummary:
-    passed: bool
-    prompts: int
-    max_abs_dlogit: float
-    rel_dlogit: float
-    mean_kl: float
-    top1: float
-    top5_overlap: float
-    mean_greedy_prefix: float
-    exact_match: float
-    runner_match: float | None = None
-    refusal_agreement: float | None = None
-    reference_refusal_rate: float | None = None
-    runner_refusal_rate: float | None = None
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """manifest.json as a typed object (the schema: softfold.bundle.MANIFEST_SCHEMA, DESIGN.md section 3)."""
-    schema_version: int
-    backend: str
-    recipe: str
-    model: ModelInfo
-    soft_prompt: SoftPromptInfo
-    prompt_format: dict
-    files: list[dict]
-    tools: dict
-    parity: ParitySummary
-    quantization: dict | None = None
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Manifest":
-        parts = {"model": ModelInfo, "soft_prompt": SoftPromptInfo, "parity": ParitySummary}
-        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
-        return cls(**{**values, **{key: kind(**data[key]) for key, kind in parts.items()}})
 
 
 @dataclass(frozen=True)

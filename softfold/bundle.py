@@ -12,38 +12,9 @@ from pathlib import Path
 from typing import Iterator
 
 from softfold.errors import EnvironmentFailure, UserError
+from softfold.manifest import MANIFEST_SCHEMA, SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-# Every field a manifest has, with its type; a trailing "?" marks an optional field. Apps read these
-# names (android_demo/ is checked against this table by tests/test_android_demo.py).
-MANIFEST_SCHEMA: dict = {
-    "schema_version": int,
-    "backend": str,  # executorch | onnx | ort
-    "recipe": str,
-    "model": {
-        "architecture": str, "source": str, "vocab_size": int, "hidden_size": int, "num_layers": int,
-        "context_length": int, "bos_id": int, "eos_ids": list, "stop_ids": list, "stop_strings": list, "file": str,
-        "base_model?": str,  # its hub id ("org/name"), when the model's files state it
-        "license?": str,  # the base model's license, when its files state it
-    },
-    "soft_prompt": {"num_virtual_tokens": int, "folding": str, "sha256": str, "source": str,
-                    "virtual_token_ids?": list,  # folding "virtual-tokens": the ids every prompt starts with
-                    "prefix_kv?": dict,  # prefix K/V calibrated to the recipe (`softfold calibrate-prefix`)
-                    "safety_eval?": dict},  # the soft prompt's eval.json: {set: {label, prompts, correct_rate}}
-    "prompt_format": {
-        "preamble": str, "user_prefix": str, "user_suffix": str, "assistant_prefix": str, "assistant_suffix": str,
-        "generation_prefix": str,
-    },
-    "quantization?": dict,  # quantized recipes: the schemes' settings (group size, bits, algorithm, ...)
-    "files": list,  # [{"path", "size", "sha256"}]
-    "tools": dict,
-    "parity": {
-        "passed": bool, "prompts": int, "max_abs_dlogit": float, "rel_dlogit": float, "mean_kl": float, "top1": float,
-        "top5_overlap": float, "mean_greedy_prefix": float, "exact_match": float, "runner_match?": float,
-        "refusal_agreement?": float, "reference_refusal_rate?": float, "runner_refusal_rate?": float,
-    },
-}
 TOOLS = ("softfold", "torch", "executorch", "transformers", "peft", "tokenizers", "onnx", "onnxruntime",
          "onnxruntime-genai")
 

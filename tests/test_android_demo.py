@@ -21,7 +21,7 @@ import pytest
 from conftest import MAX_CONTEXT, PROMPTS
 from transformers import AutoTokenizer
 
-from softfold.bundle import MANIFEST_SCHEMA
+from softfold.manifest import MANIFEST_SCHEMA
 
 APP = Path(__file__).parents[1] / "android_demo"
 MAIN = APP / "app" / "src" / "main" / "java"

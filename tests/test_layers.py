@@ -26,6 +26,7 @@ SOFTFOLD_LAYERS = {
     "softfold.virtual_tokens": FOUNDATIONS,
     "softfold.softprompt": FOUNDATIONS,
     "softfold.bundle": FOUNDATIONS,
+    "softfold.manifest": FOUNDATIONS,
     "softfold.bundle_readme": FOUNDATIONS,
     "softfold.datasets": FOUNDATIONS,
     "softfold.refusal": FOUNDATIONS,

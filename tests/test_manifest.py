@@ -1,0 +1,33 @@
+"""The manifest's one definition: dataclasses, the schema derived from them, and manifests read back typed."""
+from softfold.manifest import MANIFEST_SCHEMA, Manifest, ParitySummary, PromptFormatInfo, schema_of
+
+MANIFEST = {
+    "schema_version": 1, "backend": "onnx", "recipe": "int4",
+    "model": {"architecture": "llama", "source": "m.gguf", "vocab_size": 10, "hidden_size": 8, "num_layers": 2,
+              "context_length": 64, "bos_id": 1, "eos_ids": [2], "stop_ids": [2], "stop_strings": ["</s>"],
+              "file": "model.onnx", "license": "mit"},
+    "soft_prompt": {"num_virtual_tokens": 4, "folding": "prefix-kv", "sha256": "ab", "source": "p/"},
+    "prompt_format": {"preamble": "", "user_prefix": "<u>", "user_suffix": "</u>", "assistant_prefix": "<a>",
+                      "assistant_suffix": "</a>", "generation_prefix": "<a>"},
+    "files": [{"path": "model.onnx", "size": 3, "sha256": "cd"}], "tools": {"softfold": "0.1.0"},
+    "parity": {"passed": True, "prompts": 10, "max_abs_dlogit": 0.1, "rel_dlogit": 0.01, "mean_kl": 0.02, "top1": 0.9,
+               "top5_overlap": 0.9, "mean_greedy_prefix": 12.0, "exact_match": 0.5, "refusal_agreement": 1.0},
+}
+
+
+def test_schema_marks_optional_fields_and_nests_dataclasses():
+    assert MANIFEST_SCHEMA["schema_version"] is int and MANIFEST_SCHEMA["files"] is list
+    assert MANIFEST_SCHEMA["quantization?"] is dict and "quantization" not in MANIFEST_SCHEMA
+    assert MANIFEST_SCHEMA["model"]["eos_ids"] is list and MANIFEST_SCHEMA["model"]["base_model?"] is str
+    assert MANIFEST_SCHEMA["prompt_format"] == schema_of(PromptFormatInfo) == {
+        name: str for name in ("preamble", "user_prefix", "user_suffix", "assistant_prefix", "assistant_suffix",
+                               "generation_prefix")}
+    assert MANIFEST_SCHEMA["parity"]["passed"] is bool and MANIFEST_SCHEMA["parity"]["runner_match?"] is float
+
+
+def test_manifest_reads_back_typed_with_absent_optionals_as_none():
+    manifest = Manifest.from_json(MANIFEST)
+    assert isinstance(manifest.parity, ParitySummary) and isinstance(manifest.prompt_format, PromptFormatInfo)
+    assert manifest.model.license == "mit" and manifest.model.base_model is None
+    assert manifest.parity.refusal_agreement == 1.0 and manifest.parity.runner_match is None
+    assert manifest.soft_prompt.virtual_token_ids is None and manifest.quantization is None
