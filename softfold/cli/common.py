@@ -47,13 +47,19 @@ def check_writable_file(path: str | None, flag: str) -> None:
 def report_verdict(report, where: Path) -> int:
     """The parity gate's verdict on stdout, its failures on stderr; the exit code (0 passed, 1 failed)."""
     m = report.metrics
-    print(f"parity {'PASSED' if report.passed else 'FAILED'}: rel_dlogit={m['rel_dlogit']:.2e} "
-          f"top1={m['top1']:.4f} exact_match={m['exact_match']:.2f} runner_match={m.get('runner_match', 'n/a')}")
-    for failure in report.failures:
+    return verdict(f"parity {'PASSED' if report.passed else 'FAILED'}: rel_dlogit={m['rel_dlogit']:.2e} "
+                   f"top1={m['top1']:.4f} exact_match={m['exact_match']:.2f} "
+                   f"runner_match={m.get('runner_match', 'n/a')}", report.failures, where / "parity.md")
+
+
+def verdict(headline: str, failures: list[str], report_file: Path) -> int:
+    """A gate's headline on stdout; each failure and, when failed, where the report is, on stderr; the exit code."""
+    print(headline)
+    for failure in failures:
         print(f"  failed: {failure}", file=sys.stderr)
-    if not report.passed:
-        print(f"  report: {where}/parity.md", file=sys.stderr)
-    return 0 if report.passed else 1
+    if failures:
+        print(f"  report: {report_file}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def add_recipe_arguments(p: argparse.ArgumentParser) -> None:

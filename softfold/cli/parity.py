@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from softfold.cli.common import (add_model_flag, add_soft_prompt_flag, check_writable_file, positive_int,
-                                 report_verdict)
+                                 report_verdict, verdict)
 from softfold.datasets import read_prompts
 from softfold.errors import UserError
 
@@ -81,11 +81,7 @@ def _against_bundle(bundle, released, prompts: tuple[str, ...], args: argparse.N
     if args.junit:
         Path(args.junit).write_text(junit_xml(report))
     m = report.metrics
-    print(f"bundle parity {'PASSED' if report.passed else 'FAILED'}: decision_agreement={m['decision_agreement']:.4f} "
-          f"mean_kl={m['mean_kl']:.3g} top1={m['top1']:.4f} text_match={m['text_match']:.2f} "
-          f"({len(report.prompts)} prompts)")
-    for failure in report.failures:
-        print(f"  failed: {failure}", file=sys.stderr)
-    if not report.passed:
-        print(f"  report: {out}/bundle_parity.md", file=sys.stderr)
-    return 0 if report.passed else 1
+    return verdict(f"bundle parity {'PASSED' if report.passed else 'FAILED'}: decision_agreement="
+                   f"{m['decision_agreement']:.4f} mean_kl={m['mean_kl']:.3g} top1={m['top1']:.4f} "
+                   f"text_match={m['text_match']:.2f} ({len(report.prompts)} prompts)", report.failures,
+                   out / "bundle_parity.md")
