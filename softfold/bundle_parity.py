@@ -73,11 +73,13 @@ class _Side:
         self.engine = bundle_engine(self.path, self.manifest)
         self.stop_strings = self.manifest["model"]["stop_strings"]
 
-    def prompt_ids(self, prompt: str) -> list[int]:
-        return self.tokenizer.encode(format_prompt(self.path, prompt), add_special_tokens=False).ids
+    def chat(self, prompt: str) -> tuple[str, list[int]]:
+        """The prompt as the chat template renders it, and its token ids."""
+        text = format_prompt(self.path, prompt)
+        return text, self.tokenizer.encode(text, add_special_tokens=False).ids
 
-    def reply(self, prompt: str, max_new_tokens: int) -> str:
-        reply = self.engine.greedy(format_prompt(self.path, prompt), max_new_tokens)
+    def reply(self, chat_text: str, max_new_tokens: int) -> str:
+        reply = self.engine.greedy(chat_text, max_new_tokens)
         text = reply if isinstance(reply, str) else self.tokenizer.decode(reply)
         return cut_at_stop(text, self.stop_strings)
 
@@ -89,11 +91,11 @@ def compare_bundles(new: Path, released: Path, prompts: list[str], max_new_token
     _check_comparable(a, b)
     results = []
     for prompt in tqdm(prompts, desc="bundle parity", unit="prompt", leave=False):
-        ids = a.prompt_ids(prompt)
-        if ids != b.prompt_ids(prompt):
+        (text_a, ids), (text_b, ids_b) = a.chat(prompt), b.chat(prompt)
+        if ids != ids_b:
             raise UserError(f"the two bundles tokenize {prompt[:40]!r} differently: they hold different tokenizers "
                             "or chat templates, so their outputs cannot be compared token by token")
-        released_text, new_text = a.reply(prompt, max_new_tokens), b.reply(prompt, max_new_tokens)
+        released_text, new_text = a.reply(text_a, max_new_tokens), b.reply(text_b, max_new_tokens)
         continuation = a.tokenizer.encode(released_text, add_special_tokens=False).ids[:max_new_tokens] or [ids[-1]]
         want, got = (side.engine.logits(ids, continuation)[len(ids) - 1:] for side in (a, b))
         kl = F.kl_div(F.log_softmax(got, -1), F.log_softmax(want, -1), log_target=True, reduction="none").sum(-1)
