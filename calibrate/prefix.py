@@ -19,8 +19,9 @@ from torch import nn
 from tqdm import tqdm
 
 from softfold.calibrate.rounding import gptq_for
-from softfold.calibrate.simulate import QuantSim, simulated
+from softfold.calibrate.simulate import simulated
 from softfold.errors import UserError
+from softfold.export.config import QuantSim
 from softfold.generate import KV, expand_cache, greedy_batch, prefix_cache
 from softfold.load import BaseModel, SoftPrompt
 from softfold.prompt_format import chat_ids

@@ -4,7 +4,7 @@ with GPTQ for the Linears off it (grid.py). The one mapping from a recipe to its
 """
 from softfold.calibrate.gptq import gptq_linears, gptq_round
 from softfold.calibrate.grid import grid_linears
-from softfold.calibrate.simulate import QuantSim
+from softfold.export.config import Algorithm, QuantSim
 from softfold.export.fold import split_fused_rounded
 from softfold.export.quantize import RoundedWeight, in_layers
 from softfold.load import BaseModel, SoftPrompt
@@ -15,7 +15,7 @@ def gptq_for(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim,
     """The weights a recipe holds when it rounds by GPTQ or keeps the source's grid (`sim.algorithm`, the Linears off
     the grid by GPTQ); None for round-to-nearest. The one mapping from a recipe to its weights, shared by `export`
     and `calibrate-prefix`."""
-    if sim.algorithm not in ("gptq", "grid"):
+    if sim.algorithm not in (Algorithm.GPTQ, Algorithm.GRID):
         return None
     rounded = _rounded(base, soft_prompt, sim, virtual_tokens)
     # by the folded model's names (Phi-3's fused projections split); a layer kept at 8 bits is never rounded
@@ -25,7 +25,7 @@ def gptq_for(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim,
 def _rounded(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, virtual_tokens: bool) -> dict[str, RoundedWeight]:
     """By the HF model's module names."""
     kept = {}
-    if sim.algorithm == "grid":
+    if sim.algorithm is Algorithm.GRID:
         kept = grid_linears(base.model, sim.group_size, sim.weight_bits, sim.keep_8bit)
     if len(kept) == len(gptq_linears(base.model, sim.group_size, sim.keep_8bit)):
         return kept

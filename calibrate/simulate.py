@@ -3,21 +3,12 @@ the runtime quantizes them, the embedding table's rounding (`QuantSim`). Used to
 calibrate (`prefix.py`) and train through (`softfold distill --quantization-aware`) a quantized bundle.
 """
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
-from enum import Enum
 
 import torch
 from torch import nn
 
-from softfold.errors import UserError
-from softfold.export.quantize import EmbeddingQuant, LinearQuant, OnnxBlockQuant, in_layers
-
-
-class Arithmetic(str, Enum):
-    """Whose rounding to simulate: the two runtimes differ in the weight grid and the activation scheme."""
-    TORCHAO = "torchao"  # ExecuTorch 8da*w: scale = absmax / ((qmax - qmin) / 2); int8 activations per token, asymmetric
-    MLAS = "mlas"  # ORT MatMulNBits: scale = signed extreme / qmin; int8 activations per weight block, symmetric
-    ORT_NUMPY = "ort-numpy"  # ORT's Python block quantizer (GatherBlockQuantized): MLAS's grid, rounded half-even
+from softfold.export.config import Arithmetic, QuantSim
+from softfold.export.quantize import in_layers
 
 
 def fake_quantize_weight(weight: torch.Tensor, bits: int, group_size: int,
@@ -92,46 +83,6 @@ def quantized(model: nn.Module, layers: tuple[str, ...], bits: int, group_size: 
 
 def layer_names(model: nn.Module) -> list[str]:
     return [f"layers.{i}" for i in range(model.config.num_hidden_layers)] + ["lm_head"]
-
-
-@dataclass(frozen=True)
-class QuantSim:
-    """A recipe's arithmetic as simulated in PyTorch: symmetric group-wise weights (every Linear, LM head
-    included), int8 per-token activations where the runtime quantizes them, the embedding table's rounding."""
-    weight_bits: int
-    group_size: int  # 0: per output channel
-    int8_activations: bool
-    keep_8bit: tuple[str, ...] = ()
-    embedding_bits: int = 0  # 0: fp32 table
-    embedding_group: int = 0
-    arithmetic: Arithmetic = Arithmetic.TORCHAO
-    algorithm: str = "rtn"  # the weights' rounding: rtn, gptq or grid (gptq.py, grid.py; recomputed where simulated)
-
-    @classmethod
-    def of_schemes(cls, quant: tuple) -> "QuantSim":
-        """From the export's validated schemes (`pipeline.quant_schemes`): ExecuTorch 8da4w / 8da8w, ONNX int4."""
-        linear = quant[0]
-        if isinstance(linear, LinearQuant):
-            embedding: EmbeddingQuant | None = quant[1]
-            return cls(linear.weight_bits, linear.group_size, True, linear.keep_8bit,
-                       embedding.bits if embedding else 0, embedding.group_size if embedding else 0,
-                       algorithm=linear.algorithm)
-        if isinstance(linear, OnnxBlockQuant):
-            if linear.algorithm == "hqq":
-                raise UserError("prefix calibration simulates round-to-nearest, GPTQ and grid weights, not HQQ's: "
-                                "use --algorithm rtn, gptq or grid")
-            group = linear.block_size
-            return cls(linear.bits, group, linear.accuracy_level == 4, linear.keep_8bit, linear.embedding_bits,
-                       group if linear.embedding_bits else 0, Arithmetic.MLAS, linear.algorithm)
-        raise UserError("prefix calibration simulates weight-quantized recipes: executorch 8da4w or 8da8w, onnx int4; "
-                        f"got {type(linear).__name__ if linear else 'an unquantized recipe'}")
-
-    def to_json(self) -> dict:
-        return {**asdict(self), "keep_8bit": list(self.keep_8bit), "arithmetic": self.arithmetic.value}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "QuantSim":
-        return cls(**{**data, "keep_8bit": tuple(data["keep_8bit"]), "arithmetic": Arithmetic(data["arithmetic"])})
 
 
 @contextmanager

@@ -1,36 +1,16 @@
-"""Quantization recipes, one documented dataclass per scheme (torchao style).
-
-The soft prompt's prefix K/V are buffers, never weights of a Linear/MatMul, so no scheme here
-touches them: the soft prompt stays fp32 in every recipe.
+"""Applying a recipe's schemes (export/config.py): torchao's quantize_ for ExecuTorch, ORT's quantizers for ONNX;
+weights rounded by calibrate/ (GPTQ, the source's grid) are written in place of the runtime's own rounding.
 """
 import ast
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from softfold.errors import UserError
-
-
-class Recipe(str, Enum):
-    FP32 = "fp32"
-    FP16 = "fp16"  # ExecuTorch: the whole model in half precision (XNNPACK fp16 kernels), prefix K/V included
-    X8DA4W = "8da4w"  # ExecuTorch: int8 dynamic activations, int4 group-wise weights
-    X8DA8W = "8da8w"  # ExecuTorch: int8 dynamic activations, int8 per-channel weights
-    INT4 = "int4"  # ONNX: MatMulNBits 4-bit block-wise weights
-    INT8 = "int8"  # ONNX: int8 dynamic (MatMulInteger)
-    INT8_STATIC = "int8-static"  # ONNX: int8 QDQ, activation ranges calibrated on chat prompts
-
-
-EXECUTORCH_RECIPES = (Recipe.FP32, Recipe.FP16, Recipe.X8DA4W, Recipe.X8DA8W)
-ONNX_RECIPES = (Recipe.FP32, Recipe.INT4, Recipe.INT8, Recipe.INT8_STATIC)
-
-
-def _check(value: int, allowed: tuple[int, ...], what: str) -> None:
-    if value not in allowed:
-        raise UserError(f"{what} must be one of {allowed}, got {value}")
+from softfold.export.config import (Algorithm, EmbeddingQuant, LinearQuant, OnnxBlockQuant, OnnxDynamicInt8,
+                                    OnnxStaticInt8)
 
 
 def in_layers(name: str, layers: tuple[str, ...]) -> bool:
@@ -53,78 +33,6 @@ class RoundedWeight:
     def dequantized(self) -> torch.Tensor:
         w = self.q.float().unflatten(1, (self.scale.shape[1], -1)) * self.scale.unsqueeze(-1)
         return (w if self.offset is None else w + self.offset.unsqueeze(-1)).flatten(1)
-
-
-@dataclass(frozen=True)
-class LinearQuant:
-    """Every Linear: int8 dynamic activations x intN weights (torchao Int8DynamicActivationIntxWeightConfig).
-
-    Mixed precision: Linears in `keep_8bit` (module names of the folded model, e.g. "lm_head", "layers.3")
-    get 8-bit per-channel weights instead; `softfold sensitivity` ranks the candidates.
-    """
-    weight_bits: int = 4
-    group_size: int = 32  # 0: one scale per output channel
-    keep_8bit: tuple[str, ...] = ()
-    algorithm: str = "rtn"  # rtn: torchao's round-to-nearest | gptq: calibrate/gptq.py | grid: calibrate/grid.py
-
-    def __post_init__(self):
-        _check(self.weight_bits, (4, 8), "--weight-bits for executorch (XNNPACK lowers 4- and 8-bit weights)")
-        _check(self.group_size, (0, 16, 32, 64, 128, 256), "--group-size")
-        if self.algorithm not in ("rtn", "gptq", "grid"):
-            raise UserError(f"--algorithm for executorch must be rtn, gptq or grid, got {self.algorithm!r}")
-        if self.algorithm == "grid" and self.weight_bits != 4:
-            raise UserError(f"--algorithm grid keeps 4-bit source weights, got --weight-bits {self.weight_bits}")
-
-
-@dataclass(frozen=True)
-class EmbeddingQuant:
-    """The token embedding table, weight-only (torchao IntxWeightOnlyConfig), as quantized embedding ops."""
-    bits: int = 8
-    group_size: int = 0
-
-    def __post_init__(self):
-        _check(self.bits, (4, 8), "--embedding-bits")
-
-
-@dataclass(frozen=True)
-class OnnxBlockQuant:
-    """ONNX MatMul weights, block-wise, as MatMulNBits (ORT's quantizer: round-to-nearest or HQQ; or GPTQ,
-    calibrate/gptq.py, written into the MatMulNBits ORT's round-to-nearest pass laid out).
-
-    `keep_8bit` as in LinearQuant (8-bit MatMulNBits); `embedding_bits` 4 stores the token embedding
-    table as GatherBlockQuantized (ORT quantizes Gather to 4 bits only), 0 keeps it fp32.
-    """
-    bits: int = 4
-    block_size: int = 32
-    algorithm: str = "rtn"  # rtn | hqq | gptq
-    accuracy_level: int = 4  # MatMulNBits compute type: 4 = int8 activations (fast on CPU)
-    keep_8bit: tuple[str, ...] = ()
-    embedding_bits: int = 0
-
-    def __post_init__(self):
-        _check(self.bits, (2, 4, 8), "--weight-bits for onnx")
-        _check(self.block_size, (16, 32, 64, 128, 256), "--group-size")
-        _check(self.embedding_bits, (0, 4), "--embedding-bits for onnx (ORT's GatherBlockQuantized is 4-bit)")
-        if self.algorithm not in ("rtn", "hqq", "gptq", "grid"):
-            raise UserError(f"--algorithm must be rtn, hqq or gptq, got {self.algorithm!r}")
-        if self.algorithm != "rtn" and self.bits != 4:
-            raise UserError(f"--algorithm {self.algorithm} quantizes to 4 bits only, got --weight-bits {self.bits}")
-
-
-@dataclass(frozen=True)
-class OnnxDynamicInt8:
-    """ONNX MatMul weights int8 per channel, activations quantized at run time (MatMulInteger)."""
-
-
-@dataclass(frozen=True)
-class OnnxStaticInt8:
-    """ONNX MatMuls as QDQ int8: weights per channel (int8), activations uint8 with min/max ranges fixed
-    ahead of time from calibration prompts (the soft prompt, folded into the graph, is in context).
-
-    Min/max only: ORT's histogram calibrators (percentile, entropy) stack the activations of all
-    prompts into one array, so they need prompts of one length.
-    """
-    prompts_per_class: int = 16  # harmful and benign calibration prompts each (softfold.calibrate.prompts)
 
 
 def _divisible(group_size: int):
@@ -193,7 +101,7 @@ def quantize_onnx(src: Path, dst: Path, scheme: OnnxBlockQuant | OnnxDynamicInt8
     kept = [node.name for node in graph.node
             if node.op_type == "MatMul" and in_layers(_module_of(node), scheme.keep_8bit)]
     # None: ORT's default block-wise round-to-nearest quantizer.
-    algo = nbits.HQQWeightOnlyQuantConfig(block_size=scheme.block_size, bits=4) if scheme.algorithm == "hqq" else None
+    algo = nbits.HQQWeightOnlyQuantConfig(block_size=scheme.block_size, bits=4) if scheme.algorithm is Algorithm.HQQ else None
     passes = [dict(bits=scheme.bits, algo_config=algo, nodes_to_exclude=kept + not_linear)]
     if kept:  # what the first pass left as float MatMul with constant weights: the kept layers (and the rest)
         passes.append(dict(bits=8, nodes_to_exclude=not_linear))

@@ -21,11 +21,11 @@ from softfold.chat import Reply, check_prompt, check_text, generate
 from softfold.datasets import DEFAULT_PROMPTS
 from softfold.engines import bundle_engine
 from softfold.errors import UserError
-from softfold.export.quantize import Recipe
+from softfold.export.config import Algorithm, Folding, QuantConfig, Recipe, Target
 from softfold.load import default_model_path, load_base, load_soft_prompt
 from softfold.manifest import Manifest
-from softfold.parity import ParityReport, recipe_thresholds, run_parity
-from softfold.pipeline import ExportOptions, Folding, Target, export_bundle
+from softfold.parity import GateConfig, ParityReport, recipe_thresholds, run_parity
+from softfold.pipeline import ExportOptions, export_bundle
 from softfold.reference import Reference
 
 
@@ -83,17 +83,25 @@ class Bundle:
 
 
 def fold(soft_prompt: str | Path, out: str | Path, *, model: str | Path | None = None, target: str = "executorch",
-           recipe: str = "fp32", folding: str = "prefix-kv", prompts: tuple[str, ...] = (), **options) -> Bundle:
+         recipe: str = "fp32", folding: str = "prefix-kv", prompts: tuple[str, ...] = (), **options) -> Bundle:
     """Fold the soft prompt into a bundle at `out` and gate it (softfold export). The bundle is written whether or
-    not the gate passes: see `bundle.manifest.parity.passed` and its parity.md. `options` are ExportOptions fields
-    (group_size, embedding_bits, keep_8bit, algorithm, max_context, prefix_kv, force, ...)."""
-    known = {f.name for f in fields(ExportOptions)} - {"model", "soft_prompt", "out", "target", "recipe", "folding"}
-    if unknown := sorted(set(options) - known):
-        raise UserError(f"fold() has no option {', '.join(unknown)}; options: {', '.join(sorted(known))}")
+    not the gate passes: see `bundle.manifest.parity.passed` and its parity.md. `options` are QuantConfig fields
+    (group_size, weight_bits, embedding_bits, keep_8bit, algorithm) and ExportOptions ones (max_context, prefix_kv,
+    force, trust_base_model)."""
+    quant_fields = {f.name for f in fields(QuantConfig)} - {"target", "recipe"}
+    export_fields = {f.name for f in fields(ExportOptions)} - {"model", "soft_prompt", "out", "quant", "folding", "gate"}
+    if unknown := sorted(set(options) - quant_fields - export_fields):
+        raise UserError(f"fold() has no option {', '.join(unknown)}; options: "
+                        f"{', '.join(sorted(quant_fields | export_fields))}")
+    quant = {k: v for k, v in options.items() if k in quant_fields}
+    if quant.get("algorithm") is not None:
+        quant["algorithm"] = _choice(Algorithm, quant["algorithm"], "algorithm")
+    quant["keep_8bit"] = tuple(quant.get("keep_8bit", ()))
     return export_with(ExportOptions(
         model=Path(model or default_model_path()), soft_prompt=Path(soft_prompt), out=Path(out),
-        target=_choice(Target, target, "target"), recipe=_choice(Recipe, recipe, "recipe"),
-        folding=_choice(Folding, folding, "folding"), prompts=tuple(DEFAULT_PROMPTS) + tuple(prompts), **options))
+        quant=QuantConfig(_choice(Target, target, "target"), _choice(Recipe, recipe, "recipe"), **quant),
+        folding=_choice(Folding, folding, "folding"), gate=GateConfig(tuple(DEFAULT_PROMPTS) + tuple(prompts)),
+        **{k: v for k, v in options.items() if k in export_fields}))
 
 
 def export_with(opts: ExportOptions) -> Bundle:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 
+from softfold.export.config import EmbeddingQuant, LinearQuant
 from softfold.export.executorch import export_pte, lower_to_xnnpack, runner_metadata
 from softfold.export.fold import build_folded_model
-from softfold.export.quantize import EmbeddingQuant, LinearQuant, quantize_executorch
+from softfold.export.quantize import quantize_executorch
 from softfold.load import default_model_path, load_base, load_soft_prompt
 from softfold.pipeline import _bos_id, save_tokenizer
 from softfold.reference import eos_ids

@@ -6,8 +6,9 @@ from pathlib import Path
 from softfold.bundle import read_manifest
 from softfold.chat import generate
 from softfold.datasets import SHIPPED_PROMPT
+from softfold.export.config import QuantConfig, Target
 from softfold.load import default_model_path
-from softfold.pipeline import ExportOptions, Target, export_bundle
+from softfold.pipeline import ExportOptions, export_bundle
 
 NAME = "smollm2-135m-safety"
 TARGETS = (Target.EXECUTORCH, Target.ONNX)
@@ -25,8 +26,8 @@ def run_demo(out: Path) -> int:
         bundle = root / f"{target.value}-fp32"
         print(f"exporting {model_path.name} + soft prompt -> {bundle}")
         start = time.perf_counter()
-        report = export_bundle(ExportOptions(model=model_path, soft_prompt=prompt_dir, out=bundle, target=target,
-                                             force=True))
+        report = export_bundle(ExportOptions(model=model_path, soft_prompt=prompt_dir, out=bundle,
+                                             quant=QuantConfig(target), force=True))
         export_s = time.perf_counter() - start
         replies = [generate(bundle, prompt, max_new_tokens=64) for prompt in SAMPLE_PROMPTS]
         for prompt, reply in zip(SAMPLE_PROMPTS, replies):

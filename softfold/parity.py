@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from softfold.datasets import DEFAULT_PROMPTS
 from softfold.engines import Engine
 from softfold.errors import UserError
 from softfold.prompt_format import chat_text
@@ -42,6 +43,15 @@ HALF = Thresholds(max_rel_dlogit=2e-2, max_mean_kl=1e-3, min_top1=0.98, min_top5
 
 def recipe_thresholds(recipe) -> Thresholds:
     return {"fp32": Thresholds(), "fp16": HALF}.get(recipe.value, QUANTIZED)
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The export's parity gate: its prompts, its limits (None: the recipe's own, `recipe_thresholds`), and whether
+    the phone engine's own greedy loop is run too (off only where a test needs the logits alone)."""
+    prompts: tuple[str, ...] = tuple(DEFAULT_PROMPTS)
+    thresholds: Thresholds | None = None
+    check_engine: bool = True
 
 
 @dataclass

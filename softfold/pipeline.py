@@ -2,7 +2,6 @@
 import json
 import tempfile
 from dataclasses import asdict, dataclass
-from enum import Enum
 from pathlib import Path
 
 from tqdm import tqdm
@@ -13,8 +12,6 @@ from softfold.calibrate.feeds import onnx_prefill_feeds
 from softfold.calibrate.prefix import CalibratedPrefix, check_prefix, load_prefix
 from softfold.calibrate.prompts import calibration_set
 from softfold.calibrate.rounding import gptq_for
-from softfold.calibrate.simulate import QuantSim
-from softfold.datasets import DEFAULT_PROMPTS
 from softfold.engines import engine_for
 from softfold.errors import UserError
 from softfold.export.executorch import export_pte, runner_metadata
@@ -22,58 +19,47 @@ from softfold.export.fold import build_folded_model, build_virtual_token_model, 
 from softfold.export.model import linear_names, with_offsets
 from softfold.export.onnx import convert_to_ort, export_onnx, write_genai_config
 from softfold.export.onnx_model import fused_qkv_rounded
-from softfold.export.quantize import (EXECUTORCH_RECIPES, ONNX_RECIPES, EmbeddingQuant, LinearQuant,
-                                      OnnxBlockQuant, OnnxDynamicInt8, OnnxStaticInt8, Recipe, RoundedWeight, in_layers,
-                                      quantize_executorch, quantize_onnx)
+from softfold.export.config import MODEL_FILE, Folding, OnnxStaticInt8, QuantConfig, Recipe, Target
+from softfold.export.quantize import RoundedWeight, in_layers, quantize_executorch, quantize_onnx
 from softfold.load import (BaseModel, SoftPrompt, check_base_model, check_positions, load_base, load_soft_prompt,
                            read_config)
-from softfold.parity import ParityReport, Thresholds, recipe_thresholds, run_parity, write_reports
+from softfold.parity import GateConfig, ParityReport, recipe_thresholds, run_parity, write_reports
 from softfold.prompt_format import PromptFormat, chat_ids, derive
 from softfold.provenance import base_model_facts, safety_eval
 from softfold.reference import Reference, eos_ids
 from softfold.virtual_tokens import VirtualTokens, add_virtual_tokens
 
 
-class Target(str, Enum):
-    EXECUTORCH = "executorch"  # model.pte for ExecuTorch (XNNPACK): Android's LlmModule
-    ONNX = "onnx"  # model.onnx + external data + genai_config.json: onnxruntime-genai
-    ORT = "ort"  # model.ort + required_operators.config: ONNX Runtime Mobile
-
-
-class Folding(str, Enum):
-    PREFIX_KV = "prefix-kv"  # the soft prompt's K/V as graph constants: no prefill cost, user positions from 0
-    VIRTUAL_TOKENS = "virtual-tokens"  # N special tokens start every prompt; their embedding rows are the soft prompt
-
-
-MODEL_FILE = {Target.EXECUTORCH: "model.pte", Target.ONNX: "model.onnx", Target.ORT: "model.ort"}
-
-
 @dataclass(frozen=True)
 class ExportOptions:
+    """One export: its inputs, its recipe (the target with it), how the soft prompt is folded, and its gate."""
     model: Path
     soft_prompt: Path
     out: Path
-    target: Target = Target.EXECUTORCH
-    recipe: Recipe = Recipe.FP32
+    quant: QuantConfig = QuantConfig()
     folding: Folding = Folding.PREFIX_KV
-    group_size: int = 32  # weight quantization group (ExecuTorch) / block (ONNX int4)
-    weight_bits: int | None = None  # override the recipe's weight bits (onnx int4 with 2 bits: a gate that fails)
-    embedding_bits: int = 0  # quantize the embedding table (ExecuTorch 4 or 8, ONNX int4: 4); 0 keeps it fp32
-    keep_8bit: tuple[str, ...] = ()  # 4-bit recipes: these layers (e.g. "lm_head", "layers.3") at 8 bits
-    algorithm: str | None = None  # weight rounding: rtn | gptq (8da4w, 8da8w, int4) | hqq (int4); None: the recipe's default
     max_context: int = 2048
     prefix_kv: Path | None = None  # prefix K/V calibrated to this recipe (`softfold calibrate-prefix`)
-    prompts: tuple[str, ...] = tuple(DEFAULT_PROMPTS)
-    thresholds: Thresholds | None = None
+    gate: GateConfig = GateConfig()
     force: bool = False
-    check_runner: bool = True
     trust_base_model: bool = False  # export even when the soft prompt names another base model
+
+    def __post_init__(self):
+        object.__setattr__(self, "quant", self.quant.resolved(self.folding))
+
+    @property
+    def target(self) -> Target:
+        return self.quant.target
+
+    @property
+    def recipe(self) -> Recipe:
+        return self.quant.recipe
 
 
 def export_bundle(opts: ExportOptions) -> ParityReport:
     """Write the bundle to opts.out (only once complete) and return its parity report."""
-    quant, soft_prompt = check_inputs(opts)
-    prefix = calibrated_prefix(opts, quant, soft_prompt)
+    soft_prompt = check_inputs(opts)
+    prefix = calibrated_prefix(opts, soft_prompt)
     with tqdm(total=4, desc="loading model", unit="stage", leave=False) as stages, atomic_dir(opts.out) as tmp:
         base = load_base(opts.model)
         tokenizer, virtual = base.tokenizer, None
@@ -82,41 +68,40 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
         prompt_format = derive_prompt_format(tokenizer)
         _advance(stages, f"folding N={soft_prompt.num_virtual_tokens} ({opts.folding.value}) "
                          f"and lowering to {opts.target.value}")
-        _write_model(base, soft_prompt, opts, quant, virtual, prefix, tmp)
+        _write_model(base, soft_prompt, opts, virtual, prefix, tmp)
         save_tokenizer(tokenizer, tmp)
         _advance(stages, "parity gate")
         engine = engine_for(tmp, opts.target.value, MODEL_FILE[opts.target], virtual)
-        thresholds = opts.thresholds or recipe_thresholds(opts.recipe)
-        report = run_parity(Reference(base, soft_prompt.path), engine, list(opts.prompts), opts.recipe.value,
-                            opts.max_context, thresholds, check_runner=opts.check_runner)
+        thresholds = opts.gate.thresholds or recipe_thresholds(opts.recipe)
+        report = run_parity(Reference(base, soft_prompt.path), engine, list(opts.gate.prompts), opts.recipe.value,
+                            opts.max_context, thresholds, check_runner=opts.gate.check_engine)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
-        manifest = _manifest(base, soft_prompt, prompt_format, opts, report, virtual, prefix, quant)
+        manifest = _manifest(base, soft_prompt, prompt_format, opts, report, virtual, prefix)
         (tmp / "README.md").write_text(app_readme(manifest))
         write_manifest(tmp, manifest)
         _advance(stages, "done")
     return report
 
 
-def check_inputs(opts: ExportOptions) -> tuple[tuple, SoftPrompt]:
-    """Everything the files and flags can tell, refused in seconds before any heavy work: (quant schemes, soft
-    prompt)."""
+def check_inputs(opts: ExportOptions) -> SoftPrompt:
+    """Everything the files and flags can tell, refused in seconds before any heavy work (the recipe's flags were
+    checked when its QuantConfig was made); the soft prompt."""
     inputs = [opts.model, opts.soft_prompt] + ([opts.prefix_kv] if opts.prefix_kv else [])
     check_out(opts.out, inputs, opts.force)
     if opts.max_context < 8:
         raise UserError(f"--max-context must be at least 8 tokens, got {opts.max_context}")
-    quant = quant_schemes(opts)
     config = read_config(opts.model)
     soft_prompt = load_soft_prompt(opts.soft_prompt, config.hidden_size)
     if not opts.trust_base_model:
         check_base_model(opts.soft_prompt, opts.model, config)
     check_positions(config, soft_prompt.num_virtual_tokens, opts.max_context)
     linears = linear_names(config.num_hidden_layers)
-    unknown = [k for k in opts.keep_8bit if not any(in_layers(name, (k,)) for name in linears)]
+    unknown = [k for k in opts.quant.keep_8bit if not any(in_layers(name, (k,)) for name in linears)]
     if unknown:
         raise UserError(f"--keep-8bit {' '.join(unknown)}: no such layer; this model has lm_head and layers.0 to "
                         f"layers.{config.num_hidden_layers - 1} (and their self_attn / mlp projections)")
-    return quant, soft_prompt
+    return soft_prompt
 
 
 def _advance(stages: tqdm, next_stage: str) -> None:
@@ -124,48 +109,7 @@ def _advance(stages: tqdm, next_stage: str) -> None:
     stages.set_description(next_stage)
 
 
-def quant_schemes(opts: ExportOptions) -> tuple:
-    """The recipe as scheme dataclasses for the target, validated: (linear, embedding) or (onnx,)."""
-    allowed = EXECUTORCH_RECIPES if opts.target is Target.EXECUTORCH else ONNX_RECIPES
-    if opts.recipe not in allowed:
-        raise UserError(f"recipe {opts.recipe.value} is not available for --target {opts.target.value}; "
-                        f"choose one of {', '.join(r.value for r in allowed)}")
-    if opts.keep_8bit and opts.recipe not in (Recipe.X8DA4W, Recipe.INT4):
-        raise UserError(f"--keep-8bit applies to the 4-bit recipes (8da4w, int4), not {opts.recipe.value}")
-    if opts.algorithm not in (None, "rtn") and opts.recipe not in (Recipe.X8DA4W, Recipe.X8DA8W, Recipe.INT4):
-        raise UserError(f"--algorithm {opts.algorithm} rounds the weights of 8da4w, 8da8w (executorch) or int4 (onnx), "
-                        f"not {opts.recipe.value}")
-    algorithm = opts.algorithm or default_algorithm(opts.recipe, opts.weight_bits, opts.folding)
-    if opts.target is Target.EXECUTORCH:
-        bits = {Recipe.X8DA4W: 4, Recipe.X8DA8W: 8}.get(opts.recipe)
-        if opts.embedding_bits and bits is None:
-            raise UserError(f"--embedding-bits quantizes the embedding of the quantized recipes (8da4w, 8da8w); "
-                            f"--recipe {opts.recipe.value} keeps every weight {opts.recipe.value}")
-        linear = None if bits is None else LinearQuant(opts.weight_bits or bits, opts.group_size if bits == 4 else 0,
-                                                       opts.keep_8bit, algorithm)
-        return linear, EmbeddingQuant(opts.embedding_bits) if opts.embedding_bits else None
-    if opts.embedding_bits and opts.recipe is not Recipe.INT4:
-        raise UserError(f"--embedding-bits for onnx needs --recipe int4, got {opts.recipe.value}")
-    if opts.recipe is Recipe.INT8:
-        return (OnnxDynamicInt8(),)
-    if opts.recipe is Recipe.INT8_STATIC:
-        return (OnnxStaticInt8(),)
-    if opts.recipe is Recipe.INT4:
-        return (OnnxBlockQuant(opts.weight_bits or 4, opts.group_size, algorithm, keep_8bit=opts.keep_8bit,
-                               embedding_bits=opts.embedding_bits),)
-    return (None,)
-
-
-def default_algorithm(recipe: Recipe, weight_bits: int | None, folding: Folding = Folding.PREFIX_KV) -> str:
-    """4-bit weights (8da4w, int4) of prefix-kv bundles keep the source's own 4-bit grid where they lie on one, GPTQ
-    elsewhere (`grid`: a Q4_1 GGUF's layers are kept exactly); round-to-nearest for 8 bits, whose error is already
-    small, and for virtual-token bundles, which compute the soft prompt's positions with the rounded weights:
-    there GPTQ does no better than round-to-nearest (measurements: distill/RUNS.md)."""
-    four_bit = recipe in (Recipe.X8DA4W, Recipe.INT4) and (weight_bits or 4) == 4 and folding is Folding.PREFIX_KV
-    return "grid" if four_bit else "rtn"
-
-
-def calibrated_prefix(opts: ExportOptions, quant: tuple, soft_prompt: SoftPrompt) -> CalibratedPrefix | None:
+def calibrated_prefix(opts: ExportOptions, soft_prompt: SoftPrompt) -> CalibratedPrefix | None:
     """The --prefix-kv file, checked against this soft prompt and recipe before any heavy work; None without one."""
     if opts.prefix_kv is None:
         return None
@@ -173,29 +117,30 @@ def calibrated_prefix(opts: ExportOptions, quant: tuple, soft_prompt: SoftPrompt
         raise UserError("--prefix-kv replaces the folded prefix K/V: it needs --folding prefix-kv, "
                         f"got {opts.folding.value}")
     prefix = load_prefix(opts.prefix_kv)
-    check_prefix(prefix, soft_prompt, QuantSim.of_schemes(quant) if quant[0] is not None else None, opts.prefix_kv)
+    check_prefix(prefix, soft_prompt, opts.quant.simulation() if opts.quant.weights is not None else None,
+                 opts.prefix_kv)
     return prefix
 
 
-def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, quant: tuple,
-                 virtual: VirtualTokens | None, prefix: CalibratedPrefix | None, out: Path) -> None:
+def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, virtual: VirtualTokens | None,
+                 prefix: CalibratedPrefix | None, out: Path) -> None:
     if virtual:
         folded = build_virtual_token_model(base.model, soft_prompt.embeddings, virtual.start, opts.max_context)
     else:
         folded = build_folded_model(base.model, soft_prompt.embeddings, opts.max_context)
         if prefix is not None:
             set_prefix_kv(folded, prefix.kv)
-    rounded = _gptq_rounded(base, soft_prompt, quant, virtual is not None)
+    rounded = _gptq_rounded(base, soft_prompt, opts.quant, virtual is not None)
     if rounded:
         with_offsets(folded, rounded)
     if opts.target is Target.EXECUTORCH:
-        quantize_executorch(folded, *quant, rounded=rounded)
+        quantize_executorch(folded, *opts.quant.schemes, rounded=rounded)
         if opts.recipe is Recipe.FP16:
             folded = folded.half()
         export_pte(folded, runner_metadata(folded, _bos_id(base), eos_ids(base)), out / "model.pte")
         return
     write_genai_config(folded, _bos_id(base), eos_ids(base), out, MODEL_FILE[opts.target])
-    (scheme,) = quant
+    scheme = opts.quant.weights
     with tempfile.TemporaryDirectory() as scratch:
         onnx_path = (Path(scratch) if scheme or opts.target is Target.ORT else out) / "model.onnx"
         export_onnx(folded, onnx_path)
@@ -209,12 +154,13 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
             convert_to_ort(onnx_path, out / "model.ort", out / "required_operators.config")
 
 
-def _gptq_rounded(base: BaseModel, soft_prompt: SoftPrompt, quant: tuple,
+def _gptq_rounded(base: BaseModel, soft_prompt: SoftPrompt, quant: QuantConfig,
                   virtual_tokens: bool) -> dict[str, RoundedWeight] | None:
-    """GPTQ's integers and scales for a gptq recipe (from the fp32 model, soft prompt in context); else None."""
-    if getattr(quant[0], "algorithm", "rtn") not in ("gptq", "grid"):
+    """The weights calibrate/ rounds (GPTQ from the fp32 model, soft prompt in context; or the source's grid);
+    None where the runtime's own pass rounds them."""
+    if not quant.rounds_by_calibration():
         return None
-    return gptq_for(base, soft_prompt, QuantSim.of_schemes(quant), virtual_tokens)
+    return gptq_for(base, soft_prompt, quant.simulation(), virtual_tokens)
 
 
 def _calibration_feeds(base: BaseModel, scheme, onnx_path: Path) -> list[dict] | None:
@@ -244,10 +190,9 @@ def save_tokenizer(tokenizer, out: Path) -> None:
 
 
 def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFormat, opts: ExportOptions,
-              report: ParityReport, virtual: VirtualTokens | None, prefix: CalibratedPrefix | None = None,
-              quant: tuple = (None,)) -> dict:
+              report: ParityReport, virtual: VirtualTokens | None, prefix: CalibratedPrefix | None = None) -> dict:
     cfg, stop_ids = base.config, eos_ids(base)
-    schemes = {type(s).__name__: asdict(s) for s in quant if s is not None}
+    schemes = {type(s).__name__: asdict(s) for s in opts.quant.schemes if s is not None}
     facts, evaluation = base_model_facts(opts.model), safety_eval(opts.soft_prompt)
     return {
         "backend": opts.target.value,

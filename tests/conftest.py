@@ -41,7 +41,9 @@ def soft_prompts(tiny_models, tmp_path_factory) -> dict[tuple[str, int], Path]:
 @pytest.fixture(scope="session")
 def export_tiny(tiny_models, soft_prompts, tmp_path_factory):
     """export_tiny(arch, n, target) -> bundle dir, exported once per session through the real pipeline."""
-    from softfold.pipeline import ExportOptions, Target, export_bundle
+    from softfold.export.config import QuantConfig, Target
+    from softfold.parity import GateConfig
+    from softfold.pipeline import ExportOptions, export_bundle
 
     root = tmp_path_factory.mktemp("bundles")
     cache: dict[tuple[str, int, str], Path] = {}
@@ -51,7 +53,8 @@ def export_tiny(tiny_models, soft_prompts, tmp_path_factory):
         if key not in cache:
             out = root / "-".join(map(str, key))
             report = export_bundle(ExportOptions(model=tiny_models[arch], soft_prompt=soft_prompts[(arch, n)], out=out,
-                                                 target=Target(target), max_context=MAX_CONTEXT, prompts=PROMPTS))
+                                                 quant=QuantConfig(Target(target)), max_context=MAX_CONTEXT,
+                                                 gate=GateConfig(PROMPTS)))
             assert report.passed, (report.failures,
                                    [(r.reference_text, r.runner_text) for r in report.prompts if not r.runner_match])
             cache[key] = out

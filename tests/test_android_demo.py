@@ -194,13 +194,15 @@ def big_file(path: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def jvm_fixtures(export_tiny, tiny_models, soft_prompts, tmp_path_factory) -> Path:
-    from softfold.pipeline import ExportOptions, Folding, Target, export_bundle
+    from softfold.export.config import Folding
+    from softfold.parity import GateConfig
+    from softfold.pipeline import ExportOptions, export_bundle
 
     root = tmp_path_factory.mktemp("jvm")
     virtual = root / "executorch-virtual-tokens"
     report = export_bundle(ExportOptions(model=tiny_models["llama"], soft_prompt=soft_prompts[("llama", 16)], out=virtual,
-                                         target=Target.EXECUTORCH, folding=Folding.VIRTUAL_TOKENS,
-                                         max_context=MAX_CONTEXT, prompts=PROMPTS))
+                                         folding=Folding.VIRTUAL_TOKENS, max_context=MAX_CONTEXT,
+                                         gate=GateConfig(PROMPTS)))
     assert report.passed, report.failures
     bundles = {"executorch-prefix-kv": export_tiny("llama", 16, "executorch"),
                "onnx-prefix-kv": export_tiny("llama", 16, "onnx"), "executorch-virtual-tokens": virtual}

@@ -102,12 +102,14 @@ def test_onnx_bundle_contents(export_tiny):
 
 
 def test_two_onnx_exports_are_byte_identical(tiny_models, soft_prompts, tmp_path):
-    from softfold.pipeline import ExportOptions, Target, export_bundle
+    from softfold.export.config import QuantConfig, Target
+    from softfold.parity import GateConfig
+    from softfold.pipeline import ExportOptions, export_bundle
 
     outs = [tmp_path / "a", tmp_path / "b"]
     for out in outs:
         export_bundle(ExportOptions(model=tiny_models["llama"], soft_prompt=soft_prompts[("llama", 1)], out=out,
-                                    target=Target.ONNX, max_context=64, prompts=PROMPTS[:1]))
+                                    quant=QuantConfig(Target.ONNX), max_context=64, gate=GateConfig(PROMPTS[:1])))
     for path in sorted(outs[0].iterdir()):
         assert path.read_bytes() == (outs[1] / path.name).read_bytes(), path.name
     # nor do they depend on where softfold is checked out: no exporter source paths in the graph

@@ -11,8 +11,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from softfold.bundle import verify
 from softfold.engines import ExecuTorchEngine
-from softfold.text_runner import cut_at_stop
+from softfold.parity import GateConfig
 from softfold.pipeline import ExportOptions, export_bundle
+from softfold.text_runner import cut_at_stop
 
 CASES = [(arch, n) for arch in ("llama", "qwen2") for n in (1, 16)]
 ARCH_CASES = CASES + [(arch, 16) for arch in NEW_ARCHS]
@@ -89,7 +90,7 @@ def test_perturbed_soft_prompt_fails_the_gate(tiny_models, soft_prompts, tmp_pat
     perturbed = make_soft_prompt_dir(tmp_path / "perturbed", tiny_models["llama"], 16, seed=16, scale=1.05)
     out = tmp_path / "bundle"
     report = export_bundle(ExportOptions(model=tiny_models["llama"], soft_prompt=perturbed, out=out,
-                                         max_context=MAX_CONTEXT, prompts=PROMPTS[:1]))
+                                         max_context=MAX_CONTEXT, gate=GateConfig(PROMPTS[:1])))
     assert report.passed  # the bundle matches the prompt it was exported from...
     reference = Reference(load_base(tiny_models["llama"]), soft_prompts[("llama", 16)])
     against_original = run_parity(reference, ExecuTorchEngine(out), list(PROMPTS), "fp32", MAX_CONTEXT)
@@ -101,7 +102,7 @@ def test_two_exports_are_byte_identical(tiny_models, soft_prompts, tmp_path):
     outs = [tmp_path / "a", tmp_path / "b"]
     for out in outs:
         export_bundle(ExportOptions(model=tiny_models["qwen2"], soft_prompt=soft_prompts[("qwen2", 1)], out=out,
-                                    max_context=MAX_CONTEXT, prompts=PROMPTS[:2]))
+                                    max_context=MAX_CONTEXT, gate=GateConfig(PROMPTS[:2])))
     files = sorted(p.name for p in outs[0].iterdir())
     assert files == sorted(p.name for p in outs[1].iterdir())
     for name in files:

@@ -12,7 +12,8 @@ from huggingface_hub import ModelCard
 
 from softfold.datasets import BENIGN, HARMFUL, SHIPPED_PROMPT
 from softfold.load import default_model_path
-from softfold.pipeline import ExportOptions, Target, export_bundle
+from softfold.export.config import QuantConfig, Target
+from softfold.pipeline import ExportOptions, export_bundle
 from softfold.provenance import DEFAULT_MODEL_ID
 
 pytestmark = pytest.mark.integration
@@ -27,7 +28,7 @@ def test_smollm_onnx_greedy_matches_peft_on_chat_prompts(soft_prompt, tmp_path):
     """onnxruntime-genai (.onnx) greedy == PEFT greedy on >= 9 of 10 prompts."""
     bundle = tmp_path / "bundle"
     report = export_bundle(ExportOptions(model=default_model_path(), soft_prompt=soft_prompt, out=bundle,
-                                         target=Target.ONNX, max_context=512))
+                                         quant=QuantConfig(Target.ONNX), max_context=512))
     check_smollm_gate(report, bundle)
 
 

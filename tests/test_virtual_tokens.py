@@ -14,8 +14,9 @@ from test_pipeline import chat, peft_reference, runner_greedy
 
 from softfold.bundle import verify
 from softfold.engines import OnnxEngine
-from softfold.export.quantize import Recipe
-from softfold.pipeline import ExportOptions, Folding, Target, export_bundle
+from softfold.export.config import Folding, QuantConfig, Recipe, Target
+from softfold.parity import GateConfig
+from softfold.pipeline import ExportOptions, export_bundle
 from softfold.virtual_tokens import TOKEN
 
 N = 16
@@ -31,9 +32,9 @@ def virtual_bundle(tiny_models, soft_prompts, tmp_path_factory):
         if key not in cache:
             out = root / "-".join(map(str, key))
             report = export_bundle(ExportOptions(
-                model=tiny_models["llama"], soft_prompt=soft_prompts[("llama", N)], out=out, target=Target(target),
-                recipe=Recipe(recipe), folding=Folding.VIRTUAL_TOKENS, max_context=MAX_CONTEXT, prompts=PROMPTS,
-                **options))
+                model=tiny_models["llama"], soft_prompt=soft_prompts[("llama", N)], out=out,
+                quant=QuantConfig(Target(target), Recipe(recipe), **options), folding=Folding.VIRTUAL_TOKENS,
+                max_context=MAX_CONTEXT, gate=GateConfig(PROMPTS)))
             cache[key] = out, report
         return cache[key]
 
@@ -109,7 +110,8 @@ def test_quantizing_leaves_the_soft_prompt_rows_alone(tiny_models, soft_prompts)
     from transformers import AutoModelForCausalLM
 
     from softfold.export.fold import build_virtual_token_model
-    from softfold.export.quantize import EmbeddingQuant, LinearQuant, quantize_executorch
+    from softfold.export.config import EmbeddingQuant, LinearQuant
+    from softfold.export.quantize import quantize_executorch
 
     hf = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], dtype=torch.float32)
     soft = load_file(soft_prompts[("llama", N)] / "adapter_model.safetensors")["prompt_embeddings"]

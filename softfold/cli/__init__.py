@@ -69,6 +69,8 @@ def quiet_libraries() -> None:
     """Keep the terminal for softfold's own output: the ML stack warns a lot about its own internals."""
     if os.environ.get("SOFTFOLD_VERBOSE"):
         return
+    import torch  # noqa: F401  torch sets its loggers' levels when imported: import it first, so ours stick
+
     warnings.simplefilter("ignore")
     for name in ("torch", "torchao", "executorch", "onnxscript", "onnxruntime", "transformers", "peft", "root"):
         logging.getLogger(None if name == "root" else name).setLevel(logging.ERROR)

@@ -32,12 +32,10 @@ def add_to(sub) -> None:
 def handle(args: argparse.Namespace) -> int:
     from softfold.calibrate.prefix import PrefixCalibration, calibrate_prefix, save_prefix
     from softfold.calibrate.prompts import prefix_calibration_prompts
-    from softfold.calibrate.simulate import QuantSim
     from softfold.load import load_base, load_soft_prompt
-    from softfold.pipeline import quant_schemes
 
     opts = export_options(args)
-    sim = QuantSim.of_schemes(quant_schemes(opts))
+    sim = opts.quant.simulation()
     config = PrefixCalibration(steps=args.steps, prompts_per_file=args.prompts_per_file,
                                opening_prompts_per_file=args.opening_prompts_per_file, seed=args.seed)
     base = load_base(opts.model)

@@ -64,7 +64,7 @@ def verdict(headline: str, failures: list[str], report_file: Path) -> int:
 
 def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     """Target and quantization recipe flags (export, calibrate-prefix)."""
-    from softfold.export.quantize import Recipe
+    from softfold.export.config import Algorithm, Recipe
 
     p.add_argument("--target", default="executorch", choices=["executorch", "onnx", "ort"],
                    help="executorch: model.pte for Android's LlmModule; onnx: model.onnx + genai_config.json for "
@@ -81,7 +81,7 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-8bit", nargs="+", default=[], metavar="LAYER",
                    help="4-bit recipes: keep these layers at 8 bits, e.g. lm_head layers.3 (the ranking comes "
                         "from `softfold sensitivity`)")
-    p.add_argument("--algorithm", choices=["rtn", "gptq", "hqq", "grid"],
+    p.add_argument("--algorithm", choices=[a.value for a in Algorithm],
                    help="weight rounding: rtn (round to nearest); gptq (8da4w, 8da8w, int4: rounds each layer so its "
                         "outputs match fp32 on calibration prompts from the distillation training files, soft prompt in "
                         "context; slower); hqq (onnx int4, ORT's HQQ); grid (8da4w, int4: weights already on a 4-bit "
@@ -92,12 +92,13 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
                         "(2 bits shows the parity gate failing)")
 
 
-def export_options(args: argparse.Namespace, **extra):
+def export_options(args: argparse.Namespace, gate=None, **extra):
     """ExportOptions from the recipe flags (and the command's own extras)."""
-    from softfold.export.quantize import Recipe
-    from softfold.pipeline import ExportOptions, Target
+    from softfold.export.config import Algorithm, QuantConfig, Recipe, Target
+    from softfold.parity import GateConfig
+    from softfold.pipeline import ExportOptions
 
-    return ExportOptions(model=model_path(args), soft_prompt=Path(args.soft_prompt), out=Path(args.out),
-                         target=Target(args.target), recipe=Recipe(args.recipe), group_size=args.group_size,
-                         weight_bits=args.weight_bits, embedding_bits=args.embedding_bits, algorithm=args.algorithm,
-                         keep_8bit=tuple(args.keep_8bit), **extra)
+    quant = QuantConfig(Target(args.target), Recipe(args.recipe), args.group_size, args.weight_bits,
+                        args.embedding_bits, tuple(args.keep_8bit), Algorithm(args.algorithm) if args.algorithm else None)
+    return ExportOptions(model=model_path(args), soft_prompt=Path(args.soft_prompt), out=Path(args.out), quant=quant,
+                         gate=gate or GateConfig(), **extra)

@@ -48,13 +48,14 @@ def add_export_arguments(p: argparse.ArgumentParser, positional_out: bool = Fals
 
 def handle(args: argparse.Namespace) -> int:
     from softfold.api import export_with
-    from softfold.parity import junit_xml
-    from softfold.pipeline import Folding
+    from softfold.export.config import Folding
+    from softfold.parity import GateConfig, junit_xml
 
     check_writable_file(args.junit, "--junit")
     prompts = list(DEFAULT_PROMPTS) + (read_prompts(args.prompts) if args.prompts else [])
-    opts = export_options(args, folding=Folding(args.folding), max_context=args.max_context, prompts=tuple(prompts),
-                          force=args.force, prefix_kv=Path(args.prefix_kv) if args.prefix_kv else None,
+    opts = export_options(args, gate=GateConfig(tuple(prompts)), folding=Folding(args.folding),
+                          max_context=args.max_context, force=args.force,
+                          prefix_kv=Path(args.prefix_kv) if args.prefix_kv else None,
                           trust_base_model=args.trust_base_model)
     report = export_with(opts).report
     if args.junit:

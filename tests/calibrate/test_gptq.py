@@ -5,10 +5,11 @@ import torch
 
 from conftest import MAX_CONTEXT
 from softfold.calibrate.gptq import gptq, gptq_linears, gptq_round, input_hessians
-from softfold.calibrate.simulate import QuantSim, fake_quantize_weight
-from softfold.generate import prefix_cache
+from softfold.calibrate.simulate import fake_quantize_weight
+from softfold.export.config import Algorithm, LinearQuant, QuantConfig, QuantSim, Recipe, Target
 from softfold.export.fold import build_folded_model
-from softfold.export.quantize import LinearQuant, RoundedWeight, quantize_executorch
+from softfold.export.quantize import RoundedWeight, quantize_executorch
+from softfold.generate import prefix_cache
 from softfold.load import load_base, load_soft_prompt
 from softfold.prompt_format import chat_ids
 
@@ -132,9 +133,9 @@ def test_onnx_packing_is_matmulnbits_own():
 
 
 def test_a_gptq_prefix_is_its_own_recipe():
-    rtn = QuantSim.of_schemes((LinearQuant(4, 32), None))
-    gptq_sim = QuantSim.of_schemes((LinearQuant(4, 32, (), "gptq"), None))
-    assert rtn != gptq_sim and gptq_sim.algorithm == "gptq"
+    rtn = QuantConfig(Target.EXECUTORCH, Recipe.X8DA4W, algorithm=Algorithm.RTN).simulation()
+    gptq_sim = QuantConfig(Target.EXECUTORCH, Recipe.X8DA4W, algorithm=Algorithm.GPTQ).simulation()
+    assert rtn != gptq_sim and gptq_sim.algorithm is Algorithm.GPTQ
     old = {k: v for k, v in rtn.to_json().items() if k != "algorithm"}  # files written before GPTQ existed
     assert QuantSim.from_json(old) == rtn and QuantSim.from_json(gptq_sim.to_json()) == gptq_sim
 

@@ -10,9 +10,10 @@ from tiny import snap_to_q4_1
 from softfold.calibrate.grid import affine_grid, grid_linears
 from softfold.export.fold import build_folded_model
 from softfold.export.model import OffsetLinear, with_offsets
-from softfold.export.quantize import Recipe
+from softfold.export.config import Algorithm, QuantConfig, Recipe, Target
 from softfold.load import load_base, load_soft_prompt
-from softfold.pipeline import ExportOptions, Target, export_bundle
+from softfold.parity import GateConfig
+from softfold.pipeline import ExportOptions, export_bundle
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +60,13 @@ def test_offset_linears_compute_the_source_weights(q4_1_model, soft_prompts, tin
 
 @pytest.mark.parametrize("target,recipe", [(Target.EXECUTORCH, Recipe.X8DA4W), (Target.ONNX, Recipe.INT4)])
 def test_grid_bundles_are_far_closer_to_fp32_than_gptq(q4_1_model, soft_prompts, tmp_path, target, recipe):
-    def export(algorithm: str | None):
+    def export(algorithm: Algorithm | None):
         return export_bundle(ExportOptions(model=q4_1_model, soft_prompt=soft_prompts[("llama", 16)],
-                                           out=tmp_path / str(algorithm), target=target, recipe=recipe,
-                                           max_context=MAX_CONTEXT, prompts=PROMPTS, algorithm=algorithm))
+                                           out=tmp_path / str(algorithm), quant=QuantConfig(target, recipe,
+                                                                                            algorithm=algorithm),
+                                           max_context=MAX_CONTEXT, gate=GateConfig(PROMPTS)))
 
-    grid, gptq = export(None), export("gptq")  # grid: the 4-bit recipes' default
+    grid, gptq = export(None), export(Algorithm.GPTQ)  # grid: the 4-bit recipes' default
     # measured: .pte 0.0014 vs 0.238, ONNX 0.0012 vs 0.241 (what is left: the int8 activations)
     assert grid.metrics["mean_kl"] < 0.05 * gptq.metrics["mean_kl"]
     assert grid.passed, grid.failures

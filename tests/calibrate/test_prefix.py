@@ -7,7 +7,7 @@ import torch
 from conftest import MAX_CONTEXT, PROMPTS
 from softfold.calibrate.prefix import PrefixCalibration, _targets, calibrate_prefix, load_prefix, save_prefix
 from softfold.calibrate.prompts import prefix_calibration_prompts
-from softfold.calibrate.simulate import Arithmetic, QuantSim
+from softfold.export.config import Arithmetic, QuantSim
 from softfold.bundle_readme import _calibrated
 from softfold.cli import main
 from softfold.export.fold import build_folded_model, set_prefix_kv

@@ -4,7 +4,8 @@ import torch
 
 from softfold.calibrate.prompts import calibration_set
 from softfold.calibrate.sensitivity import sensitivity
-from softfold.calibrate.simulate import Arithmetic, fake_quantize_activation, fake_quantize_weight, quantized
+from softfold.calibrate.simulate import fake_quantize_activation, fake_quantize_weight, quantized
+from softfold.export.config import Arithmetic
 from softfold.load import load_base
 from softfold.reference import Reference
 
