@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from softfold.errors import EnvironmentFailure, UserError
-from softfold.manifest import MANIFEST_SCHEMA, SCHEMA_VERSION
+from softfold.manifest import MANIFEST_SCHEMA, READABLE_VERSIONS, SCHEMA_VERSION, upgraded
 
 MANIFEST = "manifest.json"
 TOOLS = ("softfold", "torch", "executorch", "transformers", "peft", "tokenizers", "onnx", "onnxruntime",
@@ -129,7 +129,7 @@ def read_manifest(bundle: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{bundle} is not a softfold bundle: no {MANIFEST}")
     try:
-        return json.loads(path.read_text())
+        return upgraded(json.loads(path.read_text()))
     except json.JSONDecodeError as e:
         raise UserError(f"{path} is not valid JSON ({e}): the bundle is damaged, export it again") from None
 
@@ -155,8 +155,9 @@ def verify(bundle: Path) -> list[str]:
     bundle = Path(bundle)
     manifest = read_manifest(bundle)
     problems = schema_problems(manifest, MANIFEST_SCHEMA)
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        problems.append(f"schema_version is {manifest.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+    if manifest.get("schema_version") != SCHEMA_VERSION:  # a readable older version was upgraded on reading
+        problems.append(f"schema_version is {manifest.get('schema_version')!r}; this softfold reads "
+                        f"{' and '.join(map(str, READABLE_VERSIONS))}")
     listed = {f["path"]: f for f in manifest.get("files", [])}
     actual = {e["path"]: e for e in file_entries(bundle)}
     for path, entry in listed.items():

@@ -48,7 +48,7 @@ def summary_row(bundle: Path, export_s: float, report, reply) -> dict[str, str]:
         "bundle": str(bundle),
         "files": ", ".join(f"{f['path']} {f['size'] / 2**20:.1f}M" for f in manifest["files"] if f["size"] > 2**20),
         "parity": f"{'PASS' if report.passed else 'FAIL'} rel dlogit {m['rel_dlogit']:.1e}, "
-                  f"engine exact {m.get('runner_match', 0):.0%} of {len(report.prompts)}",
+                  f"engine exact {m.get('engine_match', 0):.0%} of {len(report.prompts)}",
         "export s": f"{export_s:.0f}",
         "first token ms": str(reply.time_to_first_token_ms),
         "decode tok/s": f"{reply.decode_tokens_per_s:.1f}",

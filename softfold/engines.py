@@ -5,7 +5,6 @@ runtime the phone uses, and (b) a greedy reply from the phone's own engine: text
 TextLLMRunner (.pte), token ids from onnxruntime-genai (.onnx, .ort), whose decode drops special
 tokens.
 """
-import json
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from softfold import text_runner
+from softfold.bundle import read_manifest
 from softfold.native_io import muted
 from softfold.prompt_format import chat_text
 from softfold.text_runner import cut_at_stop, load_text_runner
@@ -135,7 +135,7 @@ def bundle_engine(bundle: Path, manifest: dict) -> Engine:
 
 def bundle_replies(bundle: Path, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
     """Greedy replies through the bundle's phone engine, cut at its stop strings as an app does."""
-    manifest = json.loads((Path(bundle) / "manifest.json").read_text())
+    manifest = read_manifest(Path(bundle))
     engine = bundle_engine(Path(bundle), manifest)
     out = []
     for prompt in tqdm(prompts, desc=Path(bundle).name, leave=False):

@@ -2,12 +2,18 @@
 
 `MANIFEST_SCHEMA`, the table `softfold verify` checks a manifest against and the Android app's reads are checked
 against (tests/test_android_demo.py), is derived from these classes: a field with a default of None is optional.
+
+Version 2 names the phone engine's parity figures `engine_*` (version 1: `runner_*`, though ONNX bundles have no
+runner); `upgraded` reads a version-1 manifest as version 2.
 """
 import types
 import typing
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+RENAMED_IN_2 = {  # section: {version-1 name: version-2 name}
+    "parity": {"runner_match": "engine_match", "runner_refusal_rate": "engine_refusal_rate"}}
 
 
 @dataclass(frozen=True)
@@ -60,10 +66,10 @@ class ParitySummary:
     top5_overlap: float
     mean_greedy_prefix: float
     exact_match: float
-    runner_match: float | None = None  # the phone engine's greedy text equal to the reference's
+    engine_match: float | None = None  # the phone engine's greedy text equal to the reference's
     refusal_agreement: float | None = None
     reference_refusal_rate: float | None = None
-    runner_refusal_rate: float | None = None
+    engine_refusal_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,19 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict) -> "Manifest":
-        return _build(cls, data)
+        return _build(cls, upgraded(data))
+
+
+def upgraded(data: dict) -> dict:
+    """A manifest of any readable version as the current version's dict (the input is not modified); other
+    versions are returned as they are, for `softfold verify` to name."""
+    if data.get("schema_version") != 1:
+        return data
+    data = {**data, "schema_version": SCHEMA_VERSION}
+    for section, names in RENAMED_IN_2.items():
+        if isinstance(data.get(section), dict):
+            data[section] = {names.get(k, k): v for k, v in data[section].items()}
+    return data
 
 
 def _build(kind, data: dict):

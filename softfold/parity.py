@@ -27,18 +27,18 @@ class Thresholds:
     min_top1: float = 0.99  # fraction of positions whose argmax agrees
     min_top5_overlap: float = 0.98  # mean |top5 ∩ top5| / 5
     min_exact_match: float = 0.9  # prompts whose greedy continuation equals the reference's
-    min_runner_match: float = 0.9  # prompts whose phone-engine greedy text equals the reference's
+    min_engine_match: float = 0.9  # prompts whose phone-engine greedy text equals the reference's
     min_refusal_agreement: float = 0.97  # prompts whose refusal decision (from the text) matches the reference's
 
 
 # Quantized recipes: looser on numbers, as strict as fp32 on behavior (refusal decisions).
 QUANTIZED = Thresholds(max_rel_dlogit=1.0, max_mean_kl=0.25, min_top1=0.75, min_top5_overlap=0.6,
-                       min_exact_match=0.0, min_runner_match=0.0, min_refusal_agreement=0.97)
+                       min_exact_match=0.0, min_engine_match=0.0, min_refusal_agreement=0.97)
 
 
 # Half precision: fp16's 11-bit mantissa moves logits ~1e-3 relative; long greedy runs may drift apart.
 HALF = Thresholds(max_rel_dlogit=2e-2, max_mean_kl=1e-3, min_top1=0.98, min_top5_overlap=0.95,
-                  min_exact_match=0.5, min_runner_match=0.5, min_refusal_agreement=0.97)
+                  min_exact_match=0.5, min_engine_match=0.5, min_refusal_agreement=0.97)
 
 
 def recipe_thresholds(recipe) -> Thresholds:
@@ -66,11 +66,11 @@ class PromptResult:
     greedy_prefix: int  # longest common greedy prefix, in new tokens
     greedy_tokens: int  # new tokens the reference generated
     exact_match: bool
-    runner_match: bool | None = None
+    engine_match: bool | None = None
     reference_text: str = ""
-    runner_text: str | None = None
+    engine_text: str | None = None
     reference_refuses: bool = False
-    runner_refuses: bool | None = None
+    engine_refuses: bool | None = None
     dlogit_by_position: list[float] = field(default_factory=list)
 
 
@@ -109,7 +109,7 @@ def compare(ref: RefSample, got: torch.Tensor) -> PromptResult:
 
 def aggregate(results: list[PromptResult], t: Thresholds) -> tuple[dict[str, float], list[str]]:
     n_pos = sum(r.positions for r in results)
-    runner = [r.runner_match for r in results if r.runner_match is not None]
+    engine = [r.engine_match for r in results if r.engine_match is not None]
     metrics = {
         "max_abs_dlogit": max(r.max_abs_dlogit for r in results),
         "rel_dlogit": max(r.max_abs_dlogit for r in results) / max(r.max_abs_logit for r in results),
@@ -119,12 +119,12 @@ def aggregate(results: list[PromptResult], t: Thresholds) -> tuple[dict[str, flo
         "mean_greedy_prefix": sum(r.greedy_prefix for r in results) / len(results),
         "exact_match": sum(r.exact_match for r in results) / len(results),
     }
-    if runner:
-        metrics["runner_match"] = sum(runner) / len(runner)
-        judged = [r for r in results if r.runner_refuses is not None]
-        metrics["refusal_agreement"] = sum(r.runner_refuses == r.reference_refuses for r in judged) / len(judged)
+    if engine:
+        metrics["engine_match"] = sum(engine) / len(engine)
+        judged = [r for r in results if r.engine_refuses is not None]
+        metrics["refusal_agreement"] = sum(r.engine_refuses == r.reference_refuses for r in judged) / len(judged)
         metrics["reference_refusal_rate"] = sum(r.reference_refuses for r in judged) / len(judged)
-        metrics["runner_refusal_rate"] = sum(r.runner_refuses for r in judged) / len(judged)
+        metrics["engine_refusal_rate"] = sum(r.engine_refuses for r in judged) / len(judged)
     checks = [
         ("rel_dlogit", metrics["rel_dlogit"] <= t.max_rel_dlogit, f"<= {t.max_rel_dlogit}",
          [r.prompt for r in results if r.max_abs_dlogit > t.max_rel_dlogit * r.max_abs_logit]),
@@ -136,19 +136,19 @@ def aggregate(results: list[PromptResult], t: Thresholds) -> tuple[dict[str, flo
         ("exact_match", metrics["exact_match"] >= t.min_exact_match, f">= {t.min_exact_match}",
          [r.prompt for r in results if not r.exact_match]),
     ]
-    if runner:
-        checks.append(("runner_match", metrics["runner_match"] >= t.min_runner_match, f">= {t.min_runner_match}",
-                       [r.prompt for r in results if r.runner_match is False]))
+    if engine:
+        checks.append(("engine_match", metrics["engine_match"] >= t.min_engine_match, f">= {t.min_engine_match}",
+                       [r.prompt for r in results if r.engine_match is False]))
         checks.append(("refusal_agreement", metrics["refusal_agreement"] >= t.min_refusal_agreement,
                        f">= {t.min_refusal_agreement}",
-                       [r.prompt for r in results if r.runner_refuses not in (None, r.reference_refuses)]))
+                       [r.prompt for r in results if r.engine_refuses not in (None, r.reference_refuses)]))
     failures = [f"{name} = {metrics[name]:.6g}, needs {limit}; prompts: {bad[:5]}"
                 for name, ok, limit, bad in checks if not ok]
     return {k: round(v, 9) for k, v in metrics.items()}, failures
 
 
 def run_parity(reference: Reference, engine: Engine, prompts: list[str], recipe: str, context_length: int,
-               thresholds: Thresholds | None = None, check_runner: bool = True) -> ParityReport:
+               thresholds: Thresholds | None = None, check_engine: bool = True) -> ParityReport:
     """Measure an engine (softfold.engines) against the reference on every prompt, chat template applied.
 
     Greedy continuations are GREEDY_TOKENS long, or what the context leaves after the prompt.
@@ -165,12 +165,12 @@ def run_parity(reference: Reference, engine: Engine, prompts: list[str], recipe:
         ref = reference.sample(prompt, budget)
         result = compare(ref, engine.logits(ref.prompt_ids, ref.continuation))
         result.reference_text = cut_at_stop(reference.tokenizer.decode(ref.continuation), stop_pieces)
-        if check_runner:
+        if check_engine:
             reply = engine.greedy(chat_text(reference.tokenizer, prompt), budget)
             text = reply if isinstance(reply, str) else reference.tokenizer.decode(reply)
-            result.runner_text = cut_at_stop(text, stop_pieces)
-            result.runner_match = result.runner_text == result.reference_text
-            result.runner_refuses = is_refusal(result.runner_text)
+            result.engine_text = cut_at_stop(text, stop_pieces)
+            result.engine_match = result.engine_text == result.reference_text
+            result.engine_refuses = is_refusal(result.engine_text)
         result.reference_refuses = is_refusal(result.reference_text)
         results.append(result)
     metrics, failures = aggregate(results, thresholds)
@@ -203,7 +203,7 @@ def markdown(report: ParityReport) -> str:
     t = report.thresholds
     limits = {"rel_dlogit": f"<= {t.max_rel_dlogit}", "mean_kl": f"<= {t.max_mean_kl}", "top1": f">= {t.min_top1}",
               "top5_overlap": f">= {t.min_top5_overlap}", "exact_match": f">= {t.min_exact_match}",
-              "runner_match": f">= {t.min_runner_match}", "refusal_agreement": f">= {t.min_refusal_agreement}"}
+              "engine_match": f">= {t.min_engine_match}", "refusal_agreement": f">= {t.min_refusal_agreement}"}
     lines += [f"| {k} | {v:.6g} | {limits.get(k, '')} |" for k, v in report.metrics.items()]
     if report.failures:
         lines += ["", "## Failures", ""] + [f"- {f}" for f in report.failures]
@@ -212,7 +212,7 @@ def markdown(report: ParityReport) -> str:
               "| abs dlogit by position |", "|---|---|---|---|---|---|---|---|"]
     for r in report.prompts:
         lines.append(f"| {r.prompt[:40]} | {r.max_abs_dlogit:.3g} | {r.top1:.3f} | {r.greedy_prefix}/{r.greedy_tokens} "
-                     f"| {r.exact_match} | {r.runner_match} | {r.reference_refuses}/{r.runner_refuses} "
+                     f"| {r.exact_match} | {r.engine_match} | {r.reference_refuses}/{r.engine_refuses} "
                      f"| `{_bar(r.dlogit_by_position)}` |")
     return "\n".join(lines) + "\n"
 

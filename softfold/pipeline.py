@@ -74,7 +74,7 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
         engine = engine_for(tmp, opts.target.value, MODEL_FILE[opts.target], virtual)
         thresholds = opts.gate.thresholds or recipe_thresholds(opts.recipe)
         report = run_parity(Reference(base, soft_prompt.path), engine, list(opts.gate.prompts), opts.recipe.value,
-                            opts.max_context, thresholds, check_runner=opts.gate.check_engine)
+                            opts.max_context, thresholds, check_engine=opts.gate.check_engine)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
         manifest = _manifest(base, soft_prompt, prompt_format, opts, report, virtual, prefix)

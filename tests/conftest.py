@@ -56,7 +56,7 @@ def export_tiny(tiny_models, soft_prompts, tmp_path_factory):
                                                  quant=QuantConfig(Target(target)), max_context=MAX_CONTEXT,
                                                  gate=GateConfig(PROMPTS)))
             assert report.passed, (report.failures,
-                                   [(r.reference_text, r.runner_text) for r in report.prompts if not r.runner_match])
+                                   [(r.reference_text, r.engine_text) for r in report.prompts if not r.engine_match])
             cache[key] = out
         return cache[key]
 

@@ -1,8 +1,11 @@
 """The manifest's one definition: dataclasses, the schema derived from them, and manifests read back typed."""
-from softfold.manifest import MANIFEST_SCHEMA, Manifest, ParitySummary, PromptFormatInfo, schema_of
+import json
+
+from softfold.bundle import verify, write_manifest
+from softfold.manifest import MANIFEST_SCHEMA, Manifest, ParitySummary, PromptFormatInfo, schema_of, upgraded
 
 MANIFEST = {
-    "schema_version": 1, "backend": "onnx", "recipe": "int4",
+    "schema_version": 2, "backend": "onnx", "recipe": "int4",
     "model": {"architecture": "llama", "source": "m.gguf", "vocab_size": 10, "hidden_size": 8, "num_layers": 2,
               "context_length": 64, "bos_id": 1, "eos_ids": [2], "stop_ids": [2], "stop_strings": ["</s>"],
               "file": "model.onnx", "license": "mit"},
@@ -22,12 +25,35 @@ def test_schema_marks_optional_fields_and_nests_dataclasses():
     assert MANIFEST_SCHEMA["prompt_format"] == schema_of(PromptFormatInfo) == {
         name: str for name in ("preamble", "user_prefix", "user_suffix", "assistant_prefix", "assistant_suffix",
                                "generation_prefix")}
-    assert MANIFEST_SCHEMA["parity"]["passed"] is bool and MANIFEST_SCHEMA["parity"]["runner_match?"] is float
+    assert MANIFEST_SCHEMA["parity"]["passed"] is bool and MANIFEST_SCHEMA["parity"]["engine_match?"] is float
 
 
 def test_manifest_reads_back_typed_with_absent_optionals_as_none():
     manifest = Manifest.from_json(MANIFEST)
     assert isinstance(manifest.parity, ParitySummary) and isinstance(manifest.prompt_format, PromptFormatInfo)
     assert manifest.model.license == "mit" and manifest.model.base_model is None
-    assert manifest.parity.refusal_agreement == 1.0 and manifest.parity.runner_match is None
+    assert manifest.parity.refusal_agreement == 1.0 and manifest.parity.engine_match is None
     assert manifest.soft_prompt.virtual_token_ids is None and manifest.quantization is None
+
+
+def test_a_version_1_manifest_reads_as_version_2():
+    """Version 1 named the phone engine's figures runner_*; bundles exported then still read and verify."""
+    v1 = {**MANIFEST, "schema_version": 1,
+          "parity": {**MANIFEST["parity"], "runner_match": 0.9, "runner_refusal_rate": 0.5}}
+    v2 = upgraded(v1)
+    assert v2["schema_version"] == 2 and "runner_match" not in v2["parity"] and v1["schema_version"] == 1
+    assert Manifest.from_json(v1).parity.engine_match == 0.9 and Manifest.from_json(v1).parity.engine_refusal_rate == 0.5
+    assert upgraded({**MANIFEST, "schema_version": 7})["schema_version"] == 7
+
+
+def test_verify_reads_version_1_bundles_and_names_unknown_versions(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"abc")
+    base = {k: v for k, v in MANIFEST.items() if k not in ("files", "schema_version")}
+    write_manifest(tmp_path, base)
+    assert verify(tmp_path) == []
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    v1 = {**manifest, "schema_version": 1, "parity": {**manifest["parity"], "runner_match": 1.0}}
+    (tmp_path / "manifest.json").write_text(json.dumps(v1))
+    assert verify(tmp_path) == []
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "schema_version": 3}))
+    assert verify(tmp_path) == ["schema_version is 3; this softfold reads 1 and 2"]

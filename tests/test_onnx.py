@@ -97,7 +97,7 @@ def test_onnx_bundle_contents(export_tiny):
     assert {"model.onnx", "model.onnx.data", "genai_config.json", "tokenizer.json"} <= {f["path"] for f in manifest["files"]}
     genai = json.loads((bundle / "genai_config.json").read_text())
     assert genai["model"]["decoder"]["num_key_value_heads"] == 2 and genai["model"]["type"] == "qwen2"
-    assert json.loads((bundle / "parity.json").read_text())["metrics"]["runner_match"] == 1.0
+    assert json.loads((bundle / "parity.json").read_text())["metrics"]["engine_match"] == 1.0
     assert verify(bundle) == []
 
 

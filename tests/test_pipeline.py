@@ -74,7 +74,7 @@ def test_manifest_and_reports(bundles, soft_prompts):
     assert {f["path"] for f in manifest["files"]} >= {"model.pte", "tokenizer.json", "parity.json", "parity.md",
                                                       "README.md", "tokenizer_config.json"}
     parity = json.loads((bundle / "parity.json").read_text())
-    assert parity["passed"] and parity["metrics"]["top1"] == 1.0 and parity["metrics"]["runner_match"] == 1.0
+    assert parity["passed"] and parity["metrics"]["top1"] == 1.0 and parity["metrics"]["engine_match"] == 1.0
     assert parity["metrics"]["rel_dlogit"] <= 1e-4
     assert verify(bundle) == []
 

@@ -49,7 +49,7 @@ def report_verdict(report, where: Path) -> int:
     m = report.metrics
     return verdict(f"parity {'PASSED' if report.passed else 'FAILED'}: rel_dlogit={m['rel_dlogit']:.2e} "
                    f"top1={m['top1']:.4f} exact_match={m['exact_match']:.2f} "
-                   f"runner_match={m.get('runner_match', 'n/a')}", report.failures, where / "parity.md")
+                   f"engine_match={m.get('engine_match', 'n/a')}", report.failures, where / "parity.md")
 
 
 def verdict(headline: str, failures: list[str], report_file: Path) -> int:

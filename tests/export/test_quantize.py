@@ -15,7 +15,7 @@ from softfold.export.config import QuantConfig, Recipe, Target
 from softfold.parity import GateConfig
 from softfold.pipeline import ExportOptions, export_bundle
 
-METRICS = ("rel_dlogit", "mean_kl", "top1", "top5_overlap", "exact_match", "runner_match", "refusal_agreement")
+METRICS = ("rel_dlogit", "mean_kl", "top1", "top5_overlap", "exact_match", "engine_match", "refusal_agreement")
 
 
 def export(tiny_models, soft_prompts, out, target, recipe, **kw):
@@ -39,7 +39,7 @@ def test_recipe_exports_runs_and_reports(tiny_models, soft_prompts, tmp_path, ta
     out = tmp_path / "bundle"
     report = export(tiny_models, soft_prompts, out, target, recipe, **kw)
     assert all(math.isfinite(report.metrics[m]) for m in METRICS)
-    assert all(r.runner_text is not None for r in report.prompts)  # the phone engine generated
+    assert all(r.engine_text is not None for r in report.prompts)  # the phone engine generated
     assert 0 < report.metrics["mean_kl"] and report.metrics["top1"] > 0.3
     if must_pass:
         assert report.passed, report.failures
@@ -59,7 +59,7 @@ def test_four_bit_recipes_on_the_newer_architectures(tiny_models, soft_prompts, 
                                          quant=QuantConfig(target, recipe), max_context=MAX_CONTEXT,
                                          gate=GateConfig(PROMPTS)))
     assert all(math.isfinite(report.metrics[m]) for m in METRICS)
-    assert all(r.runner_text is not None for r in report.prompts)
+    assert all(r.engine_text is not None for r in report.prompts)
     assert 0 < report.metrics["mean_kl"] and report.metrics["top1"] > 0.3
     assert verify(out) == []
 

@@ -13,6 +13,7 @@ class ManifestTests(private val fixtures: Fixtures) {
         HostTest("truncated tokenizer.json is refused") { truncatedRefused() },
         HostTest("missing listed file is refused") { missingRefused() },
         HostTest("other schema_version is refused") { otherSchemaRefused() },
+        HostTest("a version-1 manifest (runner_match) is read") { versionOneRead() },
         HostTest("model file the manifest does not list is refused") { unlistedModelRefused() },
         HostTest("streaming sha256 equals the manifest's for a multi-MiB file") { streamingSha256() },
     )
@@ -61,9 +62,21 @@ class ManifestTests(private val fixtures: Fixtures) {
     private fun otherSchemaRefused() {
         val copy = copyOf("executorch-prefix-kv")
         val manifest = File(copy, "manifest.json")
-        manifest.writeText(manifest.readText().replace("\"schema_version\": 1", "\"schema_version\": 2"))
+        manifest.writeText(manifest.readText().replace("\"schema_version\": 2", "\"schema_version\": 3"))
         val reason = rejection(copy)
-        check(reason.startsWith("manifest.json has schema_version 2; this app reads 1")) { reason }
+        check(reason.startsWith("manifest.json has schema_version 3; this app reads 1 and 2")) { reason }
+    }
+
+    private fun versionOneRead() {
+        val copy = copyOf("executorch-prefix-kv")
+        val manifest = File(copy, "manifest.json")
+        val v2 = manifest.readText()
+        check("\"engine_match\": 1.0" in v2) { "the fixture's manifest has no engine_match" }
+        manifest.writeText(v2.replace("\"schema_version\": 2", "\"schema_version\": 1")
+            .replace("\"engine_match\"", "\"runner_match\""))
+        val check = BundleCheck.of(copy)
+        check(check is BundleCheck.Verified) { "refused a version-1 bundle: $check" }
+        checkEquals(1.0, (check as BundleCheck.Verified).manifest.parityEngineMatch, "engine match read from runner_match")
     }
 
     private fun unlistedModelRefused() {

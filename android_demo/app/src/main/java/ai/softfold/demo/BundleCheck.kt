@@ -19,9 +19,9 @@ sealed interface BundleCheck {
             } catch (e: JSONException) {
                 return Rejected("manifest.json is not a softfold manifest: ${e.message}")
             }
-            if (manifest.schemaVersion != BundleManifest.SCHEMA_VERSION) {
+            if (manifest.schemaVersion !in BundleManifest.READABLE_VERSIONS) {
                 return Rejected("manifest.json has schema_version ${manifest.schemaVersion}; this app reads " +
-                    "${BundleManifest.SCHEMA_VERSION}: use an app and a softfold release that agree")
+                    "${BundleManifest.READABLE_VERSIONS.joinToString(" and ")}: use an app and a softfold release that agree")
             }
             val listed = manifest.files.associateBy { it.path }
             val unlisted = engineInputs(manifest).filter { it !in listed }

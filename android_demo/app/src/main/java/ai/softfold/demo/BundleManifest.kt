@@ -7,7 +7,7 @@ import java.io.File
 /** One entry of the manifest's "files": what export wrote, to check before anything is loaded. */
 data class ListedFile(val path: String, val size: Long, val sha256: String)
 
-/** The fields of a softfold bundle's manifest.json this app reads (softfold/bundle.py: MANIFEST_SCHEMA). */
+/** The fields of a softfold bundle's manifest.json this app reads (softfold/manifest.py: MANIFEST_SCHEMA). */
 data class BundleManifest(
     val schemaVersion: Int,
     val backend: String,
@@ -25,8 +25,9 @@ data class BundleManifest(
     val files: List<ListedFile>,
 ) {
     companion object {
-        /** The manifest layout this app reads; softfold bumps it when a field changes meaning. */
-        const val SCHEMA_VERSION = 1
+        /** The manifest layouts this app reads; softfold bumps the version when a field changes meaning.
+         *  Version 2 renamed parity.runner_match to engine_match (softfold/manifest.py). */
+        val READABLE_VERSIONS = listOf(1, 2)
 
         fun parse(json: String): BundleManifest {
             val root = JSONObject(json)
@@ -47,7 +48,7 @@ data class BundleManifest(
                 folding = softPrompt.getString("folding"),
                 softPromptSha256 = softPrompt.getString("sha256"),
                 parityPassed = parity.getBoolean("passed"),
-                parityEngineMatch = if (parity.has("runner_match")) parity.getDouble("runner_match") else null,
+                parityEngineMatch = parity.optionalDouble("engine_match") ?: parity.optionalDouble("runner_match"),
                 prompt = PromptFormat(
                     preamble = format.getString("preamble"),
                     userPrefix = format.getString("user_prefix"),
@@ -60,6 +61,7 @@ data class BundleManifest(
             )
         }
 
+        private fun JSONObject.optionalDouble(key: String) = if (has(key)) getDouble(key) else null
         private fun JSONObject.listedFile() = ListedFile(getString("path"), getLong("size"), getString("sha256"))
         private fun JSONArray.ints() = List(length()) { getInt(it) }
         private fun JSONArray.strings() = List(length()) { getString(it) }
