@@ -160,7 +160,7 @@ def balanced_order(flagged: list[bool], batch_size: int, seed: int, step: int) -
             for i in batch_order(len(c), half, seed + offset, step)]
 
 
-def _save_checkpoint(out: Path, step: int, student, optimizer) -> None:
+def _save_checkpoint(out: Path, step: int, student, optimizer, history: list[dict]) -> None:
     ckpt = out / CHECKPOINT
     ckpt.mkdir(parents=True, exist_ok=True)
     state = optimizer.state_dict()
@@ -168,20 +168,22 @@ def _save_checkpoint(out: Path, step: int, student, optimizer) -> None:
     for key, value in state["state"].get(0, {}).items():
         tensors[f"adam.{key}"] = value.detach().contiguous().reshape(value.shape)
     save_file(tensors, ckpt / "state.safetensors")
-    (ckpt / "state.json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
+    (ckpt / "state.json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"],
+                                                 "history": history}))
 
 
-def _load_checkpoint(out: Path, student, optimizer) -> int:
+def _load_checkpoint(out: Path, student, optimizer) -> tuple[int, list[dict]]:
+    """(the step to resume from, the evaluations so far); (0, []) without a checkpoint."""
     ckpt = out / CHECKPOINT
     if not (ckpt / "state.json").exists():
-        return 0
+        return 0, []
     meta = json.loads((ckpt / "state.json").read_text())
     tensors = load_file(ckpt / "state.safetensors")
     with torch.no_grad():
         prompt_weight(student).copy_(tensors.pop("prompt"))
     adam = {key.removeprefix("adam."): value for key, value in tensors.items()}
     optimizer.load_state_dict({"state": {0: adam} if adam else {}, "param_groups": meta["param_groups"]})
-    return meta["step"]
+    return meta["step"], meta.get("history", [])
 
 
 @torch.no_grad()
@@ -208,9 +210,8 @@ def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[Teach
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     student = make_student(base, config)
     optimizer = torch.optim.Adam([prompt_weight(student)], lr=config.lr)
-    start = _load_checkpoint(out, student, optimizer) if resume else 0
+    start, history = _load_checkpoint(out, student, optimizer) if resume else (0, [])
     student, optimizer = accelerator.prepare(student, optimizer)
-    history = []
     bar = tqdm(range(start, config.steps), desc=f"distill ({config.loss.value})", initial=start, total=config.steps)
     for step in bar:
         order = (balanced_order([ex.flagged for ex in train_set], config.batch_size, config.seed, step) if config.balanced
@@ -226,7 +227,7 @@ def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[Teach
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             history.append({"step": step + 1, "train_loss": loss.item(),
                             **evaluate_losses(accelerator.unwrap_model(student), eval_set, config)})
-            _save_checkpoint(out, step + 1, accelerator.unwrap_model(student), optimizer)
+            _save_checkpoint(out, step + 1, accelerator.unwrap_model(student), optimizer, history)
     accelerator.unwrap_model(student).save_pretrained(out)
     return {"history": history,
             "config": {**asdict(config), "loss": config.loss.value, "lr_schedule": config.lr_schedule.value}}

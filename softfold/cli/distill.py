@@ -69,6 +69,7 @@ def handle(args: argparse.Namespace) -> int:
                      harmful=tuple(map(Path, args.harmful)), benign=tuple(map(Path, args.benign)), guard=args.guard,
                      max_response_tokens=args.max_response_tokens, command=args.command_line,
                      teacher_cache=Path(args.teacher_cache) if args.teacher_cache else None)
-    result = run(job)
-    print(f"soft prompt: {args.out} (final held-out loss {result['history'][-1]['eval_loss']:.4f})")
+    history = run(job)["history"]
+    loss = f" (final held-out loss {history[-1]['eval_loss']:.4f})" if history else ""
+    print(f"soft prompt: {args.out}{loss}")
     return 0

@@ -168,12 +168,15 @@ def test_margin_training_widens_the_teacher_tokens_lead(base, examples, tmp_path
 
 def test_resume_equals_an_uninterrupted_run(base, examples, tmp_path):
     config = DistillConfig(num_virtual_tokens=4, steps=6, batch_size=2, lr=0.05, eval_every=3)
-    train(base, examples, examples, config, tmp_path / "whole")
+    whole_run = train(base, examples, examples, config, tmp_path / "whole")
     train(base, examples, examples, DistillConfig(**{**config.__dict__, "steps": 3}), tmp_path / "split")
-    train(base, examples, examples, config, tmp_path / "split")  # resumes at step 3
+    split_run = train(base, examples, examples, config, tmp_path / "split")  # resumes at step 3
     whole = load_file(tmp_path / "whole" / "adapter_model.safetensors")["prompt_embeddings"]
     split = load_file(tmp_path / "split" / "adapter_model.safetensors")["prompt_embeddings"]
     assert torch.equal(whole, split)
+    assert split_run["history"] == whole_run["history"] and [h["step"] for h in whole_run["history"]] == [3, 6]
+    again = train(base, examples, examples, config, tmp_path / "split")  # nothing left to train: same history
+    assert again["history"] == whole_run["history"]
 
 
 def test_classifier_guard_thresholds_the_unsafe_probability(tmp_path):
