@@ -21,8 +21,11 @@ def positive_int(text: str) -> int:
 
 
 def add_model_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="base model: a Hugging Face model directory or a .gguf file (default: the "
-                                   "embedded SmolLM2-135M-Instruct)")
+    from softfold.models import NAMED_MODELS
+
+    p.add_argument("--model", help="base model: a Hugging Face model directory, a .gguf file, or a named model ("
+                                   f"{', '.join(NAMED_MODELS)}: assembled and cached in ~/.cache/softfold on first "
+                                   "use) (default: the embedded SmolLM2-135M-Instruct)")
 
 
 def add_soft_prompt_flag(p: argparse.ArgumentParser, required: bool = True, help: str = "") -> None:
@@ -31,9 +34,9 @@ def add_soft_prompt_flag(p: argparse.ArgumentParser, required: bool = True, help
 
 
 def model_path(args: argparse.Namespace) -> Path:
-    from softfold.load import default_model_path
+    from softfold.models import resolve_model
 
-    return Path(args.model or default_model_path())
+    return resolve_model(args.model)
 
 
 def check_writable_file(path: str | None, flag: str) -> None:
