@@ -58,13 +58,13 @@ class Bundle:
         check_prompt(self.path, prompt)
         return generate(self.path, prompt, max_new_tokens, on_token)
 
-    def parity(self, soft_prompt: str | Path, model: str | Path | None = None,
-               prompts: tuple[str, ...] = ()) -> ParityReport:
-        """The parity gate again, against the PyTorch reference (base model + soft prompt), with the recipe's
-        thresholds; the bundle is not modified."""
+    def parity(self, soft_prompt: str | Path, model: str | Path | None = None, prompts: tuple[str, ...] = (),
+               chat_template: str | Path | None = None) -> ParityReport:
+        """The parity gate again, against the PyTorch reference (base model + soft prompt; `chat_template` as at
+        export), with the recipe's thresholds; the bundle is not modified."""
         self.check_intact()
         manifest = read_manifest(self.path)
-        base = load_base(resolve_model(model))
+        base = load_base(resolve_model(model), chat_template)
         load_soft_prompt(Path(soft_prompt), base.config.hidden_size)  # one-line errors for a bad soft prompt
         user_context = manifest["model"]["context_length"] - len(manifest["soft_prompt"].get("virtual_token_ids", []))
         return run_parity(Reference(base, Path(soft_prompt)), bundle_engine(self.path, manifest),

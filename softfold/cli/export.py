@@ -41,10 +41,6 @@ def add_export_arguments(p: argparse.ArgumentParser, positional_out: bool = Fals
                         "folded ones (prefix-kv folding; the file must match --soft-prompt and the recipe flags)")
     p.add_argument("--force", action="store_true", help="replace --out if it is a previous softfold bundle (never "
                                                          "any other directory)")
-    p.add_argument("--chat-template", metavar="FILE",
-                   help="a Jinja chat template file for the model's turns, replacing its own; needed for a model "
-                        "without one (a base model's GGUF), except a named model softfold ships one for "
-                        "(gemma3-270m: Gemma's <start_of_turn> format)")
     p.add_argument("--trust-base-model", action="store_true",
                    help="export although the soft prompt's adapter_config.json names another base model (the same "
                         "model renamed or moved); layer and head counts are still checked")
@@ -60,8 +56,7 @@ def handle(args: argparse.Namespace) -> int:
     opts = export_options(args, gate=GateConfig(tuple(prompts)), folding=Folding(args.folding),
                           max_context=args.max_context, force=args.force,
                           prefix_kv=Path(args.prefix_kv) if args.prefix_kv else None,
-                          trust_base_model=args.trust_base_model,
-                          chat_template=Path(args.chat_template) if args.chat_template else None)
+                          trust_base_model=args.trust_base_model)
     report = export_with(opts).report
     if args.junit:
         Path(args.junit).write_text(junit_xml(report))
