@@ -11,7 +11,7 @@ from transformers import PreTrainedTokenizerFast
 
 from softfold import gguf_cache
 from softfold.errors import UserError
-from softfold.load import chat_template_text, has_chat_template
+from softfold.load import chat_template_text, gguf_metadata, has_chat_template
 from softfold.models import NAMED_MODELS, NamedModel, named_chat_template, named_model_file, resolve_model
 from softfold.prompt_format import derive, end_of_turn_id
 
@@ -106,6 +106,38 @@ def test_a_model_without_a_template_needs_the_flag(tmp_path, cache):
     assert chat_template_text(tmp_path, tmp_path, {}, template).startswith("{{")  # the flag replaces it
     with pytest.raises(UserError, match=r"--chat-template .*absent.jinja not found"):
         chat_template_text(tmp_path, tmp_path, {}, tmp_path / "absent.jinja")
+
+
+def write_gguf(path: Path, template: str | None) -> Path:
+    import numpy as np
+    from gguf import GGUFWriter
+
+    writer = GGUFWriter(str(path), "gemma3")
+    writer.add_string("general.license", "gemma")
+    writer.add_array("tokenizer.ggml.tokens", ["<pad>", "<eos>", "<bos>", "héllo"] * 50)
+    writer.add_array("tokenizer.ggml.scores", [0.5] * 200)
+    writer.add_uint32("gemma3.block_count", 18)
+    writer.add_float32("gemma3.rope.freq_base", 10000.0)
+    writer.add_bool("tokenizer.ggml.add_bos_token", True)
+    if template is not None:
+        writer.add_string("tokenizer.chat_template", template)
+    writer.add_tensor("token_embd.weight", np.ones((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_gguf_metadata_reads_values_and_skips_arrays(tmp_path):
+    metadata = gguf_metadata(write_gguf(tmp_path / "m.gguf", "{{ messages }}"))
+    assert metadata["general.license"] == "gemma" and metadata["gemma3.block_count"] == 18
+    assert metadata["gemma3.rope.freq_base"] == 10000.0 and metadata["tokenizer.ggml.add_bos_token"] is True
+    assert metadata["tokenizer.ggml.tokens"] is None and metadata["tokenizer.ggml.scores"] is None
+    assert metadata["tokenizer.chat_template"] == "{{ messages }}"
+    assert has_chat_template(tmp_path, {"gguf_file": "m.gguf"})
+    write_gguf(tmp_path / "base.gguf", None)
+    assert not has_chat_template(tmp_path, {"gguf_file": "base.gguf"})
 
 
 def gemma_like_tokenizer() -> PreTrainedTokenizerFast:
