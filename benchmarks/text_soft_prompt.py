@@ -40,7 +40,8 @@ def main() -> None:
     ids = base.tokenizer(args.text, add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         rows = base.model.get_input_embeddings()(torch.tensor([ids]))[0]  # as the model embeds them, scale included
-    peft_model = get_peft_model(base.model, PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=len(ids)))
+    config = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=len(ids))
+    peft_model = get_peft_model(base.model, config)
     with torch.no_grad():
         peft_model.prompt_encoder["default"].embedding.weight.copy_(rows)
     if args.steps:

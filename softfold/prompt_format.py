@@ -30,8 +30,8 @@ def end_of_turn_id(tokenizer) -> int | None:
     text, or with nothing."""
     reply = MARK.format("a1")
     try:
-        text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": reply}],
-                                             tokenize=False)
+        messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": reply}]
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
         after = text[text.rindex(reply) + len(reply):]
     except (TemplateError, ValueError):  # a template that refuses a finished reply, or rewrites it
         return None

@@ -37,7 +37,8 @@ def test_gemma3_270m_passes_its_gate(soft_prompt, tmp_path, target):
                  "--target", target, "--max-context", "512"]) == 0
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["parity"]["passed"]
-    assert {EOS, END_OF_TURN} <= set(manifest["model"]["stop_ids"]) and "<end_of_turn>" in manifest["model"]["stop_strings"]
+    assert {EOS, END_OF_TURN} <= set(manifest["model"]["stop_ids"])
+    assert "<end_of_turn>" in manifest["model"]["stop_strings"]
     assert manifest["prompt_format"]["generation_prefix"] == "<start_of_turn>model\n"
     template = (TEMPLATES / NAMED_MODELS["gemma3-270m"].chat_template).read_text()
     assert json.loads((bundle / "tokenizer_config.json").read_text())["chat_template"] == template
