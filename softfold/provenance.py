@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from gguf import GGUFReader
 
-from softfold.load import DEFAULT_GGUF
+from softfold.load import DEFAULT_GGUF, gguf_metadata
 
 # The embedded default's GGUF names no repository; this is the model it was converted from.
 DEFAULT_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -37,11 +36,11 @@ def base_model_facts(model: Path) -> BaseModelFacts:
 
 
 def _gguf_facts(path: Path) -> BaseModelFacts:
-    fields = GGUFReader(path).fields
+    metadata = gguf_metadata(path)
 
     def text(key: str) -> str | None:
-        field = fields.get(key)
-        return str(field.contents()) if field is not None else None
+        value = metadata.get(key)
+        return str(value) if value is not None else None
 
     urls = [text(k) for k in ("general.base_model.0.repo_url", "general.source.repo_url",
                                "general.source.huggingface.repository")]

@@ -5,7 +5,7 @@ import torch
 
 from softfold.generate import Reply, greedy_batch, prefix_cache
 from softfold.load import BaseModel
-from softfold.prompt_format import chat_ids
+from softfold.prompt_format import chat_ids, end_of_turn_id
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,11 @@ class Reference:
 
 
 def eos_ids(base: BaseModel) -> list[int]:
-    """Stop ids: the generation config's EOS id(s) plus the tokenizer's EOS (the end-of-turn token)."""
+    """Stop ids: the generation config's EOS id(s), the tokenizer's EOS, and the token the chat template ends a
+    reply with (a base model's EOS ends a document, not a turn: Gemma's <eos> vs <end_of_turn>)."""
     ids = base.model.generation_config.eos_token_id
     ids = [ids] if isinstance(ids, int) else list(ids or [])
-    if base.tokenizer.eos_token_id is not None and base.tokenizer.eos_token_id not in ids:
-        ids.append(base.tokenizer.eos_token_id)
+    for extra in (base.tokenizer.eos_token_id, end_of_turn_id(base.tokenizer)):
+        if extra is not None and extra not in ids:
+            ids.append(extra)
     return ids

@@ -95,6 +95,13 @@ def _blocked_template(work: Work) -> None:
     (work.model / "chat_template.jinja").write_text("{{ messages.append(1) }}")  # the sandbox forbids mutation
 
 
+def _no_template(work: Work) -> None:
+    (work.model / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((work.model / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (work.model / "tokenizer_config.json").write_text(json.dumps(config))
+
+
 def _no_space(monkeypatch) -> None:
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", kwargs.get("dir"))
@@ -186,6 +193,14 @@ CASES = [
     Case("weights-disagree-with-config", lambda w: w.export(w.root / "o"), "weights do not load",
          lambda w: w.model_config(intermediate_size=96)),
     Case("chat-template-blocked", lambda w: w.export(w.root / "o"), "chat template does not render", _blocked_template),
+    Case("no-chat-template", lambda w: w.export(w.root / "o"), "has no chat template: pass --chat-template FILE",
+         _no_template),
+    Case("chat-template-missing", lambda w: w.export(w.root / "o", "--chat-template", str(w.root / "turns.jinja")),
+         "--chat-template", _no_template),
+    Case("chat-template-empty", lambda w: w.export(w.root / "o", "--chat-template", str(w.root / "turns.jinja")),
+         "is empty", lambda w: (w.root / "turns.jinja").write_text("\n")),
+    Case("chat-template-flag-blocked", lambda w: w.export(w.root / "o", "--chat-template", str(w.root / "t.jinja")),
+         "chat template does not render", lambda w: (w.root / "t.jinja").write_text("{{ messages.append(1) }}")),
     Case("sliding-window", lambda w: w.export(w.root / "o", model=w.qwen2, prompt=w.root / "qp"), "sliding window",
          lambda w: (w.model_config(w.qwen2, use_sliding_window=True, sliding_window=32, max_window_layers=0),
                     shutil.copytree(w.prompt, w.root / "qp"),

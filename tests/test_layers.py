@@ -20,6 +20,8 @@ SOFTFOLD_LAYERS = {
     "softfold.errors": FOUNDATIONS,
     "softfold.native_io": FOUNDATIONS,
     "softfold.load": FOUNDATIONS,
+    "softfold.models": FOUNDATIONS,
+    "softfold.gguf_cache": FOUNDATIONS,
     "softfold.generate": FOUNDATIONS,
     "softfold.reference": FOUNDATIONS,
     "softfold.prompt_format": FOUNDATIONS,

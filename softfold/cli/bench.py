@@ -15,7 +15,7 @@ def add_to(sub) -> None:
                                    "times each in a fresh process (first token, decode tok/s, RSS) with "
                                    "OMP_NUM_THREADS=1, and checks the speed goals as ratios. Writes WORK/bench.json, "
                                    "WORK/bench.md and a plot, WORK/bench.svg.")
-    add_model_flag(p)
+    add_model_flag(p, chat_template=False)  # the bench's exports load the model in their own processes
     add_soft_prompt_flag(p)
     p.add_argument("--work", required=True, help="directory for the exports and results")
     p.add_argument("--optimum-cli", help="optimum-cli of a virtualenv with optimum-executorch "

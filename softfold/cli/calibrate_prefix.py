@@ -38,7 +38,7 @@ def handle(args: argparse.Namespace) -> int:
     sim = opts.quant.simulation()
     config = PrefixCalibration(steps=args.steps, prompts_per_file=args.prompts_per_file,
                                opening_prompts_per_file=args.opening_prompts_per_file, seed=args.seed)
-    base = load_base(opts.model)
+    base = load_base(opts.model, opts.chat_template)
     soft_prompt = load_soft_prompt(opts.soft_prompt, base.config.hidden_size)
     prefix = calibrate_prefix(base, soft_prompt, sim, prefix_calibration_prompts(config.prompts_per_file), config,
                               prefix_calibration_prompts(config.opening_prompts_per_file))

@@ -20,9 +20,18 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_model_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="base model: a Hugging Face model directory or a .gguf file (default: the "
-                                   "embedded SmolLM2-135M-Instruct)")
+def add_model_flag(p: argparse.ArgumentParser, chat_template: bool = True) -> None:
+    """--model, and --chat-template for the commands that load the model themselves."""
+    from softfold.models import NAMED_MODELS
+
+    p.add_argument("--model", help="base model: a Hugging Face model directory, a .gguf file, or a named model ("
+                                   f"{', '.join(NAMED_MODELS)}: assembled and cached in ~/.cache/softfold on first "
+                                   "use) (default: the embedded SmolLM2-135M-Instruct)")
+    if chat_template:
+        p.add_argument("--chat-template", metavar="FILE",
+                       help="a Jinja chat template file for the model's turns, replacing its own; needed for a model "
+                            "without one (a base model's GGUF), except a named model softfold ships one for "
+                            "(gemma3-270m: Gemma's <start_of_turn> format)")
 
 
 def add_soft_prompt_flag(p: argparse.ArgumentParser, required: bool = True, help: str = "") -> None:
@@ -31,9 +40,13 @@ def add_soft_prompt_flag(p: argparse.ArgumentParser, required: bool = True, help
 
 
 def model_path(args: argparse.Namespace) -> Path:
-    from softfold.load import default_model_path
+    from softfold.models import resolve_model
 
-    return Path(args.model or default_model_path())
+    return resolve_model(args.model)
+
+
+def chat_template_path(args: argparse.Namespace) -> Path | None:
+    return Path(args.chat_template) if getattr(args, "chat_template", None) else None
 
 
 def check_writable_file(path: str | None, flag: str) -> None:
@@ -101,4 +114,4 @@ def export_options(args: argparse.Namespace, gate=None, **extra):
     quant = QuantConfig(Target(args.target), Recipe(args.recipe), args.group_size, args.weight_bits,
                         args.embedding_bits, tuple(args.keep_8bit), Algorithm(args.algorithm) if args.algorithm else None)
     return ExportOptions(model=model_path(args), soft_prompt=Path(args.soft_prompt), out=Path(args.out), quant=quant,
-                         gate=gate or GateConfig(), **extra)
+                         gate=gate or GateConfig(), chat_template=chat_template_path(args), **extra)

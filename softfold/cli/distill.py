@@ -2,7 +2,7 @@
 import argparse
 from pathlib import Path
 
-from softfold.cli.common import add_model_flag, model_path, positive_int
+from softfold.cli.common import add_model_flag, chat_template_path, model_path, positive_int
 from softfold.datasets import BENIGN_TRAIN, HARMFUL_TRAIN
 
 
@@ -68,7 +68,8 @@ def handle(args: argparse.Namespace) -> int:
     job = DistillJob(model=model_path(args), out=Path(args.out), config=config,
                      harmful=tuple(map(Path, args.harmful)), benign=tuple(map(Path, args.benign)), guard=args.guard,
                      max_response_tokens=args.max_response_tokens, command=args.command_line,
-                     teacher_cache=Path(args.teacher_cache) if args.teacher_cache else None)
+                     teacher_cache=Path(args.teacher_cache) if args.teacher_cache else None,
+                     chat_template=chat_template_path(args))
     history = run(job)["history"]
     loss = f" (final held-out loss {history[-1]['eval_loss']:.4f})" if history else ""
     print(f"soft prompt: {args.out}{loss}")

@@ -4,7 +4,7 @@ import json
 from functools import partial
 from pathlib import Path
 
-from softfold.cli.common import add_model_flag, add_soft_prompt_flag, model_path, positive_int
+from softfold.cli.common import add_model_flag, add_soft_prompt_flag, chat_template_path, model_path, positive_int
 from softfold.datasets import BENIGN_EVAL, HARMFUL_EVAL, NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL
 from softfold.errors import UserError
 
@@ -46,7 +46,7 @@ def handle(args: argparse.Namespace) -> int:
     guard = make_guard(args.guard, harmful) if args.guard else None
     if args.bundle and not args.soft_prompt:
         raise UserError("--bundle compares with the fp32 soft prompt: pass --soft-prompt too")
-    base = load_base(model_path(args))
+    base = load_base(model_path(args), chat_template_path(args))
     bundles = {Path(b).name: partial(bundle_replies, Path(b), base.tokenizer, max_new_tokens=args.max_new_tokens)
                for b in args.bundle}
     results = evaluate(base, sets, Path(args.soft_prompt) if args.soft_prompt else None, guard, args.max_new_tokens,

@@ -3,8 +3,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from softfold.cli.common import (add_model_flag, add_soft_prompt_flag, check_writable_file, positive_int,
-                                 report_verdict, verdict)
+from softfold.cli.common import (add_model_flag, add_soft_prompt_flag, chat_template_path, check_writable_file,
+                                 positive_int, report_verdict, verdict)
 from softfold.datasets import read_prompts
 from softfold.errors import UserError
 
@@ -59,7 +59,7 @@ def _against_reference(bundle, prompts: tuple[str, ...], args: argparse.Namespac
     from softfold.load import load_soft_prompt
     from softfold.parity import junit_xml, write_reports
 
-    report = bundle.parity(args.soft_prompt, args.model, prompts)
+    report = bundle.parity(args.soft_prompt, args.model, prompts, chat_template_path(args))
     manifest = bundle.manifest
     if load_soft_prompt(Path(args.soft_prompt), manifest.model.hidden_size).sha256 != manifest.soft_prompt.sha256:
         print(f"note: {args.soft_prompt} is not the soft prompt this bundle was exported with (sha256 differs)",

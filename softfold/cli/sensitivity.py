@@ -3,7 +3,7 @@ import argparse
 import json
 from pathlib import Path
 
-from softfold.cli.common import add_model_flag, add_soft_prompt_flag, model_path, positive_int
+from softfold.cli.common import add_model_flag, add_soft_prompt_flag, chat_template_path, model_path, positive_int
 
 
 def add_to(sub) -> None:
@@ -27,7 +27,7 @@ def handle(args: argparse.Namespace) -> int:
     from softfold.load import load_base, load_soft_prompt
     from softfold.reference import Reference
 
-    base = load_base(model_path(args))
+    base = load_base(model_path(args), chat_template_path(args))
     load_soft_prompt(Path(args.soft_prompt), base.config.hidden_size)  # validates, one-line errors
     harmful, benign = calibration_set(args.prompts_per_class)
     report = sensitivity(Reference(base, Path(args.soft_prompt)), harmful + benign, args.weight_bits, args.group_size)
