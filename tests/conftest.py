@@ -12,9 +12,15 @@ from tiny import make_model_dir, make_soft_prompt_dir  # noqa: E402
 MODEL_FIXTURES = {"tiny_models", "soft_prompts", "export_tiny", "bundles"}
 
 
+# the longest tests (SmolLM2 exports, the bench's fresh processes) start first, so that with `-n 2` they do not
+# run alone at the end
+FIRST = ("test_smollm.py", "test_bench.py")
+
+
 def pytest_collection_modifyitems(items) -> None:
     """The integration tier: every test that builds or loads a model (directly or through a fixture), marked so
     `pytest -m "not integration"` runs the unit tier alone, in seconds."""
+    items.sort(key=lambda item: item.path.name not in FIRST)
     for item in items:
         if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.integration)
