@@ -7,7 +7,7 @@
 The soft prompt's prefix K/V are buffers, never weights of a Linear/MatMul, so no scheme touches them: the soft
 prompt stays fp32 in every recipe.
 """
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 
 from softfold.errors import UserError
@@ -205,8 +205,7 @@ class QuantConfig:
         """This recipe with its algorithm chosen for `folding` when none was asked for."""
         if self.algorithm is not None:
             return self
-        return QuantConfig(self.target, self.recipe, self.group_size, self.weight_bits, self.embedding_bits,
-                           self.keep_8bit, default_algorithm(self.recipe, self.weight_bits, folding))
+        return replace(self, algorithm=default_algorithm(self.recipe, self.weight_bits, folding))
 
     @property
     def executorch(self) -> bool:

@@ -4,6 +4,8 @@ import sys
 from pathlib import Path
 
 from softfold.errors import ExitCode, UserError
+from softfold.export.config import Algorithm, QuantConfig, Recipe, Target
+from softfold.models import NAMED_MODELS, resolve_model
 
 
 class Parser(argparse.ArgumentParser):
@@ -22,8 +24,6 @@ def positive_int(text: str) -> int:
 
 def add_model_flag(p: argparse.ArgumentParser, chat_template: bool = True) -> None:
     """--model, and --chat-template for the commands that load the model themselves."""
-    from softfold.models import NAMED_MODELS
-
     p.add_argument("--model", help="base model: a Hugging Face model directory, a .gguf file, or a named model ("
                                    f"{', '.join(NAMED_MODELS)}: assembled and cached in ~/.cache/softfold on first "
                                    "use) (default: the embedded SmolLM2-135M-Instruct)")
@@ -40,8 +40,6 @@ def add_soft_prompt_flag(p: argparse.ArgumentParser, required: bool = True, help
 
 
 def model_path(args: argparse.Namespace) -> Path:
-    from softfold.models import resolve_model
-
     return resolve_model(args.model)
 
 
@@ -77,9 +75,7 @@ def verdict(headline: str, failures: list[str], report_file: Path) -> int:
 
 def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     """Target and quantization recipe flags (export, calibrate-prefix)."""
-    from softfold.export.config import Algorithm, Recipe
-
-    p.add_argument("--target", default="executorch", choices=["executorch", "onnx", "ort"],
+    p.add_argument("--target", default="executorch", choices=[t.value for t in Target],
                    help="executorch: model.pte for Android's LlmModule; onnx: model.onnx + genai_config.json for "
                         "onnxruntime-genai; ort: model.ort for ONNX Runtime Mobile (default: executorch)")
     p.add_argument("--recipe", default="fp32", choices=[r.value for r in Recipe],
@@ -107,8 +103,7 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
 
 def export_options(args: argparse.Namespace, gate=None, **extra):
     """ExportOptions from the recipe flags (and the command's own extras)."""
-    from softfold.export.config import Algorithm, QuantConfig, Recipe, Target
-    from softfold.parity import GateConfig
+    from softfold.parity import GateConfig  # loads torch: only the commands that export pay for it
     from softfold.pipeline import ExportOptions
 
     quant = QuantConfig(Target(args.target), Recipe(args.recipe), args.group_size, args.weight_bits,
