@@ -22,7 +22,8 @@ def gptq_for(base: BaseModel, soft_prompt: SoftPrompt | None, sim: QuantSim,
     return {n: w for n, w in split_fused_rounded(rounded, base.config).items() if not in_layers(n, sim.keep_8bit)}
 
 
-def _rounded(base: BaseModel, soft_prompt: SoftPrompt | None, sim: QuantSim, virtual_tokens: bool) -> dict[str, RoundedWeight]:
+def _rounded(base: BaseModel, soft_prompt: SoftPrompt | None, sim: QuantSim,
+             virtual_tokens: bool) -> dict[str, RoundedWeight]:
     """By the HF model's module names."""
     kept = {}
     if sim.algorithm is Algorithm.GRID:

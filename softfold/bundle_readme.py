@@ -126,7 +126,8 @@ def _carried(manifest: dict) -> str:
 
 
 def _reference(manifest: dict) -> str:
-    added = ["soft prompt"] * ("soft_prompt" in manifest) + ["LoRA (unmerged, as PEFT computes it)"] * ("adapter" in manifest)
+    added = [name for key, name in (("soft_prompt", "soft prompt"), ("adapter", "LoRA (unmerged, as PEFT computes it)"))
+             if key in manifest]
     return "Base model + " + " + ".join(added)
 
 
