@@ -11,9 +11,10 @@ from softfold.bundle_readme import app_readme
 from softfold.calibrate.feeds import onnx_prefill_feeds
 from softfold.calibrate.prefix import CalibratedPrefix, check_prefix, load_prefix
 from softfold.calibrate.prompts import calibration_set
-from softfold.calibrate.rounding import gptq_for
+from softfold.calibrate.rounding import gptq_for, rounding_record
 from softfold.engines import engine_for
 from softfold.errors import UserError
+from softfold.gguf_header import gguf_tensor_types
 from softfold.export.executorch import export_pte, runner_metadata
 from softfold.export.fold import build_folded_model, build_virtual_token_model, set_prefix_kv
 from softfold.export.model import linear_names, with_offsets
@@ -69,7 +70,7 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
         prompt_format = derive_prompt_format(tokenizer)
         _advance(stages, f"folding N={soft_prompt.num_virtual_tokens} ({opts.folding.value}) "
                          f"and lowering to {opts.target.value}")
-        _write_model(base, soft_prompt, opts, virtual, prefix, tmp)
+        rounded = _write_model(base, soft_prompt, opts, virtual, prefix, tmp)
         save_tokenizer(tokenizer, tmp)
         _advance(stages, "parity gate")
         engine = engine_for(tmp, opts.target.value, MODEL_FILE[opts.target], virtual)
@@ -78,7 +79,7 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
                             opts.max_context, thresholds, check_engine=opts.gate.check_engine)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
-        manifest = _manifest(base, soft_prompt, prompt_format, opts, report, virtual, prefix)
+        manifest = _manifest(base, soft_prompt, prompt_format, opts, report, virtual, prefix, rounded)
         (tmp / "README.md").write_text(app_readme(manifest))
         write_manifest(tmp, manifest)
         _advance(stages, "done")
@@ -125,7 +126,8 @@ def calibrated_prefix(opts: ExportOptions, soft_prompt: SoftPrompt) -> Calibrate
 
 
 def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, virtual: VirtualTokens | None,
-                 prefix: CalibratedPrefix | None, out: Path) -> None:
+                 prefix: CalibratedPrefix | None, out: Path) -> dict[str, RoundedWeight] | None:
+    """The model file(s) in `out`; the weights calibrate/ rounded (None where the runtime's quantizer did)."""
     if virtual:
         folded = build_virtual_token_model(base.model, soft_prompt.embeddings, virtual.start, opts.max_context)
     else:
@@ -140,7 +142,7 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
         if opts.recipe is Recipe.FP16:
             folded = folded.half()
         export_pte(folded, runner_metadata(folded, _bos_id(base), eos_ids(base)), out / "model.pte")
-        return
+        return rounded
     write_genai_config(folded, _bos_id(base), eos_ids(base), out, MODEL_FILE[opts.target])
     scheme = opts.quant.weights
     with tempfile.TemporaryDirectory() as scratch:
@@ -154,6 +156,7 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
             onnx_path = target_dir / "model.onnx"
         if opts.target is Target.ORT:
             convert_to_ort(onnx_path, out / "model.ort", out / "required_operators.config")
+    return rounded
 
 
 def _gptq_rounded(base: BaseModel, soft_prompt: SoftPrompt, quant: QuantConfig,
@@ -192,9 +195,13 @@ def save_tokenizer(tokenizer, out: Path) -> None:
 
 
 def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFormat, opts: ExportOptions,
-              report: ParityReport, virtual: VirtualTokens | None, prefix: CalibratedPrefix | None = None) -> dict:
+              report: ParityReport, virtual: VirtualTokens | None, prefix: CalibratedPrefix | None,
+              rounded: dict[str, RoundedWeight] | None) -> dict:
     cfg, stop_ids = base.config, eos_ids(base)
     schemes = {type(s).__name__: asdict(s) for s in opts.quant.schemes if s is not None}
+    if schemes:
+        sources = gguf_tensor_types(Path(base.source)) if base.source.endswith(".gguf") else {}
+        schemes["tensors"] = rounding_record(linear_names(cfg.num_hidden_layers), opts.quant, rounded, sources)
     facts, evaluation = base_model_facts(opts.model), safety_eval(opts.soft_prompt)
     return {
         "backend": opts.target.value,
