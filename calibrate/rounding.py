@@ -4,7 +4,7 @@ with GPTQ for the Linears off it (grid.py). The one mapping from a recipe to its
 """
 from softfold.calibrate.gptq import gptq_linears, gptq_round
 from softfold.calibrate.grid import grid_linears
-from softfold.export.config import Algorithm, QuantSim
+from softfold.export.config import Algorithm, QuantConfig, QuantSim
 from softfold.export.fold import split_fused_rounded
 from softfold.export.quantize import RoundedWeight, in_layers
 from softfold.load import BaseModel, SoftPrompt
@@ -32,3 +32,31 @@ def _rounded(base: BaseModel, soft_prompt: SoftPrompt | None, sim: QuantSim,
         return kept
     return kept | gptq_round(base, soft_prompt, sim.weight_bits, sim.group_size, sim.keep_8bit + tuple(kept),
                              virtual_tokens=virtual_tokens)
+
+
+def rounding_record(linears: list[str], quant: QuantConfig, rounded: dict[str, RoundedWeight] | None,
+                    source_types: dict[str, str]) -> dict[str, dict]:
+    """What each Linear and the embedding table became, by folded module name: {"bits", "rounding"} (grid: the
+    source's own grid kept exactly; gptq; rtn or hqq: the runtime quantizer's), plus "source_type", the tensor's
+    storage type in a GGUF source (Q4_K, Q8_0, ...). The manifest's `quantization.tensors`."""
+    weights, rounded = quant.weights, rounded or {}
+    bits = getattr(weights, "weight_bits", getattr(weights, "bits", 8))
+    keep_8bit = getattr(weights, "keep_8bit", ())
+    quantizer = getattr(weights, "algorithm", Algorithm.RTN)
+    quantizer = quantizer.value if quantizer in (Algorithm.RTN, Algorithm.HQQ) else Algorithm.RTN.value
+    record = {}
+    for name in linears:
+        if in_layers(name, keep_8bit):
+            record[name] = {"bits": 8, "rounding": Algorithm.RTN.value}
+        elif name in rounded:
+            kept = rounded[name].offset is not None
+            record[name] = {"bits": bits, "rounding": (Algorithm.GRID if kept else Algorithm.GPTQ).value}
+        else:
+            record[name] = {"bits": bits, "rounding": quantizer}
+    embedding_bits = quant.embedding.bits if quant.embedding else getattr(weights, "embedding_bits", 0)
+    record["embed_tokens"] = {"bits": embedding_bits, "rounding": Algorithm.RTN.value} if embedding_bits else {"bits": 32}
+    for name, entry in record.items():
+        source = source_types.get(name) or (source_types.get("embed_tokens") if name == "lm_head" else None)
+        if source:
+            entry["source_type"] = source
+    return record

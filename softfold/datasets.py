@@ -25,6 +25,8 @@ OVER_REFUSAL_EVAL = DATA / "overrefusal_eval.jsonl"  # safe prompts that look un
 HELD_OUT = (HARMFUL_EVAL, BENIGN_EVAL, NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL)
 # the trained safety soft prompt for SmolLM2-135M-Instruct (PEFT prompt tuning; command in its sidecar)
 SHIPPED_PROMPT = _package_dir("softfold.distill") / "prompts" / "smollm2-135m-safety"
+# Gemma 3 270M's demo prompt: fitted to end the base model's turns, not a safety prompt (its README.md)
+GEMMA_DEMO_PROMPT = _package_dir("softfold.distill") / "prompts" / "gemma3-270m-turns"
 
 # The default parity set: chat prompts every bundle's parity gate runs on. Benign requests of the kinds a phone
 # assistant sees, plus harmful ones whose refusal the safety soft prompt must preserve. (HarmBench is held out

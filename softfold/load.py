@@ -5,20 +5,18 @@ before anything reads them.
 """
 import hashlib
 import json
-import mmap
 import re
-import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from gguf import GGUFReader
 from jinja2.exceptions import TemplateError
 from safetensors import safe_open
 from tqdm import tqdm
 
 from softfold import gguf_cache
+from softfold.gguf_header import gguf_metadata
 from softfold.errors import UserError
 from softfold.models import (DEFAULT_GGUF, cache_dir, default_model_path, named_chat_template,  # noqa: F401
                              named_model_for, resolve_model)
@@ -274,45 +272,6 @@ def has_chat_template(location: Path, kwargs: dict) -> bool:
         return True
     config = location / "tokenizer_config.json"
     return config.is_file() and bool(read_json_object(config, "tokenizer config").get("chat_template"))
-
-
-GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-GGUF_STRING, GGUF_ARRAY = 8, 9
-
-
-def gguf_metadata(path: Path) -> dict[str, object]:
-    """A GGUF file's metadata (version 2 or later): strings and numbers by key, arrays as None, skipped unread.
-    gguf's GGUFReader decodes every vocabulary entry, seconds for a large vocabulary, where a few values are needed."""
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        version, _, count = struct.unpack_from("<IQQ", data, 4)
-        if version < 2:  # version 1 wrote 32-bit lengths
-            return {k: None for k in GGUFReader(path).fields if not k.startswith("GGUF.")}
-        metadata, at = {}, 24
-        for _ in range(count):
-            key, at = _gguf_string(data, at)
-            (kind,) = struct.unpack_from("<I", data, at)
-            metadata[key], at = _gguf_value(data, at + 4, kind)
-        return metadata
-
-
-def _gguf_string(data, at: int) -> tuple[str, int]:
-    (length,) = struct.unpack_from("<Q", data, at)
-    return bytes(data[at + 8:at + 8 + length]).decode("utf-8", errors="replace"), at + 8 + length
-
-
-def _gguf_value(data, at: int, kind: int) -> tuple[object, int]:
-    """The GGUF metadata value of type `kind` at `at` (None for an array, skipped) and the offset after it."""
-    if kind == GGUF_STRING:
-        return _gguf_string(data, at)
-    if kind != GGUF_ARRAY:
-        return struct.unpack_from(GGUF_SCALARS[kind], data, at)[0], at + struct.calcsize(GGUF_SCALARS[kind])
-    item, count = struct.unpack_from("<IQ", data, at)
-    at += 12
-    if item in GGUF_SCALARS:
-        return None, at + count * struct.calcsize(GGUF_SCALARS[item])
-    for _ in range(count):
-        at = _gguf_value(data, at, item)[1]
-    return None, at
 
 
 def read_chat_template(path: Path) -> str:

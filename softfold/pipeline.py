@@ -12,9 +12,10 @@ from softfold.bundle_readme import app_readme
 from softfold.calibrate.feeds import onnx_prefill_feeds
 from softfold.calibrate.prefix import CalibratedPrefix, check_prefix, load_prefix
 from softfold.calibrate.prompts import calibration_set
-from softfold.calibrate.rounding import gptq_for
+from softfold.calibrate.rounding import gptq_for, rounding_record
 from softfold.engines import engine_for
 from softfold.errors import UserError
+from softfold.gguf_header import gguf_tensor_types
 from softfold.export.executorch import export_pte, runner_metadata
 from softfold.export.fold import build_folded_model, build_virtual_token_model, set_prefix_kv
 from softfold.export.model import linear_names, with_offsets
@@ -72,7 +73,7 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
             tokenizer, virtual = add_virtual_tokens(base.tokenizer, soft_prompt.num_virtual_tokens)
         prompt_format = derive_prompt_format(tokenizer)
         _advance(stages, f"{_applying(soft_prompt, adapter, opts.folding)} and lowering to {opts.target.value}")
-        _write_model(merged(base, adapter), soft_prompt, opts, virtual, prefix, tmp)
+        rounded = _write_model(merged(base, adapter), soft_prompt, opts, virtual, prefix, tmp)
         save_tokenizer(tokenizer, tmp)
         _advance(stages, "parity gate")
         engine = engine_for(tmp, opts.target.value, MODEL_FILE[opts.target], virtual)
@@ -82,7 +83,7 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
                             thresholds, check_engine=opts.gate.check_engine)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
-        manifest = _manifest(base, soft_prompt, adapter, prompt_format, opts, report, virtual, prefix)
+        manifest = _manifest(base, soft_prompt, adapter, prompt_format, opts, report, virtual, prefix, rounded)
         (tmp / "README.md").write_text(app_readme(manifest))
         write_manifest(tmp, manifest)
         _advance(stages, "done")
@@ -146,8 +147,9 @@ def calibrated_prefix(opts: ExportOptions, soft_prompt: SoftPrompt | None) -> Ca
 
 
 def _write_model(base: BaseModel, soft_prompt: SoftPrompt | None, opts: ExportOptions, virtual: VirtualTokens | None,
-                 prefix: CalibratedPrefix | None, out: Path) -> None:
-    """`base`: the model whose weights the bundle holds (a LoRA already merged into them)."""
+                 prefix: CalibratedPrefix | None, out: Path) -> dict[str, RoundedWeight] | None:
+    """The model file(s) in `out`; the weights calibrate/ rounded (None where the runtime's quantizer did).
+    `base`: the model whose weights the bundle holds (a LoRA already merged into them)."""
     if virtual:
         folded = build_virtual_token_model(base.model, soft_prompt.embeddings, virtual.start, opts.max_context)
     else:
@@ -162,7 +164,7 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt | None, opts: ExportOp
         if opts.recipe is Recipe.FP16:
             folded = folded.half()
         export_pte(folded, runner_metadata(folded, _bos_id(base), eos_ids(base)), out / "model.pte")
-        return
+        return rounded
     write_genai_config(folded, _bos_id(base), eos_ids(base), out, MODEL_FILE[opts.target])
     scheme = opts.quant.weights
     with tempfile.TemporaryDirectory() as scratch:
@@ -176,6 +178,7 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt | None, opts: ExportOp
             onnx_path = target_dir / "model.onnx"
         if opts.target is Target.ORT:
             convert_to_ort(onnx_path, out / "model.ort", out / "required_operators.config")
+    return rounded
 
 
 def _gptq_rounded(base: BaseModel, soft_prompt: SoftPrompt | None, quant: QuantConfig,
@@ -215,9 +218,12 @@ def save_tokenizer(tokenizer, out: Path) -> None:
 
 def _manifest(base: BaseModel, soft_prompt: SoftPrompt | None, adapter: LoraAdapter | None,
               prompt_format: PromptFormat, opts: ExportOptions, report: ParityReport, virtual: VirtualTokens | None,
-              prefix: CalibratedPrefix | None = None) -> dict:
+              prefix: CalibratedPrefix | None, rounded: dict[str, RoundedWeight] | None) -> dict:
     cfg, stop_ids = base.config, eos_ids(base)
     schemes = {type(s).__name__: asdict(s) for s in opts.quant.schemes if s is not None}
+    if schemes:
+        sources = gguf_tensor_types(Path(base.source)) if base.source.endswith(".gguf") else {}
+        schemes["tensors"] = rounding_record(linear_names(cfg.num_hidden_layers), opts.quant, rounded, sources)
     facts = base_model_facts(opts.model)
     return {
         "backend": opts.target.value,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from softfold.load import DEFAULT_GGUF, gguf_metadata
+from softfold.gguf_header import gguf_metadata
+from softfold.load import DEFAULT_GGUF
 
 # The embedded default's GGUF names no repository; this is the model it was converted from.
 DEFAULT_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"

@@ -22,6 +22,7 @@ SOFTFOLD_LAYERS = {
     "softfold.load": FOUNDATIONS,
     "softfold.models": FOUNDATIONS,
     "softfold.gguf_cache": FOUNDATIONS,
+    "softfold.gguf_header": FOUNDATIONS,
     "softfold.generate": FOUNDATIONS,
     "softfold.reference": FOUNDATIONS,
     "softfold.prompt_format": FOUNDATIONS,

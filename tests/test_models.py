@@ -11,7 +11,8 @@ from transformers import PreTrainedTokenizerFast
 
 from softfold import gguf_cache
 from softfold.errors import UserError
-from softfold.load import chat_template_text, gguf_metadata, has_chat_template
+from softfold.gguf_header import gguf_metadata, gguf_tensor_types
+from softfold.load import chat_template_text, has_chat_template
 from softfold.models import NAMED_MODELS, NamedModel, named_chat_template, named_model_file, resolve_model
 from softfold.prompt_format import derive, end_of_turn_id
 
@@ -110,7 +111,7 @@ def test_a_model_without_a_template_needs_the_flag(tmp_path, cache):
 
 def write_gguf(path: Path, template: str | None) -> Path:
     import numpy as np
-    from gguf import GGUFWriter
+    from gguf import GGMLQuantizationType, GGUFWriter, quants
 
     writer = GGUFWriter(str(path), "gemma3")
     writer.add_string("general.license", "gemma")
@@ -122,11 +123,20 @@ def write_gguf(path: Path, template: str | None) -> Path:
     if template is not None:
         writer.add_string("tokenizer.chat_template", template)
     writer.add_tensor("token_embd.weight", np.ones((4, 8), dtype=np.float32))
+    q8 = quants.quantize(np.linspace(-1, 1, 4 * 64, dtype=np.float32).reshape(4, 64), GGMLQuantizationType.Q8_0)
+    writer.add_tensor("blk.0.attn_q.weight", q8, raw_dtype=GGMLQuantizationType.Q8_0)
+    writer.add_tensor("blk.1.ffn_down.weight", np.ones((4, 8), dtype=np.float16))
+    writer.add_tensor("blk.1.attn_norm.weight", np.ones(8, dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def test_gguf_tensor_types_are_read_by_hugging_face_module(tmp_path):
+    types = gguf_tensor_types(write_gguf(tmp_path / "m.gguf", None))
+    assert types == {"embed_tokens": "F32", "layers.0.self_attn.q_proj": "Q8_0", "layers.1.mlp.down_proj": "F16"}
 
 
 def test_gguf_metadata_reads_values_and_skips_arrays(tmp_path):

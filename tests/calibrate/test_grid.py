@@ -38,11 +38,28 @@ def test_a_q4_1_weight_is_recovered_exactly_as_a_symmetric_grid_plus_block_offse
     torch.testing.assert_close(grid.dequantized(), weight, rtol=0, atol=1e-6)
 
 
+def test_a_q4_k_weight_using_only_some_levels_is_recovered_exactly():
+    # Q4_K: 6-bit scales and minimums searched per sub-block of 32, so a block need not reach level 0 or 15, and
+    # some use every other level only
+    g = torch.Generator().manual_seed(1)
+    q = torch.randint(2, 13, (48, 3, 32), generator=g).float()
+    q[0] = 2 * torch.randint(0, 6, (3, 32), generator=g)  # levels 0, 2, ..., 10: the smallest gap is two steps
+    q[1, :, :16], q[1, :, 16:] = 3, 5  # two values: the gap is the step times two
+    d = torch.rand(48, 3, 1, generator=g).half().float() / 8
+    m = torch.rand(48, 3, 1, generator=g).half().float() / 4
+    weight = (d * q - m).flatten(1)
+    grid = affine_grid(weight, 32)
+    torch.testing.assert_close(grid.dequantized(), weight, rtol=0, atol=1e-6)
+    assert grid.q.min() >= -8 and grid.q.max() <= 7
+    assert affine_grid(_q4_1(torch.randn(48, 96, generator=g)), 16) is not None  # half a Q4_1 block: a grid too
+
+
 def test_weights_off_a_grid_are_not_taken_for_one():
     weight = torch.randn(48, 96, generator=torch.Generator().manual_seed(0))
     assert affine_grid(weight, 32) is None  # random floats
-    assert affine_grid(_q4_1(weight), 16) is None  # a Q4_1 block of 32 is no grid in halves
     assert affine_grid(_q4_1(weight)[:, :80], 32) is None  # the group does not divide the inputs
+    q5 = torch.randint(-16, 16, (48, 3, 32), generator=torch.Generator().manual_seed(2)).float()
+    assert affine_grid((q5 * 0.01).flatten(1), 32) is None  # Q5_0: 32 levels
 
 
 def test_offset_linears_compute_the_source_weights(q4_1_model, soft_prompts, tiny_models):
@@ -82,5 +99,8 @@ def test_grid_bundles_are_far_closer_to_fp32_than_gptq(q4_1_model, soft_prompts,
     # measured: .pte 0.0014 vs 0.238, ONNX 0.0012 vs 0.241 (what is left: the int8 activations)
     assert grid.metrics["mean_kl"] < 0.05 * gptq.metrics["mean_kl"]
     assert grid.passed, grid.failures
-    (scheme,) = json.loads((tmp_path / "None" / "manifest.json").read_text())["quantization"].values()
+    quantization = json.loads((tmp_path / "None" / "manifest.json").read_text())["quantization"]
+    (scheme,) = (quantization[name] for name in quantization if name != "tensors")
     assert scheme["algorithm"] == "grid"
+    linears = {name: t for name, t in quantization["tensors"].items() if name != "embed_tokens"}
+    assert len(linears) == 2 * 7 + 1 and all(t == {"bits": 4, "rounding": "grid"} for t in linears.values())
