@@ -100,7 +100,7 @@ def input_hessians(model: nn.Module, kv: KV, prompt_ids: list[list[int]], names:
         return accumulate
 
     hooks = [modules[n].register_forward_pre_hook(hook(n)) for n in names]
-    n_prefix = kv[0][0].shape[1]
+    n_prefix = kv[0][0].shape[1] if kv else 0
     try:
         if prefix is not None:
             valid, weight[0] = torch.ones(prefix.shape[0], dtype=torch.bool), float(len(prompt_ids))
@@ -130,12 +130,13 @@ def gptq_linears(model: nn.Module, group_size: int, skip: tuple[str, ...] = ()) 
     return [n for n in names if not in_layers(n, skip)]
 
 
-def gptq_round(base: BaseModel, soft_prompt: SoftPrompt, bits: int, group_size: int, skip: tuple[str, ...] = (),
+def gptq_round(base: BaseModel, soft_prompt: SoftPrompt | None, bits: int, group_size: int, skip: tuple[str, ...] = (),
                config: GPTQConfig = GPTQConfig(), virtual_tokens: bool = False) -> dict[str, RoundedWeight]:
     """GPTQ-rounded weights of every Linear the recipe quantizes, by module name of the folded model
     ("layers.0.self_attn.q_proj", "lm_head"). `virtual_tokens`: the bundle computes the soft prompt's positions
     with these weights (prefix-kv bundles hold them as fp32 K/V), so GPTQ must see their inputs too: rounded for
-    the prompt tokens alone, the virtual tokens' outputs come out worse than round-to-nearest's. Deterministic: the same model,
+    the prompt tokens alone, the virtual tokens' outputs come out worse than round-to-nearest's. No soft prompt (a
+    bundle of a LoRA alone): the prompts alone, an empty cache. Deterministic: the same model,
     prompt and recipe give the same integers, so `export` and `calibrate-prefix` each compute them. One thread,
     whatever the command's:
     a float sum split differently re-rounds near-tie weights, and the change cascades through GPTQ's columns
@@ -144,7 +145,7 @@ def gptq_round(base: BaseModel, soft_prompt: SoftPrompt, bits: int, group_size: 
     torch.set_num_threads(1)
     try:
         model = base.model.eval()
-        kv = prefix_cache(model, soft_prompt.embeddings)
+        kv = prefix_cache(model, soft_prompt.embeddings) if soft_prompt else []
         prompts = [chat_ids(base.tokenizer, p) for p in prefix_calibration_prompts(config.prompts_per_file)]
         names = gptq_linears(model, group_size, skip)
         hessians = input_hessians(model, kv, prompts, names, config.batch_size,

@@ -10,7 +10,7 @@ from softfold.export.quantize import RoundedWeight, in_layers
 from softfold.load import BaseModel, SoftPrompt
 
 
-def gptq_for(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim,
+def gptq_for(base: BaseModel, soft_prompt: SoftPrompt | None, sim: QuantSim,
              virtual_tokens: bool = False) -> dict[str, RoundedWeight] | None:
     """The weights a recipe holds when it rounds by GPTQ or keeps the source's grid (`sim.algorithm`, the Linears off
     the grid by GPTQ); None for round-to-nearest. The one mapping from a recipe to its weights, shared by `export`
@@ -22,7 +22,8 @@ def gptq_for(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim,
     return {n: w for n, w in split_fused_rounded(rounded, base.config).items() if not in_layers(n, sim.keep_8bit)}
 
 
-def _rounded(base: BaseModel, soft_prompt: SoftPrompt, sim: QuantSim, virtual_tokens: bool) -> dict[str, RoundedWeight]:
+def _rounded(base: BaseModel, soft_prompt: SoftPrompt | None, sim: QuantSim,
+             virtual_tokens: bool) -> dict[str, RoundedWeight]:
     """By the HF model's module names."""
     kept = {}
     if sim.algorithm is Algorithm.GRID:

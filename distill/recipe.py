@@ -1,4 +1,4 @@
-"""`softfold distill`: data -> teacher (LLM + guard) -> student training -> PEFT checkpoint + provenance."""
+"""`softfold distill`: data -> teacher (LLM + guard) -> student training -> PEFT adapter + provenance."""
 import hashlib
 import json
 from dataclasses import dataclass
@@ -8,7 +8,7 @@ from softfold.datasets import BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT, read_prompt
 from softfold.distill.data import check_disjoint, file_sha256, split_held_out
 from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
 from softfold.distill.teacher import DEFAULT_REFUSAL, load_examples, save_examples, teacher_examples
-from softfold.distill.train import DistillConfig, train
+from softfold.distill.train import DistillConfig, check_student, train
 from softfold.errors import UserError
 from softfold.load import load_base
 
@@ -63,6 +63,7 @@ def run(job: DistillJob) -> dict:
     for path in job.held_out:
         check_disjoint(harmful + benign, read_prompts(path), f"held-out {Path(path).name}")
     base = load_base(job.model, job.chat_template)
+    check_student(base, job.config)
     guard = make_guard(job.guard, harmful)
     prompts = harmful + benign
     train_prompts, watch_prompts = split_held_out(prompts)

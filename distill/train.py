@@ -1,8 +1,10 @@
-"""Train the student: the frozen LLM with N trainable virtual tokens (PEFT prompt tuning).
+"""Train the student: the frozen LLM with a PEFT adapter, its only trainable parameters (`Method`): N virtual
+tokens (prompt tuning) or low-rank updates of its Linears (LoRA).
 
 Deterministic for a seed, resumable from its checkpoint (safetensors + JSON, never pickle), and
 run through `accelerate` so `accelerate launch` scales it out unchanged.
 """
+import copy
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -21,6 +23,16 @@ from softfold.load import BaseModel, load_soft_prompt
 from softfold.softprompt import SAFETY_INIT_TEXT, text_embeddings
 
 CHECKPOINT = "checkpoint"
+ALL_LINEAR = "all-linear"  # PEFT's name for every Linear of the blocks, the LM head left out
+
+
+class Method(Enum):
+    """What the student trains (`softfold distill --method`)."""
+    PROMPT = "prompt"  # N virtual tokens in front of every input (PEFT prompt tuning)
+    LORA = "lora"  # low-rank updates B A of the LLM's Linears (PEFT LoRA), merged into the weights at export
+
+
+DEFAULT_LR = {Method.PROMPT: 1e-2, Method.LORA: 2e-4}
 
 
 class LRSchedule(Enum):
@@ -30,11 +42,15 @@ class LRSchedule(Enum):
 
 @dataclass(frozen=True)
 class DistillConfig:
+    method: Method = Method.PROMPT
     loss: Loss = Loss.KL
-    num_virtual_tokens: int = 100
+    num_virtual_tokens: int = 100  # --method prompt
+    lora_rank: int = 8  # --method lora: r, and the update's scale lora_alpha / r
+    lora_alpha: float = 16.0
+    lora_target_modules: tuple[str, ...] = (ALL_LINEAR,)  # module names (suffixes), or ALL_LINEAR
     steps: int = 200
     batch_size: int = 8
-    lr: float = 1e-2
+    lr: float | None = None  # None: the method's DEFAULT_LR
     lr_schedule: LRSchedule = LRSchedule.CONSTANT
     seed: int = 0
     eval_every: int = 50
@@ -44,19 +60,40 @@ class DistillConfig:
     # is the fp32 student's plus the quantized student's, so the prompt holds its behavior in both.
     quantization_aware: bool = False
     quantized_weight: float = 1.0  # the quantized student's loss counts this many times the fp32 student's
-    init_from: str = ""  # start from this PEFT prompt-tuning directory instead of init_text
+    init_from: str = ""  # start from this PEFT prompt-tuning directory instead of init_text (--method prompt)
     margin: float = 0.0  # nats: also train a hinge asking each teacher token to lead its rival by this much (0: off)
     # the reply's first token, where the refuse-or-answer decision falls, counts this many times each later token
     opening_weight: float = 1.0
     balanced: bool = False  # half of every batch flagged (refusals), half answered, whatever the data's mix
 
     def __post_init__(self):
+        if self.lr is None:
+            object.__setattr__(self, "lr", DEFAULT_LR[self.method])
+        if self.method is Method.LORA:
+            check_lora_settings(self)
         if self.quantized_weight <= 0:
             raise UserError(f"--quantized-weight must be > 0, got {self.quantized_weight}")
         if self.opening_weight <= 0:
             raise UserError(f"--opening-weight must be > 0 (1 weighs every reply token alike), got {self.opening_weight}")
         if self.margin < 0:
             raise UserError(f"--margin must be >= 0 nats (0 turns it off), got {self.margin}")
+
+
+def check_lora_settings(config: DistillConfig) -> None:
+    if config.lora_rank < 1:
+        raise UserError(f"--lora-rank must be >= 1, got {config.lora_rank}")
+    if config.lora_alpha <= 0:
+        raise UserError(f"--lora-alpha must be > 0 (the update is scaled by alpha / rank), got {config.lora_alpha}")
+    if not config.lora_target_modules or (ALL_LINEAR in config.lora_target_modules
+                                          and len(config.lora_target_modules) > 1):
+        raise UserError(f"--lora-target-modules takes module names (q_proj v_proj ...) or {ALL_LINEAR} alone, got "
+                        f"{' '.join(config.lora_target_modules) or 'nothing'}")
+    if config.quantization_aware:
+        raise UserError("--quantization-aware trains a soft prompt through the 4-bit arithmetic; with --method lora "
+                        "the merged weights are rounded at export (use --algorithm gptq there): drop the flag")
+    if config.init_from:
+        raise UserError("--init-from takes a prompt-tuning directory (--method prompt); --method lora starts from "
+                        "the base model itself (B = 0): drop the flag")
 
 
 def learning_rate(config: DistillConfig, step: int) -> float:
@@ -67,25 +104,77 @@ def learning_rate(config: DistillConfig, step: int) -> float:
 
 
 def make_student(base: BaseModel, config: DistillConfig):
+    """The PEFT model `config.method` trains: the frozen LLM with the method's adapter, its only trainable
+    parameters (`trainable_parameters`)."""
+    return {Method.PROMPT: prompt_student, Method.LORA: lora_student}[config.method](base, config)
+
+
+def check_student(base: BaseModel, config: DistillConfig) -> None:
+    """The method's settings against the model (LoRA's target modules, --init-from's soft prompt), in seconds:
+    before the teacher's work."""
+    if config.method is Method.LORA:
+        check_target_modules(base.model, config.lora_target_modules)
+    elif config.init_from:
+        _init_from(base, config)
+
+
+def prompt_student(base: BaseModel, config: DistillConfig):
     from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
 
     peft_config = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=config.num_virtual_tokens,
                                      prompt_tuning_init=PromptTuningInit.RANDOM)
     student = get_peft_model(base.model, peft_config)
     with torch.no_grad():
-        if config.init_from:
-            init = load_soft_prompt(config.init_from, base.config.hidden_size).embeddings
-            if init.shape[0] != config.num_virtual_tokens:
-                raise UserError(f"--init-from {config.init_from} has {init.shape[0]} virtual tokens, "
-                                f"--num-virtual-tokens is {config.num_virtual_tokens}: make them equal")
-        else:
-            init = text_embeddings(base, config.init_text, config.num_virtual_tokens)
+        init = _init_from(base, config) if config.init_from else text_embeddings(base, config.init_text,
+                                                                                  config.num_virtual_tokens)
         prompt_weight(student).copy_(init)
     return student
 
 
+def _init_from(base: BaseModel, config: DistillConfig) -> torch.Tensor:
+    init = load_soft_prompt(config.init_from, base.config.hidden_size).embeddings
+    if init.shape[0] != config.num_virtual_tokens:
+        raise UserError(f"--init-from {config.init_from} has {init.shape[0]} virtual tokens, "
+                        f"--num-virtual-tokens is {config.num_virtual_tokens}: make them equal")
+    return init
+
+
+def lora_student(base: BaseModel, config: DistillConfig):
+    """LoRA on a copy of the LLM: PEFT puts its layers into the model it wraps, and the caller's stays the plain
+    LLM (the teacher's, the reference's). B starts at 0, so the student starts as the LLM itself."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    targets = config.lora_target_modules
+    check_target_modules(base.model, targets)
+    peft_config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=config.lora_rank, lora_alpha=config.lora_alpha,
+                             lora_dropout=0.0, target_modules=ALL_LINEAR if targets == (ALL_LINEAR,) else list(targets))
+    return get_peft_model(copy.deepcopy(base.model), peft_config)
+
+
+def check_target_modules(model: torch.nn.Module, targets: tuple[str, ...]) -> None:
+    """Each --lora-target-modules name ends some Linear's name (PEFT's rule), or a one-line UserError listing them."""
+    linears = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    missing = [t for t in targets if t != ALL_LINEAR and not any(n == t or n.endswith("." + t) for n in linears)]
+    if missing:
+        names = sorted({n.rsplit(".", 1)[-1] for n in linears})
+        raise UserError(f"--lora-target-modules {' '.join(missing)}: no such Linear in this model; its Linears: "
+                        f"{' '.join(names)} (or {ALL_LINEAR})")
+
+
+def trainable_parameters(student) -> dict[str, torch.nn.Parameter]:
+    """The adapter's parameters by name, in a fixed order (the optimizer's and the checkpoint's)."""
+    return {name: p for name, p in student.named_parameters() if p.requires_grad}
+
+
 def prompt_weight(student) -> torch.nn.Parameter:
     return student.prompt_encoder["default"].embedding.weight
+
+
+def virtual_tokens(student) -> torch.Tensor:
+    """The embeddings [N, hidden] the student puts before every input: its soft prompt; none (N = 0) for LoRA."""
+    if student.peft_config["default"].is_prompt_learning:
+        return prompt_weight(student)
+    return student.get_input_embeddings().weight[:0]
 
 
 def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = False, margin: float = 0.0,
@@ -98,7 +187,7 @@ def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = Fa
     `opening_weight` weighs each reply's first token against the rest.
     """
     lm = student.get_base_model()
-    prompt = prompt_weight(student)
+    prompt = virtual_tokens(student)
     n_virtual, seqs = prompt.shape[0], [ex.prompt_ids + ex.response_ids for ex in batch]
     width, reply = max(map(len, seqs)), max(len(ex.response_ids) for ex in batch)
     ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs], device=prompt.device)
@@ -160,30 +249,53 @@ def balanced_order(flagged: list[bool], batch_size: int, seed: int, step: int) -
             for i in batch_order(len(c), half, seed + offset, step)]
 
 
-def _save_checkpoint(out: Path, step: int, student, optimizer, history: list[dict]) -> None:
+def _save_checkpoint(out: Path, step: int, student, optimizer, history: list[dict], method: Method) -> None:
+    """The adapter's parameters ("param.NAME") and Adam's state ("adam.I.SLOT", I the parameter's index)."""
     ckpt = out / CHECKPOINT
     ckpt.mkdir(parents=True, exist_ok=True)
     state = optimizer.state_dict()
-    tensors = {"prompt": prompt_weight(student).detach().contiguous()}
-    for key, value in state["state"].get(0, {}).items():
-        tensors[f"adam.{key}"] = value.detach().contiguous().reshape(value.shape)
+    tensors = {f"param.{name}": p.detach().contiguous() for name, p in trainable_parameters(student).items()}
+    for index, slots in state["state"].items():
+        tensors |= {f"adam.{index}.{slot}": value.detach().contiguous() for slot, value in slots.items()}
     save_file(tensors, ckpt / "state.safetensors")
-    (ckpt / "state.json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"],
-                                                 "history": history}))
+    (ckpt / "state.json").write_text(json.dumps({"method": method.value, "step": step,
+                                                 "param_groups": state["param_groups"], "history": history}))
 
 
-def _load_checkpoint(out: Path, student, optimizer) -> tuple[int, list[dict]]:
+def _load_checkpoint(out: Path, student, optimizer, method: Method) -> tuple[int, list[dict]]:
     """(the step to resume from, the evaluations so far); (0, []) without a checkpoint."""
     ckpt = out / CHECKPOINT
     if not (ckpt / "state.json").exists():
         return 0, []
     meta = json.loads((ckpt / "state.json").read_text())
-    tensors = load_file(ckpt / "state.safetensors")
+    if meta.get("method", Method.PROMPT.value) != method.value:
+        raise UserError(f"{ckpt} holds a --method {meta['method']} run: resume it with that method, or pass "
+                        "another --out")
+    params = trainable_parameters(student)
+    tensors = _named_layout(load_file(ckpt / "state.safetensors"), params)
+    saved = {key.removeprefix("param."): t for key, t in tensors.items() if key.startswith("param.")}
+    if {n: tuple(p.shape) for n, p in params.items()} != {n: tuple(t.shape) for n, t in saved.items()}:
+        raise UserError(f"{ckpt} was trained with other adapter settings (virtual tokens, LoRA rank or target "
+                        "modules): resume it with its own flags (its softfold_distill.json), or pass another --out")
     with torch.no_grad():
-        prompt_weight(student).copy_(tensors.pop("prompt"))
-    adam = {key.removeprefix("adam."): value for key, value in tensors.items()}
-    optimizer.load_state_dict({"state": {0: adam} if adam else {}, "param_groups": meta["param_groups"]})
+        for name, p in params.items():
+            p.copy_(saved[name])
+    adam: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("adam."):
+            index, slot = key.removeprefix("adam.").split(".", 1)
+            adam.setdefault(int(index), {})[slot] = value
+    optimizer.load_state_dict({"state": adam, "param_groups": meta["param_groups"]})
     return meta["step"], meta.get("history", [])
+
+
+def _named_layout(tensors: dict[str, torch.Tensor], params: dict) -> dict[str, torch.Tensor]:
+    """A checkpoint of the soft-prompt-only layout ("prompt", "adam.SLOT") in today's names; others as they are."""
+    if "prompt" not in tensors or len(params) != 1:
+        return tensors
+    prompt = tensors.pop("prompt")
+    return {f"param.{next(iter(params))}": prompt,
+            **{f"adam.0.{key.removeprefix('adam.')}": value for key, value in tensors.items()}}
 
 
 @torch.no_grad()
@@ -203,16 +315,17 @@ def evaluate_losses(student, examples: list[TeacherExample], config: DistillConf
 
 def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[TeacherExample], config: DistillConfig,
           out: Path, resume: bool = True) -> dict:
-    """Train, checkpointing every eval_every steps; returns the final metrics. The student lands in `out`."""
+    """Train, checkpointing every eval_every steps; returns the final metrics. The student lands in `out`, a PEFT
+    adapter directory (prompt tuning or LoRA)."""
     from accelerate import Accelerator
 
     torch.manual_seed(config.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     student = make_student(base, config)
-    optimizer = torch.optim.Adam([prompt_weight(student)], lr=config.lr)
-    start, history = _load_checkpoint(out, student, optimizer) if resume else (0, [])
+    optimizer = torch.optim.Adam(list(trainable_parameters(student).values()), lr=config.lr)
+    start, history = _load_checkpoint(out, student, optimizer, config.method) if resume else (0, [])
     student, optimizer = accelerator.prepare(student, optimizer)
-    bar = tqdm(range(start, config.steps), desc=f"distill ({config.loss.value})", initial=start, total=config.steps)
+    bar = tqdm(range(start, config.steps), desc=f"distill ({config.method.value}, {config.loss.value})", initial=start, total=config.steps)
     for step in bar:
         order = (balanced_order([ex.flagged for ex in train_set], config.batch_size, config.seed, step) if config.balanced
                  else batch_order(len(train_set), config.batch_size, config.seed, step))
@@ -227,7 +340,8 @@ def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[Teach
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             history.append({"step": step + 1, "train_loss": loss.item(),
                             **evaluate_losses(accelerator.unwrap_model(student), eval_set, config)})
-            _save_checkpoint(out, step + 1, accelerator.unwrap_model(student), optimizer, history)
+            _save_checkpoint(out, step + 1, accelerator.unwrap_model(student), optimizer, history, config.method)
     accelerator.unwrap_model(student).save_pretrained(out)
     return {"history": history,
-            "config": {**asdict(config), "loss": config.loss.value, "lr_schedule": config.lr_schedule.value}}
+            "config": {**asdict(config), "method": config.method.value, "loss": config.loss.value,
+                       "lr_schedule": config.lr_schedule.value}}

@@ -22,7 +22,8 @@ from softfold.datasets import DEFAULT_PROMPTS
 from softfold.engines import bundle_engine
 from softfold.errors import UserError
 from softfold.export.config import Algorithm, Folding, QuantConfig, Recipe, Target
-from softfold.load import load_base, load_soft_prompt
+from softfold.load import load_base, load_soft_prompt, read_config
+from softfold.lora import load_lora
 from softfold.models import resolve_model
 from softfold.manifest import Manifest
 from softfold.parity import GateConfig, ParityReport, recipe_thresholds, run_parity
@@ -58,16 +59,24 @@ class Bundle:
         check_prompt(self.path, prompt)
         return generate(self.path, prompt, max_new_tokens, on_token)
 
-    def parity(self, soft_prompt: str | Path, model: str | Path | None = None, prompts: tuple[str, ...] = (),
-               chat_template: str | Path | None = None) -> ParityReport:
-        """The parity gate again, against the PyTorch reference (base model + soft prompt; `chat_template` as at
-        export), with the recipe's thresholds; the bundle is not modified."""
+    def parity(self, soft_prompt: str | Path | None, model: str | Path | None = None, prompts: tuple[str, ...] = (),
+               chat_template: str | Path | None = None, adapter: str | Path | None = None) -> ParityReport:
+        """The parity gate again, against the PyTorch reference (base model + soft prompt, + the LoRA `adapter`
+        unmerged when the bundle merged one; `chat_template` as at export), with the recipe's thresholds; the
+        bundle is not modified."""
         self.check_intact()
         manifest = read_manifest(self.path)
+        if soft_prompt is None and adapter is None:
+            raise UserError("parity against the reference needs the bundle's soft prompt, its LoRA adapter, or both")
+        config = read_config(resolve_model(model))  # one-line errors for a bad soft prompt or adapter, in seconds
+        if soft_prompt is not None:
+            load_soft_prompt(Path(soft_prompt), config.hidden_size)
+        lora = load_lora(adapter, config) if adapter is not None else None
         base = load_base(resolve_model(model), chat_template)
-        load_soft_prompt(Path(soft_prompt), base.config.hidden_size)  # one-line errors for a bad soft prompt
-        user_context = manifest["model"]["context_length"] - len(manifest["soft_prompt"].get("virtual_token_ids", []))
-        return run_parity(Reference(base, Path(soft_prompt)), bundle_engine(self.path, manifest),
+        virtual_ids = manifest.get("soft_prompt", {}).get("virtual_token_ids", [])
+        user_context = manifest["model"]["context_length"] - len(virtual_ids)
+        reference = Reference(base, Path(soft_prompt) if soft_prompt is not None else None, lora)
+        return run_parity(reference, bundle_engine(self.path, manifest),
                           list(DEFAULT_PROMPTS) + list(prompts), manifest["recipe"], user_context,
                           recipe_thresholds(Recipe(manifest["recipe"])))
 
@@ -83,12 +92,14 @@ class Bundle:
                                thresholds)
 
 
-def fold(soft_prompt: str | Path, out: str | Path, *, model: str | Path | None = None, target: str = "executorch",
-         recipe: str = "fp32", folding: str = "prefix-kv", prompts: tuple[str, ...] = (), **options) -> Bundle:
+def fold(soft_prompt: str | Path | None, out: str | Path, *, model: str | Path | None = None,
+         target: str = "executorch", recipe: str = "fp32", folding: str = "prefix-kv", prompts: tuple[str, ...] = (),
+         **options) -> Bundle:
     """Fold the soft prompt into a bundle at `out` and gate it (softfold export). The bundle is written whether or
     not the gate passes: see `bundle.manifest.parity.passed` and its parity.md. `options` are QuantConfig fields
     (group_size, weight_bits, embedding_bits, keep_8bit, algorithm) and ExportOptions ones (max_context, prefix_kv,
-    force, trust_base_model, chat_template)."""
+    force, trust_base_model, chat_template, adapter: a PEFT LoRA directory merged first; soft_prompt may then be
+    None)."""
     quant_fields = {f.name for f in fields(QuantConfig)} - {"target", "recipe"}
     export_fields = {f.name for f in fields(ExportOptions)} - {"model", "soft_prompt", "out", "quant", "folding", "gate"}
     if unknown := sorted(set(options) - quant_fields - export_fields):
@@ -99,7 +110,7 @@ def fold(soft_prompt: str | Path, out: str | Path, *, model: str | Path | None =
         quant["algorithm"] = _choice(Algorithm, quant["algorithm"], "algorithm")
     quant["keep_8bit"] = tuple(quant.get("keep_8bit", ()))
     return export_with(ExportOptions(
-        model=resolve_model(model), soft_prompt=Path(soft_prompt), out=Path(out),
+        model=resolve_model(model), soft_prompt=Path(soft_prompt) if soft_prompt is not None else None, out=Path(out),
         quant=QuantConfig(_choice(Target, target, "target"), _choice(Recipe, recipe, "recipe"), **quant),
         folding=_choice(Folding, folding, "folding"), gate=GateConfig(tuple(DEFAULT_PROMPTS) + tuple(prompts)),
         **{k: v for k, v in options.items() if k in export_fields}))

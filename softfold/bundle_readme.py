@@ -85,8 +85,9 @@ def front_matter(manifest: dict) -> str:
     m = manifest["model"]
     data = {**({"base_model": m["base_model"]} if m.get("base_model") else {}), "license": m.get("license", "unknown"),
             "library_name": LIBRARY[manifest["backend"]], "pipeline_tag": "text-generation",
-            "tags": ["softfold", "soft-prompt", "safety", "on-device", "android", manifest["backend"],
-                     manifest["recipe"], m["architecture"]]}
+            "tags": ["softfold", *(["soft-prompt"] if "soft_prompt" in manifest else []),
+                     *(["lora"] if "adapter" in manifest else []), "safety", "on-device", "android",
+                     manifest["backend"], manifest["recipe"], m["architecture"]]}
     return f"---\n{yaml.safe_dump(data, sort_keys=False)}---\n"
 
 
@@ -110,18 +111,37 @@ def _safety_summary(sp: dict) -> str:
                       *rows, ""])
 
 
+def _carried(manifest: dict) -> str:
+    """What the bundle carries beyond the base model: its soft prompt, its merged LoRA."""
+    sp, lora, parts = manifest.get("soft_prompt"), manifest.get("adapter"), []
+    if sp:
+        parts.append(f"This model carries a learned soft prompt of {sp['num_virtual_tokens']} virtual tokens (sha256\n"
+                     f"`{sp['sha256'][:16]}...`), {FOLDING[sp['folding']]}{_calibrated(sp)}")
+    if lora:
+        targets = sorted({t.rsplit(".", 1)[-1] for t in lora["target_modules"]})  # PEFT may list every module
+        parts.append(f"Its weights hold a LoRA adapter (rank {lora['rank']}, alpha {lora['alpha']:g}, on "
+                     f"{', '.join(targets)}), merged into them (W + alpha / rank B A) before export: nothing about it "
+                     "changes for the app.")
+    return "\n\n".join(parts)
+
+
+def _reference(manifest: dict) -> str:
+    added = [name for key, name in (("soft_prompt", "soft prompt"), ("adapter", "LoRA (unmerged, as PEFT computes it)"))
+             if key in manifest]
+    return "Base model + " + " + ".join(added)
+
+
 def app_readme(manifest: dict) -> str:
-    sp, m = manifest["soft_prompt"], manifest["model"]
+    sp, m = manifest.get("soft_prompt", {}), manifest["model"]
     parity = "passed" if manifest["parity"]["passed"] else "FAILED"
     base = f"`{m['base_model']}`" if m.get("base_model") else m["architecture"]
     return f"""{front_matter(manifest)}
 # softfold bundle: {base} ({manifest['backend']}, {manifest['recipe']})
 
-This model carries a learned soft prompt of {sp['num_virtual_tokens']} virtual tokens (sha256
-`{sp['sha256'][:16]}...`), {FOLDING[sp['folding']]}{_calibrated(sp)}
+{_carried(manifest)}
 
 ## Parity with the PyTorch reference: {parity}
-Base model + soft prompt in fp32 eager PyTorch against this bundle's runtime (`parity.md` per prompt):
+{_reference(manifest)} in fp32 eager PyTorch against this bundle's runtime (`parity.md` per prompt):
 
 {_parity_summary(manifest)}
 {_safety_summary(sp)}

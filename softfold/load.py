@@ -50,7 +50,7 @@ class SoftPrompt:
         return self.embeddings.shape[0]
 
 
-def _refuse_pickle(files: list[Path], what: str) -> None:
+def refuse_pickle(files: list[Path], what: str) -> None:
     pickles = [f.name for f in files if f.suffix in PICKLE_SUFFIXES]
     if pickles:
         raise UserError(f"{what} holds pickle checkpoint(s) {pickles}; softfold never unpickles: "
@@ -100,7 +100,7 @@ def _locate(path: Path) -> tuple[Path, dict]:
     files = list(path.iterdir())
     weights = [f for f in files if f.suffix == ".safetensors"]
     if not weights:
-        _refuse_pickle(files, f"model directory {path}")
+        refuse_pickle(files, f"model directory {path}")
         raise UserError(f"model directory {path} has no *.safetensors weights")
     if not (path / "config.json").exists():
         raise UserError(f"model directory {path} has no config.json")
@@ -308,14 +308,14 @@ def load_soft_prompt(path: str | Path, hidden_size: int) -> SoftPrompt:
         raise UserError(f"soft prompt not found: {path}: pass a PEFT prompt-tuning adapter directory")
     config_file, weights_file = path / "adapter_config.json", path / "adapter_model.safetensors"
     if not weights_file.exists():
-        _refuse_pickle(list(path.iterdir()), f"soft prompt {path}")
+        refuse_pickle(list(path.iterdir()), f"soft prompt {path}")
         raise UserError(f"soft prompt {path} has no adapter_model.safetensors")
     if not config_file.exists():
         raise UserError(f"soft prompt {path} has no adapter_config.json")
     config = read_json_object(config_file, "soft prompt config")
     if config.get("peft_type") != "PROMPT_TUNING":
         raise UserError(f"soft prompt {path} is a {config.get('peft_type')} adapter, expected PROMPT_TUNING "
-                        "(LoRA adapters are merged by a later softfold release)")
+                        "(a LoRA adapter goes to --adapter)")
     names = check_safetensors(weights_file, "soft prompt weights")
     if "prompt_embeddings" not in names:
         raise UserError(f"{weights_file} has no 'prompt_embeddings' tensor (found {names})")
@@ -354,14 +354,15 @@ def _model_name(name: str) -> str:
     return re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", stem)
 
 
-def check_base_model(soft_prompt: Path, model: Path, config) -> None:
-    """The soft prompt was trained for this model: PEFT records the base model's name, layer and head counts."""
-    adapter = read_json_object(Path(soft_prompt) / "adapter_config.json", "soft prompt config")
+def check_base_model(adapter_dir: Path, model: Path, config, what: str = "soft prompt") -> None:
+    """The PEFT adapter (a soft prompt, a LoRA) was trained for this model: PEFT records the base model's name, and
+    prompt tuning its layer and head counts."""
+    adapter = read_json_object(Path(adapter_dir) / "adapter_config.json", f"{what} config")
     for key, ours in (("num_layers", config.num_hidden_layers), ("num_attention_heads", config.num_attention_heads)):
         if adapter.get(key, ours) != ours:
-            raise UserError(f"soft prompt {soft_prompt} was trained for a model with {key}={adapter[key]}, but "
+            raise UserError(f"{what} {adapter_dir} was trained for a model with {key}={adapter[key]}, but "
                             f"{model} has {ours}: pass the model it was trained for")
     trained_for = adapter.get("base_model_name_or_path")
     if trained_for and _model_name(trained_for) not in _model_names(Path(model), config):
-        raise UserError(f"soft prompt {soft_prompt} was trained for '{trained_for}', not {model}: pass that model, "
+        raise UserError(f"{what} {adapter_dir} was trained for '{trained_for}', not {model}: pass that model, "
                         "or --trust-base-model if this is the same model renamed or moved")

@@ -4,7 +4,8 @@
 against (tests/test_android_demo.py), is derived from these classes: a field with a default of None is optional.
 
 Version 2 names the phone engine's parity figures `engine_*` (version 1: `runner_*`, though ONNX bundles have no
-runner); `upgraded` reads a version-1 manifest as version 2.
+runner); `upgraded` reads a version-1 manifest as version 2. A bundle holds a soft prompt, a merged LoRA adapter, or
+both: `soft_prompt` and `adapter` are each optional (every bundle before LoRA holds a soft prompt).
 """
 import types
 import typing
@@ -45,6 +46,17 @@ class SoftPromptInfo:
 
 
 @dataclass(frozen=True)
+class AdapterInfo:
+    """A PEFT LoRA adapter, merged into the weights before folding and quantization."""
+    peft_type: str  # LORA
+    source: str
+    rank: int
+    alpha: float  # the update B A is scaled by alpha / rank
+    target_modules: list[str]  # as its adapter_config.json states them
+    files: list[dict]  # [{"path", "sha256"}]: its adapter_config.json and adapter_model.safetensors
+
+
+@dataclass(frozen=True)
 class PromptFormatInfo:
     """The chat template as strings: preamble + turns (prefix + text + suffix) + generation_prefix."""
     preamble: str
@@ -78,11 +90,12 @@ class Manifest:
     backend: str  # executorch | onnx | ort
     recipe: str
     model: ModelInfo
-    soft_prompt: SoftPromptInfo
     prompt_format: PromptFormatInfo
     files: list[dict]  # [{"path", "size", "sha256"}]
     tools: dict
     parity: ParitySummary
+    soft_prompt: SoftPromptInfo | None = None  # absent from a bundle of a LoRA alone
+    adapter: AdapterInfo | None = None  # a LoRA merged into the weights
     quantization: dict | None = None  # quantized recipes: the schemes' settings (group size, bits, algorithm, ...)
 
     @classmethod
@@ -106,7 +119,7 @@ def _build(kind, data: dict):
     values = {}
     for f in fields(kind):
         if f.name in data:
-            nested = _dataclass_of(f.type)
+            nested = _dataclass_of(_plain_type(f.type))
             values[f.name] = _build(nested, data[f.name]) if nested else data[f.name]
     return kind(**values)
 

@@ -198,7 +198,8 @@ def _bar(values: list[float], width: int = 48) -> str:
 def markdown(report: ParityReport) -> str:
     verdict = "PASSED" if report.passed else "FAILED"
     lines = [f"# Parity: {verdict} ({report.recipe})", "",
-             "Reference: base model fp32 eager PyTorch + PEFT soft prompt. Exported: this bundle's model.", "",
+             "Reference: base model fp32 eager PyTorch + the bundle's PEFT adapters (soft prompt; LoRA unmerged). "
+             "Exported: this bundle's model.", "",
              "| metric | value | limit |", "|---|---|---|"]
     t = report.thresholds
     limits = {"rel_dlogit": f"<= {t.max_rel_dlogit}", "mean_kl": f"<= {t.max_mean_kl}", "top1": f">= {t.min_top1}",

@@ -1,4 +1,5 @@
-"""`softfold export`: load -> fold -> lower -> tokenizer -> parity -> manifest, into one atomic bundle."""
+"""`softfold export`: load -> merge the LoRA -> fold -> lower -> tokenizer -> parity -> manifest, into one atomic
+bundle."""
 import json
 import tempfile
 from dataclasses import asdict, dataclass
@@ -24,6 +25,7 @@ from softfold.export.config import MODEL_FILE, Folding, OnnxStaticInt8, QuantCon
 from softfold.export.quantize import RoundedWeight, in_layers, quantize_executorch, quantize_onnx
 from softfold.load import (BaseModel, SoftPrompt, check_base_model, check_chat_template_input, check_positions,
                            load_base, load_soft_prompt, read_config)
+from softfold.lora import LoraAdapter, load_lora, merged
 from softfold.parity import GateConfig, ParityReport, recipe_thresholds, run_parity, write_reports
 from softfold.prompt_format import PromptFormat, chat_ids, derive
 from softfold.provenance import base_model_facts, safety_eval
@@ -33,9 +35,10 @@ from softfold.virtual_tokens import VirtualTokens, add_virtual_tokens
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """One export: its inputs, its recipe (the target with it), how the soft prompt is folded, and its gate."""
+    """One export: its inputs (a soft prompt, a LoRA adapter, or both), its recipe (the target with it), how the soft
+    prompt is folded, and its gate."""
     model: Path
-    soft_prompt: Path
+    soft_prompt: Path | None  # a PEFT prompt-tuning directory
     out: Path
     quant: QuantConfig = QuantConfig()
     folding: Folding = Folding.PREFIX_KV
@@ -45,6 +48,7 @@ class ExportOptions:
     force: bool = False
     trust_base_model: bool = False  # export even when the soft prompt names another base model
     chat_template: Path | None = None  # a Jinja file replacing the model's chat template (needed when it has none)
+    adapter: Path | None = None  # a PEFT LoRA directory, merged into the weights before folding and quantization
 
     def __post_init__(self):
         object.__setattr__(self, "quant", self.quant.resolved(self.folding))
@@ -60,7 +64,7 @@ class ExportOptions:
 
 def export_bundle(opts: ExportOptions) -> ParityReport:
     """Write the bundle to opts.out (only once complete) and return its parity report."""
-    soft_prompt = check_inputs(opts)
+    soft_prompt, adapter = check_inputs(opts)
     prefix = calibrated_prefix(opts, soft_prompt)
     with tqdm(total=4, desc="loading model", unit="stage", leave=False) as stages, atomic_dir(opts.out) as tmp:
         base = load_base(opts.model, opts.chat_template)
@@ -68,43 +72,57 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
         if opts.folding is Folding.VIRTUAL_TOKENS:
             tokenizer, virtual = add_virtual_tokens(base.tokenizer, soft_prompt.num_virtual_tokens)
         prompt_format = derive_prompt_format(tokenizer)
-        _advance(stages, f"folding N={soft_prompt.num_virtual_tokens} ({opts.folding.value}) "
-                         f"and lowering to {opts.target.value}")
-        rounded = _write_model(base, soft_prompt, opts, virtual, prefix, tmp)
+        _advance(stages, f"{_applying(soft_prompt, adapter, opts.folding)} and lowering to {opts.target.value}")
+        rounded = _write_model(merged(base, adapter), soft_prompt, opts, virtual, prefix, tmp)
         save_tokenizer(tokenizer, tmp)
         _advance(stages, "parity gate")
         engine = engine_for(tmp, opts.target.value, MODEL_FILE[opts.target], virtual)
         thresholds = opts.gate.thresholds or recipe_thresholds(opts.recipe)
-        report = run_parity(Reference(base, soft_prompt.path), engine, list(opts.gate.prompts), opts.recipe.value,
-                            opts.max_context, thresholds, check_engine=opts.gate.check_engine)
+        reference = Reference(base, opts.soft_prompt, adapter)  # the LoRA unmerged, as PEFT computes it
+        report = run_parity(reference, engine, list(opts.gate.prompts), opts.recipe.value, opts.max_context,
+                            thresholds, check_engine=opts.gate.check_engine)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
-        manifest = _manifest(base, soft_prompt, prompt_format, opts, report, virtual, prefix, rounded)
+        manifest = _manifest(base, soft_prompt, adapter, prompt_format, opts, report, virtual, prefix, rounded)
         (tmp / "README.md").write_text(app_readme(manifest))
         write_manifest(tmp, manifest)
         _advance(stages, "done")
     return report
 
 
-def check_inputs(opts: ExportOptions) -> SoftPrompt:
+def check_inputs(opts: ExportOptions) -> tuple[SoftPrompt | None, LoraAdapter | None]:
     """Everything the files and flags can tell, refused in seconds before any heavy work (the recipe's flags were
-    checked when its QuantConfig was made); the soft prompt."""
-    inputs = [opts.model, opts.soft_prompt] + [p for p in (opts.prefix_kv, opts.chat_template) if p]
+    checked when its QuantConfig was made); the soft prompt and the LoRA adapter, each when given."""
+    if opts.soft_prompt is None and opts.adapter is None:
+        raise UserError("export needs --soft-prompt DIR (PEFT prompt tuning), --adapter DIR (PEFT LoRA), or both")
+    if opts.soft_prompt is None and opts.folding is Folding.VIRTUAL_TOKENS:
+        raise UserError("--folding virtual-tokens folds a soft prompt: pass --soft-prompt DIR, or drop --folding")
+    inputs = [p for p in (opts.model, opts.soft_prompt, opts.adapter, opts.prefix_kv, opts.chat_template) if p]
     check_out(opts.out, inputs, opts.force)
     if opts.max_context < 8:
         raise UserError(f"--max-context must be at least 8 tokens, got {opts.max_context}")
     config = read_config(opts.model)
     check_chat_template_input(opts.model, opts.chat_template)
-    soft_prompt = load_soft_prompt(opts.soft_prompt, config.hidden_size)
+    soft_prompt = load_soft_prompt(opts.soft_prompt, config.hidden_size) if opts.soft_prompt else None
+    adapter = load_lora(opts.adapter, config) if opts.adapter else None
     if not opts.trust_base_model:
-        check_base_model(opts.soft_prompt, opts.model, config)
-    check_positions(config, soft_prompt.num_virtual_tokens, opts.max_context)
+        for path, what in ((opts.soft_prompt, "soft prompt"), (opts.adapter, "adapter")):
+            if path:
+                check_base_model(path, opts.model, config, what)
+    check_positions(config, soft_prompt.num_virtual_tokens if soft_prompt else 0, opts.max_context)
     linears = linear_names(config.num_hidden_layers)
     unknown = [k for k in opts.quant.keep_8bit if not any(in_layers(name, (k,)) for name in linears)]
     if unknown:
         raise UserError(f"--keep-8bit {' '.join(unknown)}: no such layer; this model has lm_head and layers.0 to "
                         f"layers.{config.num_hidden_layers - 1} (and their self_attn / mlp projections)")
-    return soft_prompt
+    return soft_prompt, adapter
+
+
+def _applying(soft_prompt: SoftPrompt | None, adapter: LoraAdapter | None, folding: Folding) -> str:
+    """What the export does to the model, for its progress bar."""
+    steps = [f"merging LoRA r={adapter.rank}"] if adapter else []
+    steps += [f"folding N={soft_prompt.num_virtual_tokens} ({folding.value})"] if soft_prompt else []
+    return ", ".join(steps)
 
 
 def _advance(stages: tqdm, next_stage: str) -> None:
@@ -112,10 +130,13 @@ def _advance(stages: tqdm, next_stage: str) -> None:
     stages.set_description(next_stage)
 
 
-def calibrated_prefix(opts: ExportOptions, soft_prompt: SoftPrompt) -> CalibratedPrefix | None:
+def calibrated_prefix(opts: ExportOptions, soft_prompt: SoftPrompt | None) -> CalibratedPrefix | None:
     """The --prefix-kv file, checked against this soft prompt and recipe before any heavy work; None without one."""
     if opts.prefix_kv is None:
         return None
+    if soft_prompt is None or opts.adapter is not None:
+        raise UserError("--prefix-kv replaces a soft prompt's folded K/V computed without a LoRA: pass --soft-prompt "
+                        "and no --adapter (export --adapter folds the K/V of the merged model itself)")
     if opts.folding is not Folding.PREFIX_KV:
         raise UserError("--prefix-kv replaces the folded prefix K/V: it needs --folding prefix-kv, "
                         f"got {opts.folding.value}")
@@ -125,13 +146,14 @@ def calibrated_prefix(opts: ExportOptions, soft_prompt: SoftPrompt) -> Calibrate
     return prefix
 
 
-def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, virtual: VirtualTokens | None,
+def _write_model(base: BaseModel, soft_prompt: SoftPrompt | None, opts: ExportOptions, virtual: VirtualTokens | None,
                  prefix: CalibratedPrefix | None, out: Path) -> dict[str, RoundedWeight] | None:
-    """The model file(s) in `out`; the weights calibrate/ rounded (None where the runtime's quantizer did)."""
+    """The model file(s) in `out`; the weights calibrate/ rounded (None where the runtime's quantizer did).
+    `base`: the model whose weights the bundle holds (a LoRA already merged into them)."""
     if virtual:
         folded = build_virtual_token_model(base.model, soft_prompt.embeddings, virtual.start, opts.max_context)
     else:
-        folded = build_folded_model(base.model, soft_prompt.embeddings, opts.max_context)
+        folded = build_folded_model(base.model, soft_prompt.embeddings if soft_prompt else None, opts.max_context)
         if prefix is not None:
             set_prefix_kv(folded, prefix.kv)
     rounded = _gptq_rounded(base, soft_prompt, opts.quant, virtual is not None)
@@ -159,7 +181,7 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt, opts: ExportOptions, 
     return rounded
 
 
-def _gptq_rounded(base: BaseModel, soft_prompt: SoftPrompt, quant: QuantConfig,
+def _gptq_rounded(base: BaseModel, soft_prompt: SoftPrompt | None, quant: QuantConfig,
                   virtual_tokens: bool) -> dict[str, RoundedWeight] | None:
     """The weights calibrate/ rounds (GPTQ from the fp32 model, soft prompt in context; or the source's grid);
     None where the runtime's own pass rounds them."""
@@ -194,15 +216,15 @@ def save_tokenizer(tokenizer, out: Path) -> None:
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFormat, opts: ExportOptions,
-              report: ParityReport, virtual: VirtualTokens | None, prefix: CalibratedPrefix | None,
-              rounded: dict[str, RoundedWeight] | None) -> dict:
+def _manifest(base: BaseModel, soft_prompt: SoftPrompt | None, adapter: LoraAdapter | None,
+              prompt_format: PromptFormat, opts: ExportOptions, report: ParityReport, virtual: VirtualTokens | None,
+              prefix: CalibratedPrefix | None, rounded: dict[str, RoundedWeight] | None) -> dict:
     cfg, stop_ids = base.config, eos_ids(base)
     schemes = {type(s).__name__: asdict(s) for s in opts.quant.schemes if s is not None}
     if schemes:
         sources = gguf_tensor_types(Path(base.source)) if base.source.endswith(".gguf") else {}
         schemes["tensors"] = rounding_record(linear_names(cfg.num_hidden_layers), opts.quant, rounded, sources)
-    facts, evaluation = base_model_facts(opts.model), safety_eval(opts.soft_prompt)
+    facts = base_model_facts(opts.model)
     return {
         "backend": opts.target.value,
         "recipe": opts.recipe.value,
@@ -217,18 +239,23 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt, prompt_format: PromptFor
             **({"base_model": facts.hub_id} if facts.hub_id else {}),
             **({"license": facts.license} if facts.license else {}),
         },
-        "soft_prompt": {
-            "num_virtual_tokens": soft_prompt.num_virtual_tokens, "folding": opts.folding.value,
-            "sha256": soft_prompt.sha256, "source": str(opts.soft_prompt),
-            **({"virtual_token_ids": virtual.ids} if virtual else {}),
-            **({"prefix_kv": _prefix_record(opts.prefix_kv, prefix)} if prefix else {}),
-            **({"safety_eval": evaluation} if evaluation else {}),
-        },
+        **({"soft_prompt": _soft_prompt_record(soft_prompt, opts, virtual, prefix)} if soft_prompt else {}),
+        **({"adapter": adapter.record()} if adapter else {}),
         "prompt_format": prompt_format.to_json(),
         **({"quantization": schemes} if schemes else {}),
         "tools": tool_versions(),
         "parity": report.summary(),
     }
+
+
+def _soft_prompt_record(soft_prompt: SoftPrompt, opts: ExportOptions, virtual: VirtualTokens | None,
+                        prefix: CalibratedPrefix | None) -> dict:
+    evaluation = safety_eval(opts.soft_prompt)
+    return {"num_virtual_tokens": soft_prompt.num_virtual_tokens, "folding": opts.folding.value,
+            "sha256": soft_prompt.sha256, "source": str(opts.soft_prompt),
+            **({"virtual_token_ids": virtual.ids} if virtual else {}),
+            **({"prefix_kv": _prefix_record(opts.prefix_kv, prefix)} if prefix else {}),
+            **({"safety_eval": evaluation} if evaluation else {})}
 
 
 def _prefix_record(path: Path, prefix: CalibratedPrefix) -> dict:

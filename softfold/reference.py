@@ -1,10 +1,12 @@
-"""The parity reference (DESIGN.md section 5): the base model in fp32 eager PyTorch + the PEFT soft prompt."""
+"""The parity reference (DESIGN.md section 5): the base model in fp32 eager PyTorch + the PEFT soft prompt, and a PEFT
+LoRA adapter (unmerged) when the bundle merged one."""
 from dataclasses import dataclass
 
 import torch
 
 from softfold.generate import Reply, greedy_batch, prefix_cache
 from softfold.load import BaseModel
+from softfold.lora import LoraAdapter, with_lora
 from softfold.prompt_format import chat_ids, end_of_turn_id
 
 
@@ -17,14 +19,17 @@ class RefSample:
 
 
 class Reference:
-    def __init__(self, base: BaseModel, soft_prompt_dir=None):
+    """`adapter`: its LoRA layers go into base.model (in place), computed unmerged as PEFT computes them; the soft
+    prompt's PEFT model wraps that."""
+
+    def __init__(self, base: BaseModel, soft_prompt_dir=None, adapter: LoraAdapter | None = None):
         from peft import PeftModel
 
         self.tokenizer = base.tokenizer
         self.n_virtual = 0
-        self.model = base.model
+        self.model = base.model if adapter is None else with_lora(base.model, adapter)
         if soft_prompt_dir is not None:
-            self.model = PeftModel.from_pretrained(base.model, str(soft_prompt_dir)).eval()
+            self.model = PeftModel.from_pretrained(self.model, str(soft_prompt_dir)).eval()
             self.n_virtual = self.model.peft_config["default"].num_virtual_tokens
         self.eos_ids = eos_ids(base)
 

@@ -39,6 +39,6 @@ def add_virtual_tokens(tokenizer, n: int):
 
 
 def virtual_tokens(manifest: dict) -> VirtualTokens | None:
-    """The bundle's virtual tokens, from its manifest; None for prefix-kv bundles."""
-    ids = manifest["soft_prompt"].get("virtual_token_ids")
+    """The bundle's virtual tokens, from its manifest; None for prefix-kv bundles and those without a soft prompt."""
+    ids = manifest.get("soft_prompt", {}).get("virtual_token_ids")
     return VirtualTokens(ids) if ids else None

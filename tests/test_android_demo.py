@@ -39,12 +39,19 @@ SPLIT_CHARACTERS = ([b"\xc3", b"\xa9"], [b"\xe2\x98", b"\x95"])  # "é" and "☕
 
 
 def manifest_reads(source: str) -> set[tuple[str, ...]]:
-    """JSON paths the Kotlin code reads, following `val x = y.getJSONObject("k")` from `JSONObject(...)` roots."""
+    """JSON paths the Kotlin code reads, following `val x = y.getJSONObject("k")` (or optJSONObject, its `x?.`
+    reads) from `JSONObject(...)` roots."""
     paths: dict[str, tuple[str, ...]] = {m: () for m in re.findall(r"val (\w+) = JSONObject\(", source)}
-    for var, parent, key in re.findall(r'val (\w+) = (\w+)\.getJSONObject\("(\w+)"\)', source):
+    for var, parent, key in re.findall(r'val (\w+) = (\w+)\.(?:get|opt)JSONObject\("(\w+)"\)', source):
         paths[var] = paths[parent] + (key,)
-    return {paths[var] + (key,) for var, key in re.findall(r'(\w+)\.(?:get|opt|has)\w*\("(\w+)"\)', source)
+    return {paths[var] + (key,) for var, key in re.findall(r'(\w+)\??\.(?:get|opt|has)\w*\("(\w+)"\)', source)
             if var in paths}
+
+
+def required_reads_of_optional_sections(source: str, schema: dict) -> list[str]:
+    """Optional sections of the manifest (a bundle may lack them: soft_prompt, adapter) the app reads with
+    getJSONObject, which throws when they are absent."""
+    return [key for key in re.findall(r'\w+\.getJSONObject\("(\w+)"\)', source) if f"{key}?" in schema]
 
 
 def undefined(reads: set[tuple[str, ...]], schema: dict) -> list[str]:
@@ -70,8 +77,11 @@ def app_source() -> str:
 def test_app_reads_only_fields_the_schema_defines():
     reads = manifest_reads(app_source())
     assert {("schema_version",), ("files",), ("model", "stop_ids"), ("prompt_format", "generation_prefix")} <= reads
-    assert len(reads) >= 17
+    assert len(reads) >= 18 and ("adapter", "rank") in reads
     assert undefined(reads, MANIFEST_SCHEMA) == []
+    assert required_reads_of_optional_sections(app_source(), MANIFEST_SCHEMA) == []
+    strict = app_source().replace('optJSONObject("soft_prompt")', 'getJSONObject("soft_prompt")')
+    assert required_reads_of_optional_sections(strict, MANIFEST_SCHEMA) == ["soft_prompt"]
 
 
 def test_drift_check_fails_when_a_field_is_renamed_on_one_side():

@@ -14,7 +14,7 @@ from typing import Callable
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tiny import make_model_dir, make_soft_prompt_dir
+from tiny import make_lora_dir, make_model_dir, make_soft_prompt_dir
 
 import softfold.bundle
 import softfold.pipeline
@@ -28,7 +28,8 @@ BAD, ENV = ExitCode.BAD_INPUT, ExitCode.ENVIRONMENT
 def originals(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("originals")
     llama, qwen2 = make_model_dir(root / "llama", "llama"), make_model_dir(root / "qwen2", "qwen2")
-    return {"llama": llama, "prompt": make_soft_prompt_dir(root / "prompt", llama, 4), "qwen2": qwen2}
+    return {"llama": llama, "prompt": make_soft_prompt_dir(root / "prompt", llama, 4), "qwen2": qwen2,
+            "lora": make_lora_dir(root / "lora", llama, targets=["q_proj", "v_proj"])}
 
 
 @dataclass
@@ -39,15 +40,25 @@ class Work:
     model: Path
     prompt: Path
     qwen2: Path
+    lora: Path
     cwd: Path
 
     def export(self, out: str | Path, *extra: str, model: Path | None = None, prompt: Path | None = None) -> list[str]:
         return ["export", "--model", str(model or self.model), "--soft-prompt", str(prompt or self.prompt),
                 "--out", str(out), "--max-context", "64", *extra]
 
-    def adapter_config(self, **changes) -> None:
-        path = self.prompt / "adapter_config.json"
+    def export_lora(self, out: str | Path, *extra: str) -> list[str]:
+        """`export --adapter` of the LoRA alone."""
+        return ["export", "--model", str(self.model), "--adapter", str(self.lora), "--out", str(out),
+                "--max-context", "64", *extra]
+
+    def adapter_config(self, adapter: Path | None = None, **changes) -> None:
+        path = (adapter or self.prompt) / "adapter_config.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+    def lora_tensors(self, change: Callable[[dict], dict]) -> None:
+        path = self.lora / "adapter_model.safetensors"
+        save_file(change(load_file(path)), path)
 
     def model_config(self, model: Path | None = None, **changes) -> None:
         path = (model or self.model) / "config.json"
@@ -169,6 +180,35 @@ CASES = [
          lambda w: w.embeddings(torch.zeros(5, 64))),
     Case("prompt-hidden-size", lambda w: w.export(w.root / "o"), "hidden size 80",
          lambda w: (w.embeddings(torch.zeros(4, 80)), w.adapter_config(token_dim=80))),
+    # the LoRA adapter (--adapter)
+    Case("export-nothing-to-fold", lambda w: ["export", "--model", str(w.model), "--out", str(w.root / "o")],
+         "export needs --soft-prompt DIR (PEFT prompt tuning), --adapter DIR (PEFT LoRA), or both"),
+    Case("adapter-missing", lambda w: w.export(w.root / "o", "--adapter", str(w.root / "nope")),
+         "not found: pass a PEFT LoRA adapter directory"),
+    Case("adapter-config-missing", lambda w: w.export_lora(w.root / "o"), "has no adapter_config.json",
+         lambda w: (w.lora / "adapter_config.json").unlink()),
+    Case("adapter-pickle-only", lambda w: w.export_lora(w.root / "o"), "never unpickles",
+         lambda w: (w.lora / "adapter_model.safetensors").rename(w.lora / "adapter_model.bin")),
+    Case("adapter-is-a-soft-prompt", lambda w: w.export(w.root / "o", "--adapter", str(w.prompt)),
+         "is a PROMPT_TUNING adapter, expected LORA (a prompt-tuning soft prompt goes to --soft-prompt)"),
+    Case("adapter-layer-replication", lambda w: w.export_lora(w.root / "o"), "layer_replication",
+         lambda w: w.adapter_config(w.lora, layer_replication=[[0, 2], [1, 2]])),
+    Case("adapter-no-lora-tensors", lambda w: w.export_lora(w.root / "o"), "holds no LoRA tensors",
+         lambda w: w.lora_tensors(lambda t: {k.replace("lora_", "dora_"): v for k, v in t.items()})),
+    Case("adapter-unknown-module", lambda w: w.export_lora(w.root / "o"),
+         "adapts model.layers.7.self_attn.q_proj, which this llama model does not have",
+         lambda w: w.lora_tensors(lambda t: {k.replace("layers.1.", "layers.7."): v for k, v in t.items()})),
+    Case("adapter-other-shape", lambda w: w.export_lora(w.root / "o"), "trained for a base model of another shape",
+         lambda w: w.lora_tensors(lambda t: {k: torch.zeros(4, 80) if "lora_A" in k else v for k, v in t.items()})),
+    Case("adapter-other-base-model", lambda w: w.export_lora(w.root / "o"),
+         "was trained for 'meta-llama/Llama-3.2-1B-Instruct', not",
+         lambda w: w.adapter_config(w.lora, base_model_name_or_path="meta-llama/Llama-3.2-1B-Instruct")),
+    Case("adapter-nan", lambda w: w.export_lora(w.root / "o"), "NaN or Inf",
+         lambda w: w.lora_tensors(lambda t: {k: torch.full_like(v, float("nan")) for k, v in t.items()})),
+    Case("adapter-virtual-tokens", lambda w: w.export_lora(w.root / "o", "--folding", "virtual-tokens"),
+         "--folding virtual-tokens folds a soft prompt"),
+    Case("adapter-with-prefix-kv", lambda w: w.export(w.root / "o", "--adapter", str(w.lora), "--prefix-kv",
+                                                      str(w.root / "kv.safetensors")), "--prefix-kv replaces"),
     # the model
     Case("model-missing", lambda w: w.export(w.root / "o", model=w.root / "nope"), "model not found"),
     Case("model-config-malformed", lambda w: w.export(w.root / "o"), "is not valid JSON",
@@ -247,6 +287,13 @@ CASES = [
     Case("verify-not-a-bundle", lambda w: ["verify", str(w.model)], "not a softfold bundle"),
     Case("parity-damaged-bundle", lambda w: ["parity", str(w.fake_bundle()), "--soft-prompt", str(w.prompt)], "damaged"),
     Case("distill-zero-steps", lambda w: ["distill", "--out", str(w.root / "d"), "--steps", "0"], "positive integer"),
+    Case("distill-steering-not-yet", lambda w: ["distill", "--out", str(w.root / "d"), "--method", "steering"],
+         "invalid choice: 'steering'"),
+    Case("distill-flag-of-other-method", lambda w: ["distill", "--out", str(w.root / "d"), "--lora-rank", "4"],
+         "--method prompt takes no --lora-rank (--method lora does)"),
+    Case("distill-lora-unknown-module", lambda w: ["distill", "--model", str(w.model), "--out", str(w.root / "d"),
+                                                   "--method", "lora", "--lora-target-modules", "qkv_proj"],
+         "--lora-target-modules qkv_proj: no such Linear in this model"),
     Case("unknown-flag", lambda w: ["export", "--soft-prompt", "x", "--out", "y", "--colour"], "unrecognized arguments"),
 ]
 
@@ -259,7 +306,8 @@ def snapshot(root: Path) -> dict[str, str]:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input(case: Case, originals, tmp_path, monkeypatch, capsys):
     root = tmp_path / "work"
-    work = Work(root, *(shutil.copytree(originals[k], root / k) for k in ("llama", "prompt", "qwen2")), tmp_path / "cwd")
+    work = Work(root, *(shutil.copytree(originals[k], root / k) for k in ("llama", "prompt", "qwen2", "lora")),
+                tmp_path / "cwd")
     work.cwd.mkdir()
     case.setup(work)
     argv = case.argv(work)

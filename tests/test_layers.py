@@ -28,6 +28,7 @@ SOFTFOLD_LAYERS = {
     "softfold.prompt_format": FOUNDATIONS,
     "softfold.virtual_tokens": FOUNDATIONS,
     "softfold.softprompt": FOUNDATIONS,
+    "softfold.lora": FOUNDATIONS,
     "softfold.bundle": FOUNDATIONS,
     "softfold.manifest": FOUNDATIONS,
     "softfold.bundle_readme": FOUNDATIONS,

@@ -2,7 +2,8 @@
 import json
 
 from softfold.bundle import verify, write_manifest
-from softfold.manifest import MANIFEST_SCHEMA, Manifest, ParitySummary, PromptFormatInfo, schema_of, upgraded
+from softfold.manifest import (MANIFEST_SCHEMA, AdapterInfo, Manifest, ParitySummary, PromptFormatInfo, schema_of,
+                               upgraded)
 
 MANIFEST = {
     "schema_version": 2, "backend": "onnx", "recipe": "int4",
@@ -34,6 +35,18 @@ def test_manifest_reads_back_typed_with_absent_optionals_as_none():
     assert manifest.model.license == "mit" and manifest.model.base_model is None
     assert manifest.parity.refusal_agreement == 1.0 and manifest.parity.engine_match is None
     assert manifest.soft_prompt.virtual_token_ids is None and manifest.quantization is None
+
+
+def test_a_bundle_of_a_merged_lora_alone_has_an_adapter_and_no_soft_prompt(tmp_path):
+    assert MANIFEST_SCHEMA["adapter?"]["target_modules"] is list and MANIFEST_SCHEMA["soft_prompt?"]["sha256"] is str
+    lora = {"peft_type": "LORA", "source": "l/", "rank": 8, "alpha": 16.0, "target_modules": ["q_proj", "v_proj"],
+            "files": [{"path": "adapter_model.safetensors", "sha256": "ef"}]}
+    data = {**{k: v for k, v in MANIFEST.items() if k != "soft_prompt"}, "adapter": lora}
+    manifest = Manifest.from_json(data)
+    assert manifest.soft_prompt is None and isinstance(manifest.adapter, AdapterInfo) and manifest.adapter.rank == 8
+    (tmp_path / "model.onnx").write_bytes(b"abc")
+    write_manifest(tmp_path, {k: v for k, v in data.items() if k not in ("files", "schema_version")})
+    assert verify(tmp_path) == []
 
 
 def test_a_version_1_manifest_reads_as_version_2():

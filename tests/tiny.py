@@ -1,8 +1,8 @@
-"""Tiny random-weight models, tokenizers and soft prompts, built in code in seconds."""
+"""Tiny random-weight models, tokenizers, soft prompts and LoRA adapters, built in code in seconds."""
 from pathlib import Path
 
 import torch
-from peft import PromptTuningConfig, TaskType, get_peft_model
+from peft import LoraConfig, PromptTuningConfig, TaskType, get_peft_model
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
@@ -83,6 +83,17 @@ def make_soft_prompt_dir(path: Path, model_dir: Path, n: int, seed: int = 0, sca
     with torch.no_grad():
         weight.copy_(torch.randn(weight.shape, generator=gen) * scale)
     peft_model.save_pretrained(path)
+    return path
+
+
+def make_lora_dir(path: Path, model_dir: Path, rank: int = 4, seed: int = 0,
+                  targets: str | list[str] = "all-linear") -> Path:
+    """A PEFT LoRA adapter with random A and B (PEFT's own init sets B = 0, which would change nothing)."""
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    torch.manual_seed(seed)
+    config = LoraConfig(task_type=TaskType.CAUSAL_LM, r=rank, lora_alpha=2 * rank, target_modules=targets,
+                        init_lora_weights=False)
+    get_peft_model(base, config).save_pretrained(path)
     return path
 
 

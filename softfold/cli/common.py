@@ -39,6 +39,10 @@ def add_soft_prompt_flag(p: argparse.ArgumentParser, required: bool = True, help
                    help=help or "PEFT prompt-tuning adapter directory (the distillation checkpoint)")
 
 
+def add_adapter_flag(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--adapter", metavar="DIR", help=help)
+
+
 def model_path(args: argparse.Namespace) -> Path:
     return resolve_model(args.model)
 
@@ -94,7 +98,8 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
                    help="weight rounding: rtn (round to nearest); gptq (8da4w, 8da8w, int4: rounds each layer so its "
                         "outputs match fp32 on calibration prompts from the distillation training files, soft prompt in "
                         "context; slower); hqq (onnx int4, ORT's HQQ); grid (8da4w, int4: weights already on a 4-bit "
-                        "grid, as a Q4_1 GGUF's, are kept exactly, the rest by gptq). "
+                        "grid, as a Q4_1 GGUF's, are kept exactly, the rest by gptq: a merged --adapter's Linears "
+                        "are off the grid, so gptq rounds them). "
                         "Default: grid for 4-bit weights (8da4w, int4) with prefix-kv folding, else rtn")
     p.add_argument("--weight-bits", type=int, choices=[2, 4, 8],
                    help="override the recipe's weight bits: 4 or 8 for executorch, 2/4/8 for onnx int4 "
@@ -108,5 +113,10 @@ def export_options(args: argparse.Namespace, gate=None, **extra):
 
     quant = QuantConfig(Target(args.target), Recipe(args.recipe), args.group_size, args.weight_bits,
                         args.embedding_bits, tuple(args.keep_8bit), Algorithm(args.algorithm) if args.algorithm else None)
-    return ExportOptions(model=model_path(args), soft_prompt=Path(args.soft_prompt), out=Path(args.out), quant=quant,
-                         gate=gate or GateConfig(), chat_template=chat_template_path(args), **extra)
+    return ExportOptions(model=model_path(args), soft_prompt=optional_path(args.soft_prompt), out=Path(args.out),
+                         quant=quant, gate=gate or GateConfig(), chat_template=chat_template_path(args),
+                         adapter=optional_path(getattr(args, "adapter", None)), **extra)
+
+
+def optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None

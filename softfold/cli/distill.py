@@ -1,18 +1,30 @@
-"""`softfold distill`: train a soft prompt so the LLM alone behaves like the LLM + guard system."""
+"""`softfold distill`: train a soft prompt (or a LoRA) so the LLM alone behaves like the LLM + guard system."""
 import argparse
 from pathlib import Path
 
 from softfold.cli.common import add_model_flag, chat_template_path, model_path, positive_int
 from softfold.datasets import BENIGN_TRAIN, HARMFUL_TRAIN
+from softfold.errors import UserError
+
+# flags that belong to one --method (defaults None, so a flag given to the other method is caught)
+METHOD_FLAGS = {"prompt": ("num_virtual_tokens",), "lora": ("lora_rank", "lora_alpha", "lora_target_modules")}
 
 
 def add_to(sub) -> None:
-    p = sub.add_parser("distill", help="distill the LLM + guard system into a soft prompt (PEFT prompt tuning)",
-                       description="Train N virtual tokens so that the LLM alone behaves like the LLM + guard system: "
-                                   "refuse what the guard flags, answer the rest as before. Resumes from OUT's "
-                                   "checkpoint. Runs unchanged under `accelerate launch`.")
+    p = sub.add_parser("distill", help="distill the LLM + guard system into a soft prompt (PEFT prompt tuning) or a "
+                                       "LoRA (PEFT LoRA)",
+                       description="Train a PEFT adapter so that the LLM alone behaves like the LLM + guard system: "
+                                   "refuse what the guard flags, answer the rest as before. --method prompt trains N "
+                                   "virtual tokens (folded into bundles by `softfold export --soft-prompt`); --method "
+                                   "lora trains low-rank updates of the LLM's Linears (merged into the weights by "
+                                   "`softfold export --adapter`). Same data, guard, teacher, losses and budget either "
+                                   "way. Resumes from OUT's checkpoint. Runs unchanged under `accelerate launch`.")
     add_model_flag(p)
-    p.add_argument("--out", required=True, help="PEFT prompt-tuning directory to write (and resume from)")
+    p.add_argument("--out", required=True, help="PEFT adapter directory to write (and resume from): prompt tuning or "
+                                                "LoRA, with softfold_distill.json (provenance) beside its files")
+    p.add_argument("--method", default="prompt", choices=list(METHOD_FLAGS),
+                   help="what is trained: prompt, N virtual tokens (PEFT prompt tuning); lora, low-rank updates B A "
+                        "of the LLM's Linears (PEFT LoRA) (default: prompt)")
     p.add_argument("--harmful", nargs="+", default=[str(f) for f in HARMFUL_TRAIN], metavar="FILE",
                    help="harmful training prompt files, .txt or .jsonl (default: the shipped Do-Not-Answer and "
                         "imperative sets)")
@@ -21,10 +33,19 @@ def add_to(sub) -> None:
     p.add_argument("--guard", default="labels", help="labels (the prompt files' labels), classifier:DIR (HF "
                                                       "sequence classifier) or causal-lm:DIR (Llama Guard style)")
     p.add_argument("--loss", default="kl", choices=["tv", "kl", "direct"], help="distillation loss (default: kl)")
-    p.add_argument("--num-virtual-tokens", type=positive_int, default=100)
+    p.add_argument("--num-virtual-tokens", type=positive_int, help="--method prompt: soft prompt length (default: 100)")
+    p.add_argument("--lora-rank", type=positive_int, help="--method lora: rank r of each update (default: 8)")
+    p.add_argument("--lora-alpha", type=float, help="--method lora: the update B A is scaled by alpha / r "
+                                                    "(default: 16)")
+    p.add_argument("--lora-target-modules", nargs="+", metavar="NAME",
+                   help="--method lora: the Linears to adapt, by name (q_proj v_proj ...: every Linear whose name ends "
+                        "so), or all-linear (the default): every attention and MLP projection (Phi-3's fused qkv_proj "
+                        "and gate_up_proj too), the LM head left out. All of them, because LoRA on the attention "
+                        "projections alone falls short of full fine-tuning where all-linear matches it (QLoRA, "
+                        "Dettmers et al. 2023), and a merged update costs the bundle nothing")
     p.add_argument("--steps", type=positive_int, default=200)
     p.add_argument("--batch-size", type=positive_int, default=8)
-    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--lr", type=float, help="Adam's learning rate (default: 1e-2 for prompt, 2e-4 for lora)")
     p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
                    help="constant, or cosine: from --lr down to 0 at the last step (a quieter end for long runs)")
     p.add_argument("--seed", type=int, default=0)
@@ -34,10 +55,11 @@ def add_to(sub) -> None:
                    "and reuse those of every prompt the same teacher (model, guard, refusal, --max-response-tokens) "
                    "already answered: loss or lr sweeps and grown data sets skip the teacher's work")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the frozen LLM (faster on CPUs with "
-                                                       "AVX512-BF16 and on GPUs); the prompt and the loss stay fp32")
+                                                       "AVX512-BF16 and on GPUs); the adapter and the loss stay fp32")
     p.add_argument("--quantization-aware", action="store_true",
-                   help="also train through the 4-bit bundles' arithmetic (8da4w / int4: group-32 weights, int8 "
-                        "activations, simulated), so refusals survive quantization; two forwards per step")
+                   help="--method prompt: also train through the 4-bit bundles' arithmetic (8da4w / int4: group-32 "
+                        "weights, int8 activations, simulated), so refusals survive quantization; two forwards per "
+                        "step")
     p.add_argument("--quantized-weight", type=float, default=1.0, metavar="W",
                    help="with --quantization-aware: weight of the quantized model's loss against the fp32 one's "
                         "(above 1 favors agreement of the 4-bit bundles over the fp32 prompt's own fit)")
@@ -49,17 +71,17 @@ def add_to(sub) -> None:
                         "later token (default 1: all alike); long benign replies otherwise drown the decision")
     p.add_argument("--balanced", action="store_true",
                    help="half of every batch refused (flagged) prompts, half answered ones, whatever the files' mix")
-    p.add_argument("--init-from", metavar="DIR", help="start from this PEFT prompt-tuning directory (e.g. a trained "
-                                                       "prompt, to fine-tune it quantization-aware)")
+    p.add_argument("--init-from", metavar="DIR", help="--method prompt: start from this PEFT prompt-tuning directory "
+                                                       "(e.g. a trained prompt, to fine-tune it quantization-aware)")
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     from softfold.distill.losses import Loss
     from softfold.distill.recipe import DistillJob, run
-    from softfold.distill.train import DistillConfig, LRSchedule
+    from softfold.distill.train import DistillConfig, LRSchedule, Method
 
-    config = DistillConfig(loss=Loss(args.loss), num_virtual_tokens=args.num_virtual_tokens, steps=args.steps,
+    config = DistillConfig(method=Method(args.method), loss=Loss(args.loss), **method_settings(args), steps=args.steps,
                            batch_size=args.batch_size, lr=args.lr, lr_schedule=LRSchedule(args.lr_schedule),
                            seed=args.seed, eval_every=args.eval_every, bf16=args.bf16,
                            quantization_aware=args.quantization_aware, init_from=args.init_from or "",
@@ -72,5 +94,19 @@ def handle(args: argparse.Namespace) -> int:
                      chat_template=chat_template_path(args))
     history = run(job)["history"]
     loss = f" (final held-out loss {history[-1]['eval_loss']:.4f})" if history else ""
-    print(f"soft prompt: {args.out}{loss}")
+    print(f"{'soft prompt' if args.method == 'prompt' else 'LoRA adapter'}: {args.out}{loss}")
     return 0
+
+
+def method_settings(args: argparse.Namespace) -> dict:
+    """The --method's own flags that were given, as DistillConfig fields; a one-line UserError for another method's."""
+    for method, names in METHOD_FLAGS.items():
+        given = [name for name in names if getattr(args, name) is not None]
+        if given and method != args.method:
+            flags = " ".join("--" + name.replace("_", "-") for name in given)
+            raise UserError(f"--method {args.method} takes no {flags} (--method {method} does): drop it, or pass "
+                            f"--method {method}")
+    settings = {name: getattr(args, name) for name in METHOD_FLAGS[args.method] if getattr(args, name) is not None}
+    if "lora_target_modules" in settings:
+        settings["lora_target_modules"] = tuple(settings["lora_target_modules"])
+    return settings

@@ -3,16 +3,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from softfold.cli.common import (add_model_flag, add_soft_prompt_flag, chat_template_path, check_writable_file,
-                                 positive_int, report_verdict, verdict)
+from softfold.cli.common import (add_adapter_flag, add_model_flag, add_soft_prompt_flag, chat_template_path,
+                                 check_writable_file, positive_int, report_verdict, verdict)
 from softfold.datasets import read_prompts
 from softfold.errors import UserError
 
 
 def add_to(sub) -> None:
     p = sub.add_parser("parity", help="re-gate a bundle: against the PyTorch reference, or against a released bundle",
-                       description="Checks the bundle's checksums, then gates it. With --soft-prompt: against the "
-                                   "PyTorch reference (base model + soft prompt) with the recipe's default thresholds, "
+                       description="Checks the bundle's checksums, then gates it. With --soft-prompt and/or "
+                                   "--adapter (those the bundle was exported with): against the PyTorch reference "
+                                   "(base model + soft prompt + LoRA unmerged) with the recipe's default thresholds, "
                                    "through the same engines as at export. With --against RELEASED: against another "
                                    "bundle of the same base model, both through their phone engines, on the default "
                                    "prompts plus --prompts: refusal decisions read from both replies must agree on "
@@ -24,6 +25,8 @@ def add_to(sub) -> None:
     p.add_argument("bundle")
     add_soft_prompt_flag(p, required=False, help="PEFT prompt-tuning directory (the distillation checkpoint) to "
                                                  "gate against")
+    add_adapter_flag(p, help="PEFT LoRA directory the bundle merged (export --adapter): the reference applies it, "
+                             "unmerged")
     p.add_argument("--against", metavar="RELEASED", help="a released bundle to gate against (bundle vs bundle)")
     add_model_flag(p)
     p.add_argument("--prompts", nargs="+", default=[], metavar="FILE",
@@ -43,9 +46,9 @@ def add_to(sub) -> None:
 def handle(args: argparse.Namespace) -> int:
     from softfold.api import Bundle
 
-    if bool(args.soft_prompt) == bool(args.against):
-        raise UserError("parity takes --soft-prompt DIR (gate against the PyTorch reference) or --against BUNDLE "
-                        "(gate against a released bundle), one of the two")
+    if bool(args.soft_prompt or args.adapter) == bool(args.against):
+        raise UserError("parity takes --soft-prompt DIR and/or --adapter DIR (gate against the PyTorch reference) or "
+                        "--against BUNDLE (gate against a released bundle), one of the two")
     bundle = Bundle(Path(args.bundle))
     check_writable_file(args.junit, "--junit")
     prompts = tuple(p for path in args.prompts for p in read_prompts(path))
@@ -56,19 +59,34 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _against_reference(bundle, prompts: tuple[str, ...], args: argparse.Namespace, out: Path) -> int:
-    from softfold.load import load_soft_prompt
     from softfold.parity import junit_xml, write_reports
 
-    report = bundle.parity(args.soft_prompt, args.model, prompts, chat_template_path(args))
-    manifest = bundle.manifest
-    if load_soft_prompt(Path(args.soft_prompt), manifest.model.hidden_size).sha256 != manifest.soft_prompt.sha256:
-        print(f"note: {args.soft_prompt} is not the soft prompt this bundle was exported with (sha256 differs)",
-              file=sys.stderr)
+    report = bundle.parity(args.soft_prompt, args.model, prompts, chat_template_path(args), args.adapter)
+    for note in _other_inputs(bundle.manifest, args):
+        print(f"note: {note}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     write_reports(report, out)
     if args.junit:
         Path(args.junit).write_text(junit_xml(report))
     return report_verdict(report, out)
+
+
+def _other_inputs(manifest, args: argparse.Namespace) -> list[str]:
+    """Where the soft prompt or LoRA given is not the one the bundle was exported with (the gate then fails)."""
+    from softfold.bundle import file_sha256
+    from softfold.load import load_soft_prompt
+    from softfold.lora import WEIGHTS_FILE
+
+    notes = []
+    exported = manifest.soft_prompt.sha256 if manifest.soft_prompt else None
+    if args.soft_prompt and load_soft_prompt(Path(args.soft_prompt), manifest.model.hidden_size).sha256 != exported:
+        notes.append(f"{args.soft_prompt} is not the soft prompt this bundle was exported with (sha256 differs)")
+    merged = {f["path"]: f["sha256"] for f in manifest.adapter.files} if manifest.adapter else {}
+    if args.adapter and file_sha256(Path(args.adapter) / WEIGHTS_FILE) != merged.get(WEIGHTS_FILE):
+        notes.append(f"{args.adapter} is not the LoRA this bundle merged (sha256 differs)")
+    if merged and not args.adapter:
+        notes.append(f"this bundle merged the LoRA {manifest.adapter.source}: pass it as --adapter")
+    return notes
 
 
 def _against_bundle(bundle, released, prompts: tuple[str, ...], args: argparse.Namespace, out: Path) -> int:

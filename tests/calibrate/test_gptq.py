@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import MAX_CONTEXT
-from softfold.calibrate.gptq import gptq, gptq_linears, gptq_round, input_hessians
+from softfold.calibrate.gptq import GPTQConfig, gptq, gptq_linears, gptq_round, input_hessians
 from softfold.calibrate.simulate import fake_quantize_weight
 from softfold.export.config import Algorithm, LinearQuant, QuantConfig, QuantSim, Recipe, Target
 from softfold.export.fold import build_folded_model
@@ -73,6 +73,23 @@ def test_virtual_tokens_join_the_sums_once_per_prompt(tiny_models, soft_prompts)
     torch.testing.assert_close(virtual["layers.0.mlp.down_proj"], plain["layers.0.mlp.down_proj"] + 3 * x.T @ x,
                                rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(virtual["lm_head"], plain["lm_head"])  # prefill reads no logits at the prefix
+
+
+def test_without_a_soft_prompt_the_sums_are_the_prompts_alone(tiny_models):
+    """A bundle of a merged LoRA alone: no prefix, an empty cache; GPTQ still rounds every Linear."""
+    base = load_base(tiny_models["llama"])
+    prompts = [chat_ids(base.tokenizer, p) for p in ("Hi", "Tell me a story about the sea.")]
+    names = gptq_linears(base.model, 32)
+    sums = input_hessians(base.model, [], prompts, names, 2)
+    inputs = []
+    hook = base.model.model.layers[1].mlp.down_proj.register_forward_pre_hook(
+        lambda m, args: inputs.append(args[0][0].double()))
+    for ids in prompts:
+        base.model(input_ids=torch.tensor([ids]))
+    hook.remove()
+    torch.testing.assert_close(sums["layers.1.mlp.down_proj"], sum(x.T @ x for x in inputs), rtol=1e-5, atol=1e-4)
+    weights = gptq_round(base, None, 4, 32, config=GPTQConfig(prompts_per_file=2))
+    assert set(weights) == set(names)
 
 
 @pytest.fixture(scope="module")

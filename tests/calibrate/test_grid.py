@@ -5,13 +5,14 @@ import json
 import pytest
 import torch
 from conftest import MAX_CONTEXT, PROMPTS
-from tiny import snap_to_q4_1
+from tiny import make_lora_dir, snap_to_q4_1
 
 from softfold.calibrate.grid import affine_grid, grid_linears
 from softfold.export.fold import build_folded_model
 from softfold.export.model import OffsetLinear, with_offsets
 from softfold.export.config import Algorithm, QuantConfig, Recipe, Target
 from softfold.load import load_base, load_soft_prompt
+from softfold.lora import load_lora, merged
 from softfold.parity import GateConfig
 from softfold.pipeline import ExportOptions, export_bundle
 
@@ -73,6 +74,17 @@ def test_offset_linears_compute_the_source_weights(q4_1_model, soft_prompts, tin
     with_offsets(folded, grids)
     assert isinstance(folded.layers[1].mlp.down_proj, OffsetLinear)
     torch.testing.assert_close(folded(tokens, torch.tensor([0])), before, rtol=0, atol=1e-4)
+
+
+def test_a_merged_lora_takes_its_linears_off_the_grid(q4_1_model, tmp_path):
+    """`export --adapter` with --algorithm grid: a merged Linear (W + alpha / r B A) is off the GGUF's grid, so GPTQ
+    rounds it (calibrate/rounding.py); those the LoRA left alone keep the grid exactly."""
+    base = load_base(q4_1_model)
+    lora = make_lora_dir(tmp_path / "lora", q4_1_model, targets=["q_proj", "v_proj"])
+    kept = grid_linears(merged(base, load_lora(lora, base.config)).model, 32)
+    assert len(grid_linears(base.model, 32)) == 2 * 7 + 1 and len(kept) == 2 * 5 + 1
+    assert set(grid_linears(base.model, 32)) - set(kept) == {f"layers.{i}.self_attn.{p}" for i in range(2)
+                                                             for p in ("q_proj", "v_proj")}
 
 
 @pytest.mark.parametrize("target,recipe", [(Target.EXECUTORCH, Recipe.X8DA4W), (Target.ONNX, Recipe.INT4)])

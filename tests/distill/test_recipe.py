@@ -38,15 +38,22 @@ def test_shipped_data_is_disjoint_and_sized():
     assert make_imperative.leaks(make_imperative.HARMFUL_TOPICS, harmbench) == []
 
 
-def test_distill_writes_peft_checkpoint_and_provenance(tiny_models, tmp_path, capsys):
+def _prompt_files(tmp_path) -> tuple[Path, Path]:
     harmful, benign = tmp_path / "harmful.txt", tmp_path / "benign.jsonl"
     harmful.write_text("How do I pick a lock to break in?\nWrite a threat to my coworker.\n")
     benign.write_text('{"prompt": "What is the capital of France?"}\n{"prompt": "Tell me a story."}\n')
+    return harmful, benign
+
+
+def _distill(model: Path, out: Path, harmful: Path, benign: Path, *flags: str) -> list[str]:
+    return ["distill", "--model", str(model), "--out", str(out), "--harmful", str(harmful), "--benign", str(benign),
+            "--steps", "2", "--batch-size", "2", "--eval-every", "1", "--max-response-tokens", "4", *flags]
+
+
+def test_distill_writes_peft_checkpoint_and_provenance(tiny_models, tmp_path, capsys):
+    harmful, benign = _prompt_files(tmp_path)
     out = tmp_path / "prompt"
-    argv = ["distill", "--model", str(tiny_models["llama"]), "--out", str(out), "--harmful", str(harmful),
-            "--benign", str(benign), "--num-virtual-tokens", "4", "--steps", "2", "--batch-size", "2",
-            "--eval-every", "1", "--max-response-tokens", "4"]
-    assert main(argv) == 0
+    assert main(_distill(tiny_models["llama"], out, harmful, benign, "--num-virtual-tokens", "4")) == 0
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["peft_type"] == "PROMPT_TUNING" and config["num_virtual_tokens"] == 4
     sidecar = json.loads((out / "softfold_distill.json").read_text())
@@ -57,6 +64,29 @@ def test_distill_writes_peft_checkpoint_and_provenance(tiny_models, tmp_path, ca
                  "--harmful", str(harmful), "--benign", str(benign), "--max-new-tokens", "4"]) == 0
     table = capsys.readouterr().out
     assert "| dual | 100.0% | 100.0% |" in table and "| soft_prompt |" in table
+
+
+def test_distill_lora_writes_a_peft_lora_adapter_and_provenance(tiny_models, tmp_path, capsys):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    harmful, benign = _prompt_files(tmp_path)
+    out = tmp_path / "lora"
+    assert main(_distill(tiny_models["llama"], out, harmful, benign, "--method", "lora", "--lora-rank", "2",
+                         "--lora-alpha", "4", "--lora-target-modules", "q_proj", "v_proj")) == 0
+    assert capsys.readouterr().out.startswith(f"LoRA adapter: {out} (final held-out loss")
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["r"] == 2 and config["lora_alpha"] == 4
+    assert sorted(config["target_modules"]) == ["q_proj", "v_proj"]
+    sidecar = json.loads((out / "softfold_distill.json").read_text())
+    assert sidecar["config"]["method"] == "lora" and sidecar["config"]["lr"] == 2e-4 and len(sidecar["history"]) == 2
+    assert sidecar["config"]["lora_target_modules"] == ["q_proj", "v_proj"] and sidecar["guard"] == "labels"
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_models["llama"]), out)  # loads as PEFT's
+    # a flag of the other method is refused before any work
+    assert main(_distill(tiny_models["llama"], tmp_path / "x", harmful, benign, "--method", "lora",
+                         "--num-virtual-tokens", "4")) == 2
+    assert "--method lora takes no --num-virtual-tokens (--method prompt does)" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_training_on_held_out_prompts_is_refused(tiny_models, tmp_path, capsys):

@@ -1,15 +1,20 @@
-"""The distillation stage on a tiny model: teacher, guards, gradients, loss going down, exact resume."""
+"""The distillation stage on a tiny model: teacher, guards, gradients, loss going down, exact resume; for each
+method (a soft prompt, a LoRA)."""
+import json
+
 import pytest
 import torch
-from safetensors.torch import load_file
+from peft import PeftModel
+from safetensors.torch import load_file, save_file
 from tiny import make_tokenizer
-from transformers import AutoConfig, AutoModelForSequenceClassification
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
 from softfold.distill.losses import Loss, distillation_loss
 from softfold.distill.teacher import DEFAULT_REFUSAL, teacher_examples
-from softfold.distill.train import (DistillConfig, LRSchedule, balanced_order, batch_loss, evaluate_loss,
-                                    learning_rate, make_student, prompt_weight, simulated_4bit, train, training_loss)
+from softfold.distill.train import (CHECKPOINT, DistillConfig, LRSchedule, Method, _load_checkpoint, balanced_order,
+                                    batch_loss, check_student, evaluate_loss, learning_rate, make_student,
+                                    prompt_weight, simulated_4bit, train, trainable_parameters, training_loss)
 from softfold.errors import UserError
 from softfold.load import load_base
 
@@ -208,3 +213,107 @@ def test_cosine_schedule_falls_from_lr_to_zero_and_constant_stays():
     assert rates[0] == 0.02 and rates[50] == pytest.approx(0.01) and 0 < rates[-1] < 1e-5
     assert all(a > b for a, b in zip(rates, rates[1:]))
     assert {learning_rate(DistillConfig(lr=0.02, steps=100), step) for step in range(100)} == {0.02}
+
+
+# --- --method lora ------------------------------------------------------------------------------------------------
+
+LORA = DistillConfig(method=Method.LORA, lora_rank=4, steps=8, batch_size=4, lr=1e-2, eval_every=8)
+
+
+def _with(config: DistillConfig, **changes) -> DistillConfig:
+    return DistillConfig(**{**config.__dict__, **changes})
+
+
+def test_lora_gradients_reach_only_the_adapter_and_the_llm_stays_plain(base, examples):
+    weights = {k: v.clone() for k, v in base.model.state_dict().items()}
+    student = make_student(base, LORA)
+    params = trainable_parameters(student)
+    # all-linear: A and B of the 7 projections of both blocks, never the LM head or the embeddings
+    assert len(params) == 2 * 7 * 2 and all(".lora_A." in n or ".lora_B." in n for n in params)
+    assert not any("lm_head" in n or "embed" in n for n in params)
+    with torch.no_grad():  # B = 0: the student starts as the LLM itself
+        ids = torch.tensor([examples[2].prompt_ids])
+        torch.testing.assert_close(student(input_ids=ids).logits, base.model(input_ids=ids).logits, rtol=0, atol=0)
+    batch_loss(student, examples[:2], Loss.KL).backward()
+    assert all(p.grad is not None for p in params.values())
+    assert all(p.grad.abs().sum() > 0 for n, p in params.items() if ".lora_B." in n)  # dL/dA = 0 while B = 0
+    frozen = [p for p in student.parameters() if not p.requires_grad]
+    assert frozen and all(p.grad is None for p in frozen)
+    # the caller's LLM (the teacher's, the reference's) gets no LoRA layers, no gradients, no changes
+    assert not any("lora" in n for n, _ in base.model.named_modules())
+    assert all(p.grad is None for p in base.model.parameters())
+    assert all(torch.equal(v, weights[k]) for k, v in base.model.state_dict().items())
+
+
+@pytest.mark.parametrize("loss", list(Loss))
+def test_lora_a_few_steps_lower_the_loss(base, examples, tmp_path, loss):
+    config = _with(LORA, loss=loss, steps=16, eval_every=16)
+    with torch.no_grad():
+        before = evaluate_loss(make_student(base, config), examples, config)
+    result = train(base, examples, examples, config, tmp_path)
+    # seed 0: tv 0.50 -> 0.34, kl 3.10 -> 0.06, direct 4.25 -> 0.04
+    assert result["history"][-1]["eval_loss"] < 0.9 * before
+    assert result["config"]["method"] == "lora" and result["config"]["lr"] == 1e-2
+    assert json.loads((tmp_path / "adapter_config.json").read_text())["peft_type"] == "LORA"
+
+
+def test_lora_resume_equals_an_uninterrupted_run(base, examples, tmp_path):
+    config = _with(LORA, steps=6, batch_size=2, lr=0.01, eval_every=3)
+    whole_run = train(base, examples, examples, config, tmp_path / "whole")
+    train(base, examples, examples, _with(config, steps=3), tmp_path / "split")
+    split_run = train(base, examples, examples, config, tmp_path / "split")  # resumes at step 3
+    whole = load_file(tmp_path / "whole" / "adapter_model.safetensors")
+    split = load_file(tmp_path / "split" / "adapter_model.safetensors")
+    assert whole.keys() == split.keys() and all(torch.equal(whole[k], split[k]) for k in whole)  # bit for bit
+    assert split_run["history"] == whole_run["history"] and [h["step"] for h in whole_run["history"]] == [3, 6]
+    # another method, or other LoRA settings, never resume this run's checkpoint
+    with pytest.raises(UserError, match="holds a --method lora run"):
+        train(base, examples, examples, DistillConfig(num_virtual_tokens=4, steps=6), tmp_path / "split")
+    with pytest.raises(UserError, match="other adapter settings"):
+        train(base, examples, examples, _with(config, lora_rank=2, steps=7), tmp_path / "split")
+
+
+def test_saved_lora_loads_in_peft_with_the_trained_logits(base, examples, tmp_path, tiny_models):
+    train(base, examples, examples, LORA, tmp_path)
+    trained = make_student(base, LORA)  # the trained parameters, from the last step's checkpoint
+    _load_checkpoint(tmp_path, trained, torch.optim.Adam(trainable_parameters(trained).values()), Method.LORA)
+    peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_models["llama"]), tmp_path).eval()
+    ids = torch.tensor([examples[0].prompt_ids + examples[0].response_ids])
+    with torch.no_grad():
+        want, got = trained(input_ids=ids).logits, peft(input_ids=ids).logits
+        plain = base.model(input_ids=ids).logits
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    assert (got - plain).abs().max() > 1.0  # the adapter changed the model
+    sidecar_free = sorted(p.name for p in tmp_path.iterdir())
+    assert {"adapter_config.json", "adapter_model.safetensors", CHECKPOINT} <= set(sidecar_free)
+
+
+def test_a_soft_prompt_checkpoint_of_the_single_tensor_layout_resumes(base, examples, tmp_path):
+    """Checkpoints written before LoRA ("prompt", "adam.SLOT") resume exactly as today's."""
+    config = DistillConfig(num_virtual_tokens=4, steps=6, batch_size=2, lr=0.05, eval_every=3)
+    train(base, examples, examples, config, tmp_path / "whole")
+    train(base, examples, examples, _with(config, steps=3), tmp_path / "old")
+    state = tmp_path / "old" / CHECKPOINT / "state.safetensors"
+    tensors = load_file(state)
+    (name,) = [k for k in tensors if k.startswith("param.")]
+    save_file({"prompt": tensors.pop(name), **{f"adam.{k.split('.', 2)[2]}": v for k, v in tensors.items()}}, state)
+    meta = json.loads((state.parent / "state.json").read_text())
+    (state.parent / "state.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "method"}))
+    train(base, examples, examples, config, tmp_path / "old")
+    assert torch.equal(load_file(tmp_path / "old" / "adapter_model.safetensors")["prompt_embeddings"],
+                       load_file(tmp_path / "whole" / "adapter_model.safetensors")["prompt_embeddings"])
+
+
+def test_lora_settings_are_checked_before_any_work(base):
+    with pytest.raises(UserError, match="--lora-target-modules qkv: no such Linear in this model; its Linears: "
+                                        "down_proj gate_proj k_proj lm_head o_proj q_proj up_proj v_proj"):
+        check_student(base, _with(LORA, lora_target_modules=("q_proj", "qkv")))
+    check_student(base, _with(LORA, lora_target_modules=("q_proj", "v_proj")))
+    for changes, message in [({"lora_rank": 0}, "--lora-rank must be >= 1"),
+                             ({"lora_alpha": 0.0}, "--lora-alpha must be > 0"),
+                             ({"lora_target_modules": ("all-linear", "q_proj")}, "or all-linear alone"),
+                             ({"quantization_aware": True}, "--quantization-aware trains a soft prompt"),
+                             ({"init_from": "p"}, "--init-from takes a prompt-tuning directory")]:
+        with pytest.raises(UserError, match=message):
+            _with(LORA, **changes)
+    assert DistillConfig().lr == 1e-2 and DistillConfig(method=Method.LORA).lr == 2e-4

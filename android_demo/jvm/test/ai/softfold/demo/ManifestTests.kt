@@ -14,6 +14,7 @@ class ManifestTests(private val fixtures: Fixtures) {
         HostTest("missing listed file is refused") { missingRefused() },
         HostTest("other schema_version is refused") { otherSchemaRefused() },
         HostTest("a version-1 manifest (runner_match) is read") { versionOneRead() },
+        HostTest("a bundle of a merged LoRA alone (adapter, no soft_prompt) is read") { loraAloneRead() },
         HostTest("model file the manifest does not list is refused") { unlistedModelRefused() },
         HostTest("streaming sha256 equals the manifest's for a multi-MiB file") { streamingSha256() },
     )
@@ -77,6 +78,25 @@ class ManifestTests(private val fixtures: Fixtures) {
         val check = BundleCheck.of(copy)
         check(check is BundleCheck.Verified) { "refused a version-1 bundle: $check" }
         checkEquals(1.0, (check as BundleCheck.Verified).manifest.parityEngineMatch, "engine match read from runner_match")
+    }
+
+    private fun loraAloneRead() {
+        val soft = fixtures.manifest("executorch-prefix-kv")
+        check(soft.badge().startsWith("soft prompt N=16 · prefix-kv · ${soft.softPromptSha256!!.take(12)} · parity ✓")) {
+            soft.badge()
+        }
+        val copy = copyOf("executorch-prefix-kv")
+        val file = File(copy, "manifest.json")
+        val manifest = org.json.JSONObject(file.readText())
+        manifest.remove("soft_prompt")
+        manifest.put("adapter", org.json.JSONObject(mapOf("peft_type" to "LORA", "rank" to 8, "alpha" to 16.0)))
+        file.writeText(manifest.toString())
+        val check = BundleCheck.of(copy)
+        check(check is BundleCheck.Verified) { "refused a bundle without a soft prompt: $check" }
+        val read = (check as BundleCheck.Verified).manifest
+        checkEquals(0, read.softPromptTokens, "virtual tokens")
+        checkEquals(8, read.loraRank, "LoRA rank")
+        check(read.folding == null && read.badge().startsWith("LoRA r=8 merged · parity ✓")) { read.badge() }
     }
 
     private fun unlistedModelRefused() {

@@ -16,9 +16,10 @@ data class BundleManifest(
     val contextLength: Int,
     val stopIds: List<Int>,
     val stopStrings: List<String>,
-    val softPromptTokens: Int,
-    val folding: String,
-    val softPromptSha256: String,
+    val softPromptTokens: Int,  // 0: no soft prompt (a bundle of a merged LoRA alone)
+    val folding: String?,  // null without a soft prompt
+    val softPromptSha256: String?,
+    val loraRank: Int?,  // the rank of the LoRA merged into the weights; null without one
     val parityPassed: Boolean,
     val parityEngineMatch: Double?,
     val prompt: PromptFormat,
@@ -32,7 +33,8 @@ data class BundleManifest(
         fun parse(json: String): BundleManifest {
             val root = JSONObject(json)
             val model = root.getJSONObject("model")
-            val softPrompt = root.getJSONObject("soft_prompt")
+            val softPrompt = root.optJSONObject("soft_prompt")  // optional, as "adapter" is
+            val adapter = root.optJSONObject("adapter")
             val parity = root.getJSONObject("parity")
             val format = root.getJSONObject("prompt_format")
             val files = root.getJSONArray("files")
@@ -44,9 +46,10 @@ data class BundleManifest(
                 contextLength = model.getInt("context_length"),
                 stopIds = model.getJSONArray("stop_ids").ints(),
                 stopStrings = model.getJSONArray("stop_strings").strings(),
-                softPromptTokens = softPrompt.getInt("num_virtual_tokens"),
-                folding = softPrompt.getString("folding"),
-                softPromptSha256 = softPrompt.getString("sha256"),
+                softPromptTokens = softPrompt?.getInt("num_virtual_tokens") ?: 0,
+                folding = softPrompt?.getString("folding"),
+                softPromptSha256 = softPrompt?.getString("sha256"),
+                loraRank = adapter?.getInt("rank"),
                 parityPassed = parity.getBoolean("passed"),
                 parityEngineMatch = parity.optionalDouble("engine_match") ?: parity.optionalDouble("runner_match"),
                 prompt = PromptFormat(
@@ -67,10 +70,14 @@ data class BundleManifest(
         private fun JSONArray.strings() = List(length()) { getString(it) }
     }
 
-    /** The badge: soft prompt N, folding mode, sha256 prefix, and the parity verdict. */
+    /** The badge: soft prompt N, folding mode, sha256 prefix; the merged LoRA's rank; and the parity verdict. */
     fun badge(): String {
         val match = parityEngineMatch?.let { " · engine match ${(it * 100).toInt()}%" } ?: ""
         val verdict = if (parityPassed) "parity ✓" else "parity FAILED"
-        return "soft prompt N=$softPromptTokens · $folding · ${softPromptSha256.take(12)} · $verdict$match"
+        val carried = listOfNotNull(
+            softPromptSha256?.let { "soft prompt N=$softPromptTokens · $folding · ${it.take(12)}" },
+            loraRank?.let { "LoRA r=$it merged" },
+        )
+        return (carried + "$verdict$match").joinToString(" · ")
     }
 }
