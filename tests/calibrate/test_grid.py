@@ -2,8 +2,11 @@
 and the bundles holding it (`--algorithm grid`) far closer to fp32 than any rounding."""
 import json
 
+import numpy as np
 import pytest
 import torch
+from gguf import GGMLQuantizationType as Q
+from gguf import quants
 from conftest import MAX_CONTEXT, PROMPTS
 from tiny import make_lora_dir, snap_to_q4_1
 
@@ -52,6 +55,26 @@ def test_a_q4_k_weight_using_only_some_levels_is_recovered_exactly():
     torch.testing.assert_close(grid.dequantized(), weight, rtol=0, atol=1e-6)
     assert grid.q.min() >= -8 and grid.q.max() <= 7
     assert affine_grid(_q4_1(torch.randn(48, 96, generator=g)), 16) is not None  # half a Q4_1 block: a grid too
+
+
+def _q4_k_blocks(rows: int, seed: int) -> np.ndarray:
+    """Random Q4_K super-blocks (256 weights in 144 bytes: fp16 d and dmin, 6-bit scales and minimums of eight
+    sub-blocks of 32, 4-bit levels), as llama.cpp stores them."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, (rows, 144), dtype=np.uint8)
+    blocks[:, :4] = np.stack([rng.uniform(1e-4, 1e-3, rows), rng.uniform(1e-4, 1e-3, rows)], 1).astype(np.float16) \
+        .view(np.uint8)
+    return blocks
+
+
+def test_gguf_blocks_on_a_4_bit_grid_are_recovered_exactly_and_wider_ones_refused():
+    weights = {kind: torch.from_numpy(quants.dequantize(_q4_k_blocks(48, 0), kind) if kind is Q.Q4_K else
+                                      quants.dequantize(quants.quantize(np.random.default_rng(1).standard_normal(
+                                          (48, 256), dtype=np.float32), kind), kind))
+               for kind in (Q.Q4_K, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q8_0)}
+    for kind in (Q.Q4_K, Q.Q4_0, Q.Q4_1):  # gguf's own dequantization, then split exactly
+        torch.testing.assert_close(affine_grid(weights[kind], 32).dequantized(), weights[kind], rtol=0, atol=1e-7)
+    assert affine_grid(weights[Q.Q5_0], 32) is None and affine_grid(weights[Q.Q8_0], 32) is None
 
 
 def test_weights_off_a_grid_are_not_taken_for_one():
