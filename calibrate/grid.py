@@ -1,15 +1,18 @@
 """Weights already on a 4-bit grid keep it (`--algorithm grid`): no rounding at all.
 
 A model loaded from a 4-bit GGUF is already quantized: transformers dequantizes Q4_1 blocks of 32 weights
-to w = d q + m (q = 0..15, the block's minimum at q = 0 and its maximum at q = 15). Rounding those weights
+to w = d q + m (q = 0..15, the block's minimum at q = 0 and its maximum at q = 15), Q4_K sub-blocks of 32 to the
+same form (d and m from 6-bit scales and minimums, so a sub-block may use only some of the 16 levels), Q4_0 blocks
+to w = d (q - 8). The grid is recovered from the dequantized values alone, so it does not matter which file or
+format they came from. Rounding those weights
 again to the runtimes' symmetric grid (torchao, MatMulNBits: w = s (q - 8)) adds a second rounding error,
 the largest error in the 4-bit bundles. Instead each block is split into the symmetric grid with s = d,
 w = d (q - 8) + (m + 8 d), and the remainder, constant over the block, stays fp32 beside the 4-bit weights
 (`export.model.OffsetLinear`): y = x W^T + (block sums of x) @ offsets. The bundle computes the source
 model's weights exactly, at 1 bit per weight more (the fp32 offsets, one per block of 32).
 
-Linears not on such a grid (SmolLM2's tied Q8_0 embedding as the LM head, the random weights of test models)
-are rounded by GPTQ, as `--algorithm gptq` would.
+Linears not on such a grid (SmolLM2's tied Q8_0 embedding as the LM head; Gemma 3 270M's Q5_0, Q6_K and Q8_0
+Linears, 99 of its 126; the random weights of test models) are rounded by GPTQ, as `--algorithm gptq` would.
 """
 import torch
 from torch import nn
