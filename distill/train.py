@@ -37,7 +37,8 @@ class Method(Enum):
     STEERING = "steering"  # one vector per chosen layer added after its block (a llama.cpp control vector)
 
 
-# steering vectors live in the residual stream, as the soft prompt's embeddings live in the input: the same step size
+# steering: Adam moves each component by at most lr per step, so 200 steps of 1e-2 reach about 2, the median magnitude
+# of SmolLM2-135M's residual stream in its middle blocks (1.4 to 3, measured): room to matter, not to swamp it
 DEFAULT_LR = {Method.PROMPT: 1e-2, Method.LORA: 2e-4, Method.STEERING: 1e-2}
 
 

@@ -1,17 +1,15 @@
 """Steering vectors in bundles (issue 22): llama.cpp control vectors, each direction.N added to the output of block N
 by the reference's forward hooks and as a constant of both export graphs, and the bundles gated against the HF model
 with the hooks through TextLLMRunner and onnxruntime-genai."""
-import json
-
 import pytest
 import torch
-from conftest import MAX_CONTEXT, PROMPTS
+from conftest import MAX_CONTEXT, PROMPTS, cli_exports, passed_fp32_gate
 from executorch.runtime import Runtime
 from peft import PeftModel
 from tiny import make_control_vector, make_lora_dir, make_model_dir, make_soft_prompt_dir
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from softfold.bundle import file_sha256, read_manifest, verify
+from softfold.bundle import file_sha256, read_manifest
 from softfold.cli import main
 from softfold.engines import bundle_engine
 from softfold.export.fold import build_folded_model
@@ -39,18 +37,10 @@ def vectors(deep, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def steering_bundle(deep, vectors, tmp_path_factory):
-    """steering_bundle(target) -> a bundle of the vectors alone, exported once through `softfold export`."""
-    root, cache = tmp_path_factory.mktemp("steering-bundles"), {}
-
-    def export(target: str):
-        if target not in cache:
-            out = root / target
-            assert main(["export", "--model", str(deep), "--steering-vector", str(vectors), "--target", target,
-                         "--out", str(out), "--max-context", str(MAX_CONTEXT)]) == 0
-            cache[target] = out
-        return cache[target]
-
-    return export
+    """steering_bundle(target) -> a bundle of the vectors alone, exported once through `softfold export
+    --steering-vector`."""
+    return cli_exports(tmp_path_factory.mktemp("steering-bundles"), "--model", str(deep), "--steering-vector",
+                       str(vectors))
 
 
 def _inputs_of(model, block: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
@@ -112,11 +102,8 @@ def test_the_folded_graph_adds_the_vectors_as_the_hooks_do(deep, vectors, tmp_pa
 @pytest.mark.parametrize("target", ["executorch", "onnx"])
 def test_a_steering_bundle_passes_its_gate_through_the_phone_engine(steering_bundle, vectors, target):
     bundle = steering_bundle(target)
-    parity = json.loads((bundle / "parity.json").read_text())
-    assert parity["passed"] and parity["metrics"]["rel_dlogit"] <= 1e-4 and parity["metrics"]["top1"] == 1.0
-    assert parity["metrics"]["engine_match"] == 1.0 and parity["metrics"]["exact_match"] == 1.0
-    manifest = read_manifest(bundle)
-    assert "soft_prompt" not in manifest and "adapter" not in manifest and verify(bundle) == []
+    manifest = passed_fp32_gate(bundle)
+    assert "soft_prompt" not in manifest and "adapter" not in manifest
     assert manifest["steering"] == {"format": "llama.cpp control vector (GGUF)", "source": str(vectors),
                                     "sha256": file_sha256(vectors), "layers": [1, 2], "model_hint": "llama"}
     assert "steering vectors (a llama.cpp control vector" in (bundle / "README.md").read_text()
@@ -128,6 +115,10 @@ def test_the_gate_holds_the_bundle_to_its_steering_vectors(steering_bundle, deep
     assert main(["parity", str(bundle), "--model", str(deep), "--steering-vector", str(vectors),
                  "--report", str(tmp_path / "again")]) == 0
     assert capsys.readouterr().out.startswith("parity PASSED")
+    other = make_control_vector(tmp_path / "other.gguf", deep, (1, 2), seed=4, scale=4.0)
+    assert main(["parity", str(bundle), "--model", str(deep), "--steering-vector", str(other),
+                 "--report", str(tmp_path / "other")]) == 1
+    assert "is not the control vector this bundle folded (sha256 differs)" in capsys.readouterr().err
     # the same bundle against the base model alone, as if the vectors had not been folded: the gate fails
     without = run_parity(Reference(load_base(deep)), bundle_engine(bundle, read_manifest(bundle)), list(PROMPTS),
                          "fp32", MAX_CONTEXT, check_engine=False)

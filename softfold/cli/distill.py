@@ -71,7 +71,8 @@ def add_to(sub) -> None:
     p.add_argument("--steps", type=int, default=200, help="optimizer steps (default: 200; 0 only for the untrained "
                                                           "mean-difference steering baseline)")
     p.add_argument("--batch-size", type=positive_int, default=8)
-    p.add_argument("--lr", type=float, help="Adam's learning rate (default: 1e-2 for prompt, 2e-4 for lora)")
+    p.add_argument("--lr", type=float, help="Adam's learning rate (default: 1e-2 for prompt and steering, 2e-4 for "
+                                            "lora)")
     p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
                    help="constant, or cosine: from --lr down to 0 at the last step (a quieter end for long runs)")
     p.add_argument("--seed", type=int, default=0)
