@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from softfold.bundle import file_sha256, read_manifest
 from softfold.cli import main
 from softfold.engines import bundle_engine
-from softfold.export.fold import build_folded_model
+from softfold.export.fold import build_folded_model, build_virtual_token_model
 from softfold.load import load_base
 from softfold.native_io import muted
 from softfold.parity import GateConfig, run_parity
@@ -74,7 +74,7 @@ def test_each_vector_is_added_to_its_blocks_output_at_every_position(deep, vecto
 
 def test_the_folded_graph_adds_the_vectors_as_the_hooks_do(deep, vectors, tmp_path):
     """Eager export model, every position: the vectors alone, and with a soft prompt (whose folded K/V are computed
-    with the vectors added, as the reference computes the virtual tokens)."""
+    with the vectors added, as the reference computes the virtual tokens), folded as prefix K/V or virtual tokens."""
     base = load_base(deep)
     steering = load_steering(vectors, base.config)
     prompt_dir = make_soft_prompt_dir(tmp_path / "prompt", deep, 4, seed=2)
@@ -96,6 +96,13 @@ def test_the_folded_graph_adds_the_vectors_as_the_hooks_do(deep, vectors, tmp_pa
                 plain = torch.cat([unsteered(torch.tensor([[t]]), torch.tensor([i])) for i, t in enumerate(ids)])
         assert (got - want).abs().max() <= 1e-5 * want.abs().max()
         assert (plain - want).abs().max() > 0.2 * want.abs().max()  # and the vectors matter
+    # virtual-token folding: the soft prompt's rows run through the steered blocks at request time
+    start = base.config.vocab_size
+    virtual = build_virtual_token_model(base.model, prompt, start, 64, steering.vectors)
+    with torch.no_grad(), muted():
+        tokens = list(range(start, start + 4)) + ids
+        got = torch.cat([virtual(torch.tensor([[t]]), torch.tensor([i])) for i, t in enumerate(tokens)])[4:]
+    assert (got - want).abs().max() <= 1e-5 * want.abs().max()
 
 
 @pytest.mark.integration
