@@ -87,7 +87,8 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
                             thresholds, check_engine=opts.gate.check_engine)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
-        manifest = _manifest(base, soft_prompt, adapter, steering, prompt_format, opts, report, virtual, prefix, rounded)
+        manifest = _manifest(base, soft_prompt, adapter, steering, prompt_format, opts, report, virtual, prefix,
+                             rounded)
         (tmp / "README.md").write_text(app_readme(manifest))
         write_manifest(tmp, manifest)
         _advance(stages, "done")
@@ -233,8 +234,9 @@ def save_tokenizer(tokenizer, out: Path) -> None:
 
 
 def _manifest(base: BaseModel, soft_prompt: SoftPrompt | None, adapter: LoraAdapter | None,
-              steering: SteeringVectors | None, prompt_format: PromptFormat, opts: ExportOptions, report: ParityReport, virtual: VirtualTokens | None,
-              prefix: CalibratedPrefix | None, rounded: dict[str, RoundedWeight] | None) -> dict:
+              steering: SteeringVectors | None, prompt_format: PromptFormat, opts: ExportOptions, report: ParityReport,
+              virtual: VirtualTokens | None, prefix: CalibratedPrefix | None,
+              rounded: dict[str, RoundedWeight] | None) -> dict:
     cfg, stop_ids = base.config, eos_ids(base)
     schemes = {type(s).__name__: asdict(s) for s in opts.quant.schemes if s is not None}
     if schemes:

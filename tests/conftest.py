@@ -41,7 +41,8 @@ def cli_exports(root: Path, *flags: str):
     def export(target: str) -> Path:
         if target not in cache:
             out = root / target
-            assert main(["export", *flags, "--target", target, "--out", str(out), "--max-context", str(MAX_CONTEXT)]) == 0
+            argv = ["export", *flags, "--target", target, "--out", str(out), "--max-context", str(MAX_CONTEXT)]
+            assert main(argv) == 0
             cache[target] = out
         return cache[target]
 

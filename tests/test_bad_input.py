@@ -381,8 +381,8 @@ def snapshot(root: Path) -> dict[str, str]:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input(case: Case, originals, tmp_path, monkeypatch, capsys):
     root = tmp_path / "work"
-    work = Work(root, *(shutil.copytree(originals[k], root / k) for k in ("llama", "prompt", "qwen2", "lora", "steering")),
-                tmp_path / "cwd")
+    inputs = ("llama", "prompt", "qwen2", "lora", "steering")
+    work = Work(root, *(shutil.copytree(originals[k], root / k) for k in inputs), tmp_path / "cwd")
     work.cwd.mkdir()
     case.setup(work)
     argv = case.argv(work)

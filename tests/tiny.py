@@ -113,7 +113,8 @@ def snap_to_q4_1(model_dir: Path, path: Path, group_size: int = 32) -> Path:
     return path
 
 
-def make_control_vector(path: Path, model_dir: Path, layers: tuple[int, ...], seed: int = 0, scale: float = 1.0) -> Path:
+def make_control_vector(path: Path, model_dir: Path, layers: tuple[int, ...], seed: int = 0,
+                        scale: float = 1.0) -> Path:
     """A llama.cpp control-vector GGUF with random directions (N(0, scale^2) per value) for `layers`, written with
     gguf's GGUFWriter as llama.cpp's cvector-generator lays it out (int32 layer_count, F32 direction.N)."""
     import gguf

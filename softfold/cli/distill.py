@@ -28,9 +28,9 @@ def add_to(sub) -> None:
                                    "classic untrained steering baseline: --method steering --steering-init "
                                    "mean-difference --steps 0.")
     add_model_flag(p)
-    p.add_argument("--out", required=True, help="directory to write (and resume from): a PEFT adapter (prompt tuning "
-                                                "or LoRA) or control_vector.gguf (steering), with softfold_distill.json "
-                                                "(provenance) beside its files")
+    p.add_argument("--out", required=True, help="directory to write (and resume from): a PEFT adapter (prompt "
+                                                "tuning or LoRA) or control_vector.gguf (steering), with "
+                                                "softfold_distill.json (provenance) beside its files")
     p.add_argument("--method", default="prompt", choices=list(METHOD_FLAGS),
                    help="what is trained: prompt, N virtual tokens (PEFT prompt tuning); lora, low-rank updates B A "
                         "of the LLM's Linears (PEFT LoRA); steering, a vector added to the residual stream after "
@@ -56,8 +56,8 @@ def add_to(sub) -> None:
     p.add_argument("--steering-layers", type=int, nargs="+", metavar="N",
                    help="--method steering: the blocks whose output gets a vector, by llama.cpp's index (direction.N "
                         "is added after block N, 0-based; 1 to layers - 1: llama.cpp never steers layer 0) (default: "
-                        "the middle third of the blocks, N / 3 <= N < 2 N / 3 of N layers, e.g. 10-19 of SmolLM2-135M's "
-                        "30: the band where refusal is linearly readable and adding a direction steers it best "
+                        "the middle third of the blocks, n / 3 <= N < 2 n / 3 of n, e.g. 10-19 of SmolLM2-135M's 30: "
+                        "the band where refusal is linearly readable and adding a direction steers it best "
                         "(Arditi et al. 2024, Rimsky et al. 2024), past the early layers' token features and before "
                         "the last layers that turn the decision into tokens)")
     p.add_argument("--steering-init", choices=["zero", "mean-difference"],
@@ -84,9 +84,9 @@ def add_to(sub) -> None:
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the frozen LLM (faster on CPUs with "
                                                        "AVX512-BF16 and on GPUs); the adapter and the loss stay fp32")
     p.add_argument("--quantization-aware", action="store_true",
-                   help="--method prompt: also train through the 4-bit bundles' arithmetic (8da4w / int4: group-32 "
-                        "weights, int8 activations, simulated), so refusals survive quantization; two forwards per "
-                        "step")
+                   help="--method prompt or steering: also train through the 4-bit bundles' arithmetic (8da4w / "
+                        "int4: group-32 weights, int8 activations, simulated), so refusals survive quantization; two "
+                        "forwards per step")
     p.add_argument("--quantized-weight", type=float, default=1.0, metavar="W",
                    help="with --quantization-aware: weight of the quantized model's loss against the fp32 one's "
                         "(above 1 favors agreement of the 4-bit bundles over the fp32 prompt's own fit)")

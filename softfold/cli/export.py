@@ -15,8 +15,8 @@ def add_to(sub) -> None:
                                    "constants; virtual-tokens: N reserved tokens start every prompt), after merging "
                                    "the --adapter LoRA into the weights and adding the --steering-vector vectors "
                                    "after their blocks when given, lower it for the target runtime, and check parity "
-                                   "against the PyTorch reference (PEFT's forward, the vectors added by hooks). Exits 1 "
-                                   "when the parity gate fails (the report is written anyway), 2 on bad input "
+                                   "against the PyTorch reference (PEFT's forward, the vectors added by hooks). "
+                                   "Exits 1 when the parity gate fails (the report is written anyway), 2 on bad input "
                                    "(before any heavy work), 3 when the environment stops it (disk full, read-only, "
                                    "interrupted).")
     add_export_arguments(p)

@@ -422,6 +422,20 @@ def test_saved_control_vector_reads_back_in_gguf_and_steers_the_reference_as_the
     torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
+def test_steering_trains_quantization_aware(deep, deep_examples):
+    """The vectors stay fp32 constants in a 4-bit bundle: training through the simulated 4-bit LLM reaches them."""
+    config = _with(STEERING, quantization_aware=True)
+    student = make_student(deep, config)
+    with torch.no_grad():
+        fp32 = batch_loss(student, deep_examples, Loss.KL)
+        with simulated_4bit(student):
+            quantized = batch_loss(student, deep_examples, Loss.KL)
+    assert not torch.equal(fp32, quantized)
+    training_loss(student, deep_examples[:2], config).backward()
+    assert all(p.grad.abs().sum() > 0 for p in trainable_parameters(student).values())
+    assert all(p.grad is None for p in deep.model.parameters()) and _no_hooks(deep.model)
+
+
 def _hand_mean_difference(model, prompts, layer: int, scale: float) -> torch.Tensor:
     """One prompt at a time, unpadded: block `layer`'s output at the prompt's last token."""
     rows = {True: [], False: []}
