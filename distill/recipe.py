@@ -1,4 +1,5 @@
-"""`softfold distill`: data -> teacher (LLM + guard) -> student training -> PEFT adapter + provenance."""
+"""`softfold distill`: data -> teacher (LLM + guard) -> student training -> PEFT adapter or control vector +
+provenance."""
 import hashlib
 import json
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from softfold.distill.teacher import DEFAULT_REFUSAL, load_examples, save_exampl
 from softfold.distill.train import DistillConfig, check_student, train
 from softfold.errors import UserError
 from softfold.load import load_base
+from softfold.prompt_format import chat_ids
 
 SIDECAR = "softfold_distill.json"
 
@@ -67,13 +69,19 @@ def run(job: DistillJob) -> dict:
     guard = make_guard(job.guard, harmful)
     prompts = harmful + benign
     train_prompts, watch_prompts = split_held_out(prompts)
-    examples, watch = _teacher(job, base, guard, train_prompts, watch_prompts)
-    result = train(base, examples, watch, job.config, job.out)
+    if job.config.baseline_only:  # the untrained mean-difference vectors: the guard's flags, no teacher replies
+        flagged = guard.flags(train_prompts)
+        result = train(base, [], [], job.config, job.out,
+                       prompts=[(chat_ids(base.tokenizer, p), f) for p, f in zip(train_prompts, flagged)])
+    else:
+        examples, watch = _teacher(job, base, guard, train_prompts, watch_prompts)
+        flagged = [ex.flagged for ex in examples]
+        result = train(base, examples, watch, job.config, job.out)
     provenance = {
         "command": job.command, "base_model": Path(job.model).name, "guard": job.guard, "refusal": job.refusal,
         "max_response_tokens": job.max_response_tokens, **result,
         "data": {Path(p).name: file_sha256(p) for p in job.harmful + job.benign},
-        "flagged_fraction": sum(ex.flagged for ex in examples) / len(examples),
+        "flagged_fraction": sum(flagged) / len(flagged),
     }
     (Path(job.out) / SIDECAR).write_text(json.dumps(provenance, indent=2, default=str) + "\n")
     return provenance

@@ -1,5 +1,6 @@
-"""Train the student: the frozen LLM with a PEFT adapter, its only trainable parameters (`Method`): N virtual
-tokens (prompt tuning) or low-rank updates of its Linears (LoRA).
+"""Train the student: the frozen LLM with an adapter, its only trainable parameters (`Method`): N virtual tokens
+(PEFT prompt tuning), low-rank updates of its Linears (PEFT LoRA), or steering vectors added to its residual stream
+(a llama.cpp control vector).
 
 Deterministic for a seed, resumable from its checkpoint (safetensors + JSON, never pickle), and
 run through `accelerate` so `accelerate launch` scales it out unchanged.
@@ -7,7 +8,8 @@ run through `accelerate` so `accelerate launch` scales it out unchanged.
 import copy
 import json
 import math
-from dataclasses import asdict, dataclass
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
 
@@ -17,10 +19,12 @@ from tqdm import tqdm
 
 from softfold.calibrate.simulate import quantized
 from softfold.distill.losses import Loss, distillation_loss, margin_hinge
+from softfold.distill.steering import SteeringStudent, mean_difference
 from softfold.distill.teacher import TeacherExample
 from softfold.errors import UserError
 from softfold.load import BaseModel, load_soft_prompt
 from softfold.softprompt import SAFETY_INIT_TEXT, text_embeddings
+from softfold.steering import check_layers, default_layers
 
 CHECKPOINT = "checkpoint"
 ALL_LINEAR = "all-linear"  # PEFT's name for every Linear of the blocks, the LM head left out
@@ -30,9 +34,18 @@ class Method(Enum):
     """What the student trains (`softfold distill --method`)."""
     PROMPT = "prompt"  # N virtual tokens in front of every input (PEFT prompt tuning)
     LORA = "lora"  # low-rank updates B A of the LLM's Linears (PEFT LoRA), merged into the weights at export
+    STEERING = "steering"  # one vector per chosen layer added after its block (a llama.cpp control vector)
 
 
-DEFAULT_LR = {Method.PROMPT: 1e-2, Method.LORA: 2e-4}
+# steering: Adam moves each component by at most lr per step, so 200 steps of 1e-2 reach about 2, the median magnitude
+# of SmolLM2-135M's residual stream in its middle blocks (1.4 to 3, measured): room to matter, not to swamp it
+DEFAULT_LR = {Method.PROMPT: 1e-2, Method.LORA: 2e-4, Method.STEERING: 1e-2}
+
+
+class SteeringInit(Enum):
+    """Where --method steering's vectors start."""
+    ZERO = "zero"  # the LLM itself
+    MEAN_DIFFERENCE = "mean-difference"  # the classic baseline (distill/steering.py); with --steps 0, all there is
 
 
 class LRSchedule(Enum):
@@ -48,6 +61,9 @@ class DistillConfig:
     lora_rank: int = 8  # --method lora: r, and the update's scale lora_alpha / r
     lora_alpha: float = 16.0
     lora_target_modules: tuple[str, ...] = (ALL_LINEAR,)  # module names (suffixes), or ALL_LINEAR
+    steering_layers: tuple[int, ...] = ()  # --method steering: llama.cpp layer indices; () = steering.default_layers
+    steering_init: SteeringInit = SteeringInit.ZERO
+    steering_scale: float = 1.0  # the mean difference is scaled by this (--steering-init mean-difference)
     steps: int = 200
     batch_size: int = 8
     lr: float | None = None  # None: the method's DEFAULT_LR
@@ -71,12 +87,36 @@ class DistillConfig:
             object.__setattr__(self, "lr", DEFAULT_LR[self.method])
         if self.method is Method.LORA:
             check_lora_settings(self)
+        if self.method is Method.STEERING:
+            check_steering_settings(self)
+        if self.steps < 0 or (self.steps == 0 and not self.baseline_only):
+            raise UserError(f"--steps {self.steps} trains nothing: pass --steps N >= 1 (--steps 0 writes the untrained "
+                            "baseline of --method steering --steering-init mean-difference only)")
         if self.quantized_weight <= 0:
             raise UserError(f"--quantized-weight must be > 0, got {self.quantized_weight}")
         if self.opening_weight <= 0:
             raise UserError(f"--opening-weight must be > 0 (1 weighs every reply token alike), got {self.opening_weight}")
         if self.margin < 0:
             raise UserError(f"--margin must be >= 0 nats (0 turns it off), got {self.margin}")
+
+    @property
+    def baseline_only(self) -> bool:
+        """The untrained mean-difference steering vectors, no teacher and no training (--steps 0)."""
+        return (self.steps == 0 and self.method is Method.STEERING
+                and self.steering_init is SteeringInit.MEAN_DIFFERENCE)
+
+
+def check_steering_settings(config: DistillConfig) -> None:
+    if len(set(config.steering_layers)) < len(config.steering_layers):
+        raise UserError(f"--steering-layers lists a layer twice: {' '.join(map(str, config.steering_layers))}")
+    if not math.isfinite(config.steering_scale) or config.steering_scale == 0:
+        raise UserError(f"--steering-scale must be a finite number other than 0, got {config.steering_scale}")
+    if config.steering_scale != 1.0 and config.steering_init is not SteeringInit.MEAN_DIFFERENCE:
+        raise UserError("--steering-scale scales the mean-difference vectors: pass --steering-init mean-difference, "
+                        "or drop the flag")
+    if config.init_from:
+        raise UserError("--init-from takes a prompt-tuning directory (--method prompt); --method steering starts "
+                        "from --steering-init: drop the flag")
 
 
 def check_lora_settings(config: DistillConfig) -> None:
@@ -103,17 +143,29 @@ def learning_rate(config: DistillConfig, step: int) -> float:
     return config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
 
 
-def make_student(base: BaseModel, config: DistillConfig):
-    """The PEFT model `config.method` trains: the frozen LLM with the method's adapter, its only trainable
-    parameters (`trainable_parameters`)."""
+def make_student(base: BaseModel, config: DistillConfig, prompts: list[tuple[list[int], bool]] = ()):
+    """The model `config.method` trains: the frozen LLM with the method's adapter, its only trainable parameters
+    (`trainable_parameters`); a PEFT model, or a SteeringStudent. `prompts`: the training prompts (chat token ids,
+    flagged), which --steering-init mean-difference starts from."""
+    if config.method is Method.STEERING:
+        return steering_student(base, config, prompts)
     return {Method.PROMPT: prompt_student, Method.LORA: lora_student}[config.method](base, config)
 
 
+def for_model(config: DistillConfig, base: BaseModel) -> DistillConfig:
+    """`config` with the defaults that depend on the model filled in: the steering layers."""
+    if config.method is not Method.STEERING or config.steering_layers:
+        return config
+    return replace(config, steering_layers=default_layers(base.config.num_hidden_layers))
+
+
 def check_student(base: BaseModel, config: DistillConfig) -> None:
-    """The method's settings against the model (LoRA's target modules, --init-from's soft prompt), in seconds:
-    before the teacher's work."""
+    """The method's settings against the model (LoRA's target modules, the steering layers, --init-from's soft
+    prompt), in seconds: before the teacher's work."""
     if config.method is Method.LORA:
         check_target_modules(base.model, config.lora_target_modules)
+    elif config.method is Method.STEERING:
+        check_layers(for_model(config, base).steering_layers, base.config.num_hidden_layers, "--steering-layers")
     elif config.init_from:
         _init_from(base, config)
 
@@ -151,6 +203,23 @@ def lora_student(base: BaseModel, config: DistillConfig):
     return get_peft_model(copy.deepcopy(base.model), peft_config)
 
 
+def steering_student(base: BaseModel, config: DistillConfig, prompts: list[tuple[list[int], bool]]) -> SteeringStudent:
+    """Vectors after the chosen layers of the caller's LLM (which stays as it is outside the student's `active()`):
+    zero, so the student starts as the LLM itself, or the mean difference of the training prompts' activations."""
+    layers = for_model(config, base).steering_layers
+    check_layers(layers, base.config.num_hidden_layers, "--steering-layers")
+    if config.steering_init is SteeringInit.MEAN_DIFFERENCE:
+        vectors = mean_difference(base.model, list(prompts), layers, config.steering_scale)
+    else:
+        vectors = {layer: torch.zeros(base.config.hidden_size) for layer in layers}
+    return SteeringStudent(base.model, vectors)
+
+
+def adapted(student):
+    """Where the student's adapter acts: a steering student's vectors inside this context, PEFT's everywhere."""
+    return student.active() if isinstance(student, SteeringStudent) else nullcontext()
+
+
 def check_target_modules(model: torch.nn.Module, targets: tuple[str, ...]) -> None:
     """Each --lora-target-modules name ends some Linear's name (PEFT's rule), or a one-line UserError listing them."""
     linears = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
@@ -171,8 +240,10 @@ def prompt_weight(student) -> torch.nn.Parameter:
 
 
 def virtual_tokens(student) -> torch.Tensor:
-    """The embeddings [N, hidden] the student puts before every input: its soft prompt; none (N = 0) for LoRA."""
-    if student.peft_config["default"].is_prompt_learning:
+    """The embeddings [N, hidden] the student puts before every input: its soft prompt; none (N = 0) for LoRA and
+    steering."""
+    peft_config = getattr(student, "peft_config", None)
+    if peft_config and peft_config["default"].is_prompt_learning:
         return prompt_weight(student)
     return student.get_input_embeddings().weight[:0]
 
@@ -196,7 +267,7 @@ def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = Fa
     where = torch.tensor([[n_virtual + len(ex.prompt_ids) - 1 + min(j, len(ex.response_ids) - 1) for j in range(reply)]
                           for ex in batch], device=prompt.device)
     embeds = torch.cat([prompt.unsqueeze(0).expand(len(batch), -1, -1), lm.get_input_embeddings()(ids)], dim=1)
-    with torch.autocast(device_type=prompt.device.type, dtype=torch.bfloat16, enabled=bf16):
+    with adapted(student), torch.autocast(device_type=prompt.device.type, dtype=torch.bfloat16, enabled=bf16):
         hidden = getattr(lm, lm.base_model_prefix)(inputs_embeds=embeds, attention_mask=attention).last_hidden_state
         hidden = hidden.gather(1, where.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
         logits = lm.get_output_embeddings()(hidden).float()
@@ -276,7 +347,8 @@ def _load_checkpoint(out: Path, student, optimizer, method: Method) -> tuple[int
     saved = {key.removeprefix("param."): t for key, t in tensors.items() if key.startswith("param.")}
     if {n: tuple(p.shape) for n, p in params.items()} != {n: tuple(t.shape) for n, t in saved.items()}:
         raise UserError(f"{ckpt} was trained with other adapter settings (virtual tokens, LoRA rank or target "
-                        "modules): resume it with its own flags (its softfold_distill.json), or pass another --out")
+                        "modules, steering layers): resume it with its own flags (its softfold_distill.json), or pass "
+                        "another --out")
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(saved[name])
@@ -314,15 +386,20 @@ def evaluate_losses(student, examples: list[TeacherExample], config: DistillConf
 
 
 def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[TeacherExample], config: DistillConfig,
-          out: Path, resume: bool = True) -> dict:
+          out: Path, resume: bool = True, prompts: list[tuple[list[int], bool]] | None = None) -> dict:
     """Train, checkpointing every eval_every steps; returns the final metrics. The student lands in `out`, a PEFT
-    adapter directory (prompt tuning or LoRA)."""
+    adapter directory (prompt tuning or LoRA) or OUT/control_vector.gguf (steering). `prompts`: (token ids,
+    flagged) of the training prompts a mean-difference start is computed from (default: train_set's; the
+    untrained baseline, --steps 0, has no teacher examples)."""
     from accelerate import Accelerator
 
+    config = for_model(config, base)
     torch.manual_seed(config.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    student = make_student(base, config)
+    prompts = [(ex.prompt_ids, ex.flagged) for ex in train_set] if prompts is None else prompts
+    student = make_student(base, config, prompts)
     optimizer = torch.optim.Adam(list(trainable_parameters(student).values()), lr=config.lr)
+    resume = resume and not config.baseline_only  # the baseline is computed, never resumed
     start, history = _load_checkpoint(out, student, optimizer, config.method) if resume else (0, [])
     student, optimizer = accelerator.prepare(student, optimizer)
     bar = tqdm(range(start, config.steps), desc=f"distill ({config.method.value}, {config.loss.value})", initial=start, total=config.steps)
@@ -344,4 +421,4 @@ def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[Teach
     accelerator.unwrap_model(student).save_pretrained(out)
     return {"history": history,
             "config": {**asdict(config), "method": config.method.value, "loss": config.loss.value,
-                       "lr_schedule": config.lr_schedule.value}}
+                       "lr_schedule": config.lr_schedule.value, "steering_init": config.steering_init.value}}

@@ -1,4 +1,5 @@
-"""Fold a soft prompt into the compact model (DESIGN.md section 2): as prefix K/V, or as virtual-token rows."""
+"""Fold a soft prompt into the compact model (DESIGN.md section 2): as prefix K/V, or as virtual-token rows; and
+steering vectors, as constants added after their blocks."""
 import torch
 
 from softfold.errors import UserError
@@ -81,20 +82,31 @@ def _load_weights(model: Transformer, hf_model) -> None:
                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
 
 
+def set_steering(model: Transformer, steering: dict[int, torch.Tensor] | None) -> None:
+    """Constant vectors added to the output of the blocks they are keyed by (a control vector's direction.N after
+    block N), fp32 buffers the quantizers never touch; None or empty: no block is steered."""
+    for layer, vector in (steering or {}).items():
+        model.layers[layer].steering = vector.detach().float().clone()
+
+
 @torch.no_grad()
-def build_folded_model(hf_model, soft_prompt: torch.Tensor | None, max_context: int) -> Transformer:
-    """The export model: HF weights + the soft prompt's K/V computed once, in fp32, as constants."""
+def build_folded_model(hf_model, soft_prompt: torch.Tensor | None, max_context: int,
+                       steering: dict[int, torch.Tensor] | None = None) -> Transformer:
+    """The export model: HF weights + the soft prompt's K/V computed once, in fp32, as constants (computed with the
+    `steering` vectors added, as the reference computes the virtual tokens), + the steering vectors."""
     check_config(hf_model.config)
     n_prefix = 0 if soft_prompt is None else soft_prompt.shape[0]
     args = ModelArgs.from_hf(hf_model.config, max_context)
     tables = _rope_tables(hf_model, n_prefix + max_context)
     model = _transformer(args, n_prefix, tables)
     _load_weights(model, hf_model)
+    set_steering(model, steering)
     if n_prefix:
         # Prefill the soft prompt through an unfolded twin (same weights, empty prefix) and keep its cache.
         twin_args = ModelArgs.from_hf(hf_model.config, n_prefix + max_context)
         twin = _transformer(twin_args, 0, tables)
         _load_weights(twin, hf_model)
+        set_steering(twin, steering)
         with muted():  # ExecuTorch's eager custom ops log every call
             twin.forward_embeds(soft_prompt.float().unsqueeze(0), torch.tensor([0]))
         for (pk, pv), block in zip(model.prefix_kv(), twin.layers):
@@ -104,7 +116,8 @@ def build_folded_model(hf_model, soft_prompt: torch.Tensor | None, max_context: 
 
 
 @torch.no_grad()
-def build_virtual_token_model(hf_model, soft_prompt: torch.Tensor, virtual_start: int, max_context: int) -> Transformer:
+def build_virtual_token_model(hf_model, soft_prompt: torch.Tensor, virtual_start: int, max_context: int,
+                              steering: dict[int, torch.Tensor] | None = None) -> Transformer:
     """The export model for virtual-token mode: ids virtual_start .. virtual_start + N - 1 are the soft prompt.
 
     The cache holds the N virtual tokens on top of `max_context` user positions.
@@ -114,6 +127,7 @@ def build_virtual_token_model(hf_model, soft_prompt: torch.Tensor, virtual_start
     args = ModelArgs.from_hf(hf_model.config, n_virtual + max_context)
     model = _transformer(args, 0, _rope_tables(hf_model, n_virtual + max_context), n_virtual, virtual_start)
     _load_weights(model, hf_model)
+    set_steering(model, steering)
     model.virtual_embeddings.copy_(soft_prompt.float())
     return model.eval()
 

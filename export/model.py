@@ -223,7 +223,9 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
 
 class Block(nn.Module):
     """Llama order: x + attn(norm(x)), then x + mlp(post_attention_layernorm(x)). With `sandwich_norms` (Gemma 3)
-    post_attention_layernorm normalizes the attention's output and the MLP has its own norms before and after."""
+    post_attention_layernorm normalizes the attention's output and the MLP has its own norms before and after.
+    A steered block adds its constant `steering` vector to its output, after the residual add, as llama.cpp adds a
+    control vector's direction.N after block N (softfold/steering.py); an unsteered block has no such op."""
 
     def __init__(self, args: ModelArgs, n_prefix: int):
         super().__init__()
@@ -235,15 +237,18 @@ class Block(nn.Module):
         if self.sandwich:
             self.pre_feedforward_layernorm = RMSNorm(args.dim, args.norm_eps)
             self.post_feedforward_layernorm = RMSNorm(args.dim, args.norm_eps)
+        self.register_buffer("steering", None)  # [dim]: a control vector added to the block's output (fold.py)
 
     def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor, n_write: int,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         y = self.self_attn(self.input_layernorm(x), start, cos, sin, n_write, mask)
         if not self.sandwich:
             x = x + y
-            return x + self.mlp(self.post_attention_layernorm(x))
-        x = x + self.post_attention_layernorm(y)
-        return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
+            x = x + self.mlp(self.post_attention_layernorm(x))
+        else:
+            x = x + self.post_attention_layernorm(y)
+            x = x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
+        return x if self.steering is None else x + self.steering
 
 
 LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",

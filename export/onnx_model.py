@@ -116,4 +116,6 @@ class OnnxDecoder(nn.Module):
             else:
                 h = h + attn.o_proj(y)
                 h = h + block.mlp(_rms_norm(block.post_attention_layernorm, h))
+            if block.steering is not None:  # a control vector, after the block (model.py's Block)
+                h = h + block.steering
         return (m.lm_head(_rms_norm(m.norm, h)), *presents)

@@ -29,6 +29,7 @@ from softfold.manifest import Manifest
 from softfold.parity import GateConfig, ParityReport, recipe_thresholds, run_parity
 from softfold.pipeline import ExportOptions, export_bundle
 from softfold.reference import Reference
+from softfold.steering import load_steering
 
 
 @dataclass(frozen=True)
@@ -60,22 +61,25 @@ class Bundle:
         return generate(self.path, prompt, max_new_tokens, on_token)
 
     def parity(self, soft_prompt: str | Path | None, model: str | Path | None = None, prompts: tuple[str, ...] = (),
-               chat_template: str | Path | None = None, adapter: str | Path | None = None) -> ParityReport:
+               chat_template: str | Path | None = None, adapter: str | Path | None = None,
+               steering_vector: str | Path | None = None) -> ParityReport:
         """The parity gate again, against the PyTorch reference (base model + soft prompt, + the LoRA `adapter`
-        unmerged when the bundle merged one; `chat_template` as at export), with the recipe's thresholds; the
-        bundle is not modified."""
+        unmerged when the bundle merged one, + the control vector `steering_vector` added by hooks when the bundle
+        folded one; `chat_template` as at export), with the recipe's thresholds; the bundle is not modified."""
         self.check_intact()
         manifest = read_manifest(self.path)
-        if soft_prompt is None and adapter is None:
-            raise UserError("parity against the reference needs the bundle's soft prompt, its LoRA adapter, or both")
+        if soft_prompt is None and adapter is None and steering_vector is None:
+            raise UserError("parity against the reference needs the bundle's soft prompt, LoRA adapter and/or "
+                            "steering vectors")
         config = read_config(resolve_model(model))  # one-line errors for a bad soft prompt or adapter, in seconds
         if soft_prompt is not None:
             load_soft_prompt(Path(soft_prompt), config.hidden_size)
         lora = load_lora(adapter, config) if adapter is not None else None
+        steering = load_steering(steering_vector, config) if steering_vector is not None else None
         base = load_base(resolve_model(model), chat_template)
         virtual_ids = manifest.get("soft_prompt", {}).get("virtual_token_ids", [])
         user_context = manifest["model"]["context_length"] - len(virtual_ids)
-        reference = Reference(base, Path(soft_prompt) if soft_prompt is not None else None, lora)
+        reference = Reference(base, Path(soft_prompt) if soft_prompt is not None else None, lora, steering)
         return run_parity(reference, bundle_engine(self.path, manifest),
                           list(DEFAULT_PROMPTS) + list(prompts), manifest["recipe"], user_context,
                           recipe_thresholds(Recipe(manifest["recipe"])))
@@ -98,8 +102,8 @@ def fold(soft_prompt: str | Path | None, out: str | Path, *, model: str | Path |
     """Fold the soft prompt into a bundle at `out` and gate it (softfold export). The bundle is written whether or
     not the gate passes: see `bundle.manifest.parity.passed` and its parity.md. `options` are QuantConfig fields
     (group_size, weight_bits, embedding_bits, keep_8bit, algorithm) and ExportOptions ones (max_context, prefix_kv,
-    force, trust_base_model, chat_template, adapter: a PEFT LoRA directory merged first; soft_prompt may then be
-    None)."""
+    force, trust_base_model, chat_template, adapter: a PEFT LoRA directory merged first, steering_vector: a llama.cpp
+    control-vector GGUF added after its blocks; with either, soft_prompt may be None)."""
     quant_fields = {f.name for f in fields(QuantConfig)} - {"target", "recipe"}
     export_fields = {f.name for f in fields(ExportOptions)} - {"model", "soft_prompt", "out", "quant", "folding", "gate"}
     if unknown := sorted(set(options) - quant_fields - export_fields):

@@ -86,7 +86,8 @@ def front_matter(manifest: dict) -> str:
     data = {**({"base_model": m["base_model"]} if m.get("base_model") else {}), "license": m.get("license", "unknown"),
             "library_name": LIBRARY[manifest["backend"]], "pipeline_tag": "text-generation",
             "tags": ["softfold", *(["soft-prompt"] if "soft_prompt" in manifest else []),
-                     *(["lora"] if "adapter" in manifest else []), "safety", "on-device", "android",
+                     *(["lora"] if "adapter" in manifest else []),
+                     *(["steering-vector"] if "steering" in manifest else []), "safety", "on-device", "android",
                      manifest["backend"], manifest["recipe"], m["architecture"]]}
     return f"---\n{yaml.safe_dump(data, sort_keys=False)}---\n"
 
@@ -112,8 +113,8 @@ def _safety_summary(sp: dict) -> str:
 
 
 def _carried(manifest: dict) -> str:
-    """What the bundle carries beyond the base model: its soft prompt, its merged LoRA."""
-    sp, lora, parts = manifest.get("soft_prompt"), manifest.get("adapter"), []
+    """What the bundle carries beyond the base model: its soft prompt, its merged LoRA, its steering vectors."""
+    sp, lora, steering, parts = manifest.get("soft_prompt"), manifest.get("adapter"), manifest.get("steering"), []
     if sp:
         parts.append(f"This model carries a learned soft prompt of {sp['num_virtual_tokens']} virtual tokens (sha256\n"
                      f"`{sp['sha256'][:16]}...`), {FOLDING[sp['folding']]}{_calibrated(sp)}")
@@ -122,11 +123,16 @@ def _carried(manifest: dict) -> str:
         parts.append(f"Its weights hold a LoRA adapter (rank {lora['rank']}, alpha {lora['alpha']:g}, on "
                      f"{', '.join(targets)}), merged into them (W + alpha / rank B A) before export: nothing about it "
                      "changes for the app.")
+    if steering:
+        parts.append(f"It adds steering vectors (a llama.cpp control vector, sha256 `{steering['sha256'][:16]}...`) to "
+                     f"the residual stream after blocks {', '.join(map(str, steering['layers']))}, as constants of the "
+                     "graph, at every position: nothing about them changes for the app.")
     return "\n\n".join(parts)
 
 
 def _reference(manifest: dict) -> str:
-    added = [name for key, name in (("soft_prompt", "soft prompt"), ("adapter", "LoRA (unmerged, as PEFT computes it)"))
+    added = [name for key, name in (("soft_prompt", "soft prompt"), ("adapter", "LoRA (unmerged, as PEFT computes it)"),
+                                    ("steering", "steering vectors (added after their blocks by forward hooks)"))
              if key in manifest]
     return "Base model + " + " + ".join(added)
 

@@ -4,8 +4,9 @@
 against (tests/test_android_demo.py), is derived from these classes: a field with a default of None is optional.
 
 Version 2 names the phone engine's parity figures `engine_*` (version 1: `runner_*`, though ONNX bundles have no
-runner); `upgraded` reads a version-1 manifest as version 2. A bundle holds a soft prompt, a merged LoRA adapter, or
-both: `soft_prompt` and `adapter` are each optional (every bundle before LoRA holds a soft prompt).
+runner); `upgraded` reads a version-1 manifest as version 2. A bundle holds a soft prompt, a merged LoRA adapter,
+steering vectors, or several of them: `soft_prompt`, `adapter` and `steering` are each optional (every bundle before
+LoRA holds a soft prompt).
 """
 import types
 import typing
@@ -57,6 +58,16 @@ class AdapterInfo:
 
 
 @dataclass(frozen=True)
+class SteeringInfo:
+    """Steering vectors (a llama.cpp control-vector GGUF), constants added to the output of their blocks."""
+    format: str  # "llama.cpp control vector (GGUF)"
+    source: str
+    sha256: str  # of the file
+    layers: list[int]  # llama.cpp's indices: direction.N is added after block N (0-based)
+    model_hint: str | None = None  # the file's controlvector.model_hint, when it has one
+
+
+@dataclass(frozen=True)
 class PromptFormatInfo:
     """The chat template as strings: preamble + turns (prefix + text + suffix) + generation_prefix."""
     preamble: str
@@ -96,6 +107,7 @@ class Manifest:
     parity: ParitySummary
     soft_prompt: SoftPromptInfo | None = None  # absent from a bundle of a LoRA alone
     adapter: AdapterInfo | None = None  # a LoRA merged into the weights
+    steering: SteeringInfo | None = None  # steering vectors added after their blocks
     quantization: dict | None = None  # quantized recipes: the schemes' settings (group size, bits, algorithm, ...)
 
     @classmethod

@@ -1,5 +1,5 @@
-"""`softfold export`: load -> merge the LoRA -> fold -> lower -> tokenizer -> parity -> manifest, into one atomic
-bundle."""
+"""`softfold export`: load -> merge the LoRA -> fold (soft prompt, steering vectors) -> lower -> tokenizer -> parity ->
+manifest, into one atomic bundle."""
 import json
 import tempfile
 from dataclasses import asdict, dataclass
@@ -30,13 +30,14 @@ from softfold.parity import GateConfig, ParityReport, recipe_thresholds, run_par
 from softfold.prompt_format import PromptFormat, chat_ids, derive
 from softfold.provenance import base_model_facts, safety_eval
 from softfold.reference import Reference, eos_ids
+from softfold.steering import SteeringVectors, load_steering, steered
 from softfold.virtual_tokens import VirtualTokens, add_virtual_tokens
 
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """One export: its inputs (a soft prompt, a LoRA adapter, or both), its recipe (the target with it), how the soft
-    prompt is folded, and its gate."""
+    """One export: its inputs (a soft prompt, a LoRA adapter, steering vectors: any of them), its recipe (the target
+    with it), how the soft prompt is folded, and its gate."""
     model: Path
     soft_prompt: Path | None  # a PEFT prompt-tuning directory
     out: Path
@@ -49,6 +50,7 @@ class ExportOptions:
     trust_base_model: bool = False  # export even when the soft prompt names another base model
     chat_template: Path | None = None  # a Jinja file replacing the model's chat template (needed when it has none)
     adapter: Path | None = None  # a PEFT LoRA directory, merged into the weights before folding and quantization
+    steering_vector: Path | None = None  # a llama.cpp control-vector GGUF, its vectors added after their blocks
 
     def __post_init__(self):
         object.__setattr__(self, "quant", self.quant.resolved(self.folding))
@@ -64,7 +66,7 @@ class ExportOptions:
 
 def export_bundle(opts: ExportOptions) -> ParityReport:
     """Write the bundle to opts.out (only once complete) and return its parity report."""
-    soft_prompt, adapter = check_inputs(opts)
+    soft_prompt, adapter, steering = check_inputs(opts)
     prefix = calibrated_prefix(opts, soft_prompt)
     with tqdm(total=4, desc="loading model", unit="stage", leave=False) as stages, atomic_dir(opts.out) as tmp:
         base = load_base(opts.model, opts.chat_template)
@@ -72,32 +74,38 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
         if opts.folding is Folding.VIRTUAL_TOKENS:
             tokenizer, virtual = add_virtual_tokens(base.tokenizer, soft_prompt.num_virtual_tokens)
         prompt_format = derive_prompt_format(tokenizer)
-        _advance(stages, f"{_applying(soft_prompt, adapter, opts.folding)} and lowering to {opts.target.value}")
-        rounded = _write_model(merged(base, adapter), soft_prompt, opts, virtual, prefix, tmp)
+        _advance(stages, f"{_applying(soft_prompt, adapter, steering, opts.folding)} and lowering to "
+                         f"{opts.target.value}")
+        rounded = _write_model(merged(base, adapter), soft_prompt, steering, opts, virtual, prefix, tmp)
         save_tokenizer(tokenizer, tmp)
         _advance(stages, "parity gate")
         engine = engine_for(tmp, opts.target.value, MODEL_FILE[opts.target], virtual)
         thresholds = opts.gate.thresholds or recipe_thresholds(opts.recipe)
-        reference = Reference(base, opts.soft_prompt, adapter)  # the LoRA unmerged, as PEFT computes it
+        # the LoRA unmerged, as PEFT computes it; the steering vectors added by hooks
+        reference = Reference(base, opts.soft_prompt, adapter, steering)
         report = run_parity(reference, engine, list(opts.gate.prompts), opts.recipe.value, opts.max_context,
                             thresholds, check_engine=opts.gate.check_engine)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
-        manifest = _manifest(base, soft_prompt, adapter, prompt_format, opts, report, virtual, prefix, rounded)
+        manifest = _manifest(base, soft_prompt, adapter, steering, prompt_format, opts, report, virtual, prefix,
+                             rounded)
         (tmp / "README.md").write_text(app_readme(manifest))
         write_manifest(tmp, manifest)
         _advance(stages, "done")
     return report
 
 
-def check_inputs(opts: ExportOptions) -> tuple[SoftPrompt | None, LoraAdapter | None]:
+def check_inputs(opts: ExportOptions) -> tuple[SoftPrompt | None, LoraAdapter | None, SteeringVectors | None]:
     """Everything the files and flags can tell, refused in seconds before any heavy work (the recipe's flags were
-    checked when its QuantConfig was made); the soft prompt and the LoRA adapter, each when given."""
-    if opts.soft_prompt is None and opts.adapter is None:
-        raise UserError("export needs --soft-prompt DIR (PEFT prompt tuning), --adapter DIR (PEFT LoRA), or both")
+    checked when its QuantConfig was made); the soft prompt, the LoRA adapter and the steering vectors, each when
+    given."""
+    if opts.soft_prompt is None and opts.adapter is None and opts.steering_vector is None:
+        raise UserError("export needs --soft-prompt DIR (PEFT prompt tuning), --adapter DIR (PEFT LoRA), "
+                        "--steering-vector FILE (llama.cpp control vector), or several of them")
     if opts.soft_prompt is None and opts.folding is Folding.VIRTUAL_TOKENS:
         raise UserError("--folding virtual-tokens folds a soft prompt: pass --soft-prompt DIR, or drop --folding")
-    inputs = [p for p in (opts.model, opts.soft_prompt, opts.adapter, opts.prefix_kv, opts.chat_template) if p]
+    inputs = [p for p in (opts.model, opts.soft_prompt, opts.adapter, opts.steering_vector, opts.prefix_kv,
+                          opts.chat_template) if p]
     check_out(opts.out, inputs, opts.force)
     if opts.max_context < 8:
         raise UserError(f"--max-context must be at least 8 tokens, got {opts.max_context}")
@@ -105,6 +113,7 @@ def check_inputs(opts: ExportOptions) -> tuple[SoftPrompt | None, LoraAdapter | 
     check_chat_template_input(opts.model, opts.chat_template)
     soft_prompt = load_soft_prompt(opts.soft_prompt, config.hidden_size) if opts.soft_prompt else None
     adapter = load_lora(opts.adapter, config) if opts.adapter else None
+    steering = load_steering(opts.steering_vector, config) if opts.steering_vector else None
     if not opts.trust_base_model:
         for path, what in ((opts.soft_prompt, "soft prompt"), (opts.adapter, "adapter")):
             if path:
@@ -115,13 +124,15 @@ def check_inputs(opts: ExportOptions) -> tuple[SoftPrompt | None, LoraAdapter | 
     if unknown:
         raise UserError(f"--keep-8bit {' '.join(unknown)}: no such layer; this model has lm_head and layers.0 to "
                         f"layers.{config.num_hidden_layers - 1} (and their self_attn / mlp projections)")
-    return soft_prompt, adapter
+    return soft_prompt, adapter, steering
 
 
-def _applying(soft_prompt: SoftPrompt | None, adapter: LoraAdapter | None, folding: Folding) -> str:
+def _applying(soft_prompt: SoftPrompt | None, adapter: LoraAdapter | None, steering: SteeringVectors | None,
+              folding: Folding) -> str:
     """What the export does to the model, for its progress bar."""
     steps = [f"merging LoRA r={adapter.rank}"] if adapter else []
     steps += [f"folding N={soft_prompt.num_virtual_tokens} ({folding.value})"] if soft_prompt else []
+    steps += [f"adding steering vectors after {len(steering.layers)} blocks"] if steering else []
     return ", ".join(steps)
 
 
@@ -134,9 +145,10 @@ def calibrated_prefix(opts: ExportOptions, soft_prompt: SoftPrompt | None) -> Ca
     """The --prefix-kv file, checked against this soft prompt and recipe before any heavy work; None without one."""
     if opts.prefix_kv is None:
         return None
-    if soft_prompt is None or opts.adapter is not None:
-        raise UserError("--prefix-kv replaces a soft prompt's folded K/V computed without a LoRA: pass --soft-prompt "
-                        "and no --adapter (export --adapter folds the K/V of the merged model itself)")
+    if soft_prompt is None or opts.adapter is not None or opts.steering_vector is not None:
+        raise UserError("--prefix-kv replaces a soft prompt's folded K/V computed without a LoRA or steering vectors: "
+                        "pass --soft-prompt and neither --adapter nor --steering-vector (export folds the K/V of "
+                        "the merged or steered model itself)")
     if opts.folding is not Folding.PREFIX_KV:
         raise UserError("--prefix-kv replaces the folded prefix K/V: it needs --folding prefix-kv, "
                         f"got {opts.folding.value}")
@@ -146,17 +158,22 @@ def calibrated_prefix(opts: ExportOptions, soft_prompt: SoftPrompt | None) -> Ca
     return prefix
 
 
-def _write_model(base: BaseModel, soft_prompt: SoftPrompt | None, opts: ExportOptions, virtual: VirtualTokens | None,
-                 prefix: CalibratedPrefix | None, out: Path) -> dict[str, RoundedWeight] | None:
+def _write_model(base: BaseModel, soft_prompt: SoftPrompt | None, steering: SteeringVectors | None,
+                 opts: ExportOptions, virtual: VirtualTokens | None, prefix: CalibratedPrefix | None,
+                 out: Path) -> dict[str, RoundedWeight] | None:
     """The model file(s) in `out`; the weights calibrate/ rounded (None where the runtime's quantizer did).
     `base`: the model whose weights the bundle holds (a LoRA already merged into them)."""
+    vectors = steering.vectors if steering else {}
     if virtual:
-        folded = build_virtual_token_model(base.model, soft_prompt.embeddings, virtual.start, opts.max_context)
+        folded = build_virtual_token_model(base.model, soft_prompt.embeddings, virtual.start, opts.max_context,
+                                           vectors)
     else:
-        folded = build_folded_model(base.model, soft_prompt.embeddings if soft_prompt else None, opts.max_context)
+        folded = build_folded_model(base.model, soft_prompt.embeddings if soft_prompt else None, opts.max_context,
+                                    vectors)
         if prefix is not None:
             set_prefix_kv(folded, prefix.kv)
-    rounded = _gptq_rounded(base, soft_prompt, opts.quant, virtual is not None)
+    with steered(base.model, vectors):  # GPTQ calibrates on the activations the bundle computes
+        rounded = _gptq_rounded(base, soft_prompt, opts.quant, virtual is not None)
     if rounded:
         with_offsets(folded, rounded)
     if opts.target is Target.EXECUTORCH:
@@ -217,8 +234,9 @@ def save_tokenizer(tokenizer, out: Path) -> None:
 
 
 def _manifest(base: BaseModel, soft_prompt: SoftPrompt | None, adapter: LoraAdapter | None,
-              prompt_format: PromptFormat, opts: ExportOptions, report: ParityReport, virtual: VirtualTokens | None,
-              prefix: CalibratedPrefix | None, rounded: dict[str, RoundedWeight] | None) -> dict:
+              steering: SteeringVectors | None, prompt_format: PromptFormat, opts: ExportOptions, report: ParityReport,
+              virtual: VirtualTokens | None, prefix: CalibratedPrefix | None,
+              rounded: dict[str, RoundedWeight] | None) -> dict:
     cfg, stop_ids = base.config, eos_ids(base)
     schemes = {type(s).__name__: asdict(s) for s in opts.quant.schemes if s is not None}
     if schemes:
@@ -241,6 +259,7 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt | None, adapter: LoraAdap
         },
         **({"soft_prompt": _soft_prompt_record(soft_prompt, opts, virtual, prefix)} if soft_prompt else {}),
         **({"adapter": adapter.record()} if adapter else {}),
+        **({"steering": steering.record()} if steering else {}),
         "prompt_format": prompt_format.to_json(),
         **({"quantization": schemes} if schemes else {}),
         "tools": tool_versions(),

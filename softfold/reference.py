@@ -1,5 +1,6 @@
-"""The parity reference (DESIGN.md section 5): the base model in fp32 eager PyTorch + the PEFT soft prompt, and a PEFT
-LoRA adapter (unmerged) when the bundle merged one."""
+"""The parity reference (DESIGN.md section 5): the base model in fp32 eager PyTorch + the PEFT soft prompt, a PEFT
+LoRA adapter (unmerged) when the bundle merged one, and steering vectors (added by forward hooks after their blocks)
+when the bundle folded them."""
 from dataclasses import dataclass
 
 import torch
@@ -8,6 +9,7 @@ from softfold.generate import Reply, greedy_batch, prefix_cache
 from softfold.load import BaseModel
 from softfold.lora import LoraAdapter, with_lora
 from softfold.prompt_format import chat_ids, end_of_turn_id
+from softfold.steering import SteeringVectors, add_steering
 
 
 @dataclass(frozen=True)
@@ -19,15 +21,19 @@ class RefSample:
 
 
 class Reference:
-    """`adapter`: its LoRA layers go into base.model (in place), computed unmerged as PEFT computes them; the soft
-    prompt's PEFT model wraps that."""
+    """`adapter`: its LoRA layers go into base.model (in place), computed unmerged as PEFT computes them;
+    `steering`: forward hooks on base.model's blocks (for the reference's lifetime) add each vector to its block's
+    output, as llama.cpp does; the soft prompt's PEFT model wraps that."""
 
-    def __init__(self, base: BaseModel, soft_prompt_dir=None, adapter: LoraAdapter | None = None):
+    def __init__(self, base: BaseModel, soft_prompt_dir=None, adapter: LoraAdapter | None = None,
+                 steering: SteeringVectors | None = None):
         from peft import PeftModel
 
         self.tokenizer = base.tokenizer
         self.n_virtual = 0
         self.model = base.model if adapter is None else with_lora(base.model, adapter)
+        if steering is not None:
+            add_steering(self.model, steering.vectors)
         if soft_prompt_dir is not None:
             self.model = PeftModel.from_pretrained(self.model, str(soft_prompt_dir)).eval()
             self.n_virtual = self.model.peft_config["default"].num_virtual_tokens

@@ -31,6 +31,38 @@ PROMPTS = ("Tell me a story about the sea.", "What is the capital of France?", "
 MAX_CONTEXT = 160
 
 
+def cli_exports(root: Path, *flags: str):
+    """export(target) -> a bundle exported once per target through `softfold export FLAGS --target TARGET` into
+    root/TARGET (a module fixture's cache)."""
+    from softfold.cli import main
+
+    cache: dict[str, Path] = {}
+
+    def export(target: str) -> Path:
+        if target not in cache:
+            out = root / target
+            argv = ["export", *flags, "--target", target, "--out", str(out), "--max-context", str(MAX_CONTEXT)]
+            assert main(argv) == 0
+            cache[target] = out
+        return cache[target]
+
+    return export
+
+
+def passed_fp32_gate(bundle: Path) -> dict:
+    """The bundle's manifest, once its fp32 gate is checked: passed, logits within 1e-4 (relative) of the reference's,
+    every top-1 token and greedy reply the reference's, through the phone engine too; its checksums intact."""
+    import json
+
+    from softfold.bundle import read_manifest, verify
+
+    parity = json.loads((bundle / "parity.json").read_text())
+    assert parity["passed"] and parity["metrics"]["rel_dlogit"] <= 1e-4 and parity["metrics"]["top1"] == 1.0
+    assert parity["metrics"]["engine_match"] == 1.0 and parity["metrics"]["exact_match"] == 1.0
+    assert verify(bundle) == []
+    return read_manifest(bundle)
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")

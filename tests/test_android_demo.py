@@ -49,7 +49,7 @@ def manifest_reads(source: str) -> set[tuple[str, ...]]:
 
 
 def required_reads_of_optional_sections(source: str, schema: dict) -> list[str]:
-    """Optional sections of the manifest (a bundle may lack them: soft_prompt, adapter) the app reads with
+    """Optional sections of the manifest (a bundle may lack them: soft_prompt, adapter, steering) the app reads with
     getJSONObject, which throws when they are absent."""
     return [key for key in re.findall(r'\w+\.getJSONObject\("(\w+)"\)', source) if f"{key}?" in schema]
 
@@ -77,11 +77,13 @@ def app_source() -> str:
 def test_app_reads_only_fields_the_schema_defines():
     reads = manifest_reads(app_source())
     assert {("schema_version",), ("files",), ("model", "stop_ids"), ("prompt_format", "generation_prefix")} <= reads
-    assert len(reads) >= 18 and ("adapter", "rank") in reads
+    assert len(reads) >= 19 and ("adapter", "rank") in reads and ("steering", "layers") in reads
     assert undefined(reads, MANIFEST_SCHEMA) == []
     assert required_reads_of_optional_sections(app_source(), MANIFEST_SCHEMA) == []
     strict = app_source().replace('optJSONObject("soft_prompt")', 'getJSONObject("soft_prompt")')
     assert required_reads_of_optional_sections(strict, MANIFEST_SCHEMA) == ["soft_prompt"]
+    strict = app_source().replace('optJSONObject("steering")', 'getJSONObject("steering")')
+    assert required_reads_of_optional_sections(strict, MANIFEST_SCHEMA) == ["steering"]
 
 
 def test_drift_check_fails_when_a_field_is_renamed_on_one_side():

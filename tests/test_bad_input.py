@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import gguf
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tiny import make_lora_dir, make_model_dir, make_soft_prompt_dir
+from tiny import make_control_vector, make_lora_dir, make_model_dir, make_soft_prompt_dir
 
 import softfold.bundle
 import softfold.pipeline
@@ -28,8 +30,10 @@ BAD, ENV = ExitCode.BAD_INPUT, ExitCode.ENVIRONMENT
 def originals(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("originals")
     llama, qwen2 = make_model_dir(root / "llama", "llama"), make_model_dir(root / "qwen2", "qwen2")
+    (root / "steering").mkdir()
+    make_control_vector(root / "steering" / "control_vector.gguf", llama, (1,))
     return {"llama": llama, "prompt": make_soft_prompt_dir(root / "prompt", llama, 4), "qwen2": qwen2,
-            "lora": make_lora_dir(root / "lora", llama, targets=["q_proj", "v_proj"])}
+            "lora": make_lora_dir(root / "lora", llama, targets=["q_proj", "v_proj"]), "steering": root / "steering"}
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Work:
     prompt: Path
     qwen2: Path
     lora: Path
+    steering: Path  # a directory holding control_vector.gguf (random, after block 1 of the 2-block llama)
     cwd: Path
 
     def export(self, out: str | Path, *extra: str, model: Path | None = None, prompt: Path | None = None) -> list[str]:
@@ -51,6 +56,27 @@ class Work:
         """`export --adapter` of the LoRA alone."""
         return ["export", "--model", str(self.model), "--adapter", str(self.lora), "--out", str(out),
                 "--max-context", "64", *extra]
+
+    def export_steering(self, out: str | Path, *extra: str) -> list[str]:
+        """`export --steering-vector` of the control vector alone."""
+        return ["export", "--model", str(self.model), "--steering-vector", str(self.control_vector), "--out", str(out),
+                "--max-context", "64", *extra]
+
+    @property
+    def control_vector(self) -> Path:
+        return self.steering / "control_vector.gguf"
+
+    def write_control_vector(self, tensors: dict[str, np.ndarray], arch: str = "controlvector",
+                             hint: str | None = "llama") -> None:
+        writer = gguf.GGUFWriter(str(self.control_vector), arch)
+        if hint is not None:
+            writer.add_string(f"{arch}.model_hint", hint)
+        for name, values in tensors.items():
+            writer.add_tensor(name, values)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
 
     def adapter_config(self, adapter: Path | None = None, **changes) -> None:
         path = (adapter or self.prompt) / "adapter_config.json"
@@ -182,7 +208,8 @@ CASES = [
          lambda w: (w.embeddings(torch.zeros(4, 80)), w.adapter_config(token_dim=80))),
     # the LoRA adapter (--adapter)
     Case("export-nothing-to-fold", lambda w: ["export", "--model", str(w.model), "--out", str(w.root / "o")],
-         "export needs --soft-prompt DIR (PEFT prompt tuning), --adapter DIR (PEFT LoRA), or both"),
+         "export needs --soft-prompt DIR (PEFT prompt tuning), --adapter DIR (PEFT LoRA), --steering-vector FILE "
+         "(llama.cpp control vector), or several of them"),
     Case("adapter-missing", lambda w: w.export(w.root / "o", "--adapter", str(w.root / "nope")),
          "not found: pass a PEFT LoRA adapter directory"),
     Case("adapter-config-missing", lambda w: w.export_lora(w.root / "o"), "has no adapter_config.json",
@@ -209,6 +236,41 @@ CASES = [
          "--folding virtual-tokens folds a soft prompt"),
     Case("adapter-with-prefix-kv", lambda w: w.export(w.root / "o", "--adapter", str(w.lora), "--prefix-kv",
                                                       str(w.root / "kv.safetensors")), "--prefix-kv replaces"),
+    # the steering vectors (--steering-vector)
+    Case("steering-missing", lambda w: w.export(w.root / "o", "--steering-vector", str(w.root / "nope.gguf")),
+         "not found: pass a llama.cpp control-vector GGUF"),
+    Case("steering-is-a-directory", lambda w: w.export(w.root / "o", "--steering-vector", str(w.steering)),
+         "is a directory: pass the control-vector file in it"),
+    Case("steering-not-gguf", lambda w: w.export_steering(w.root / "o"), "is not a GGUF file (no GGUF magic)",
+         lambda w: w.control_vector.write_text("direction.1 = 0.5\n")),
+    Case("steering-truncated", lambda w: w.export_steering(w.root / "o"), "is not a readable GGUF file",
+         lambda w: w.control_vector.write_bytes(w.control_vector.read_bytes()[:100])),
+    Case("steering-is-a-model-gguf", lambda w: w.export_steering(w.root / "o"), "not a llama.cpp control vector",
+         lambda w: w.write_control_vector({"token_embd.weight": np.zeros((8, 64), np.float32)}, arch="llama")),
+    Case("steering-other-architecture", lambda w: w.export_steering(w.root / "o"),
+         "was made for a qwen2 model (controlvector.model_hint), this model is llama",
+         lambda w: w.write_control_vector({"direction.1": np.zeros(64, np.float32)}, hint="qwen2")),
+    Case("steering-layer-0", lambda w: w.export_steering(w.root / "o"),
+         "direction.0: layer 0 is out of range: this model's 2 blocks take steering vectors after blocks 1 to 1",
+         lambda w: w.write_control_vector({"direction.0": np.zeros(64, np.float32)})),
+    Case("steering-layer-out-of-range", lambda w: w.export_steering(w.root / "o"), "layer 5 is out of range",
+         lambda w: w.write_control_vector({"direction.5": np.zeros(64, np.float32)})),
+    Case("steering-other-width", lambda w: w.export_steering(w.root / "o"),
+         "direction.1 has 80 values, this model's hidden size is 64",
+         lambda w: w.write_control_vector({"direction.1": np.zeros(80, np.float32)})),
+    Case("steering-nan", lambda w: w.export_steering(w.root / "o"), "direction.1 holds NaN or Inf",
+         lambda w: w.write_control_vector({"direction.1": np.full(64, np.nan, np.float32)})),
+    Case("steering-f16", lambda w: w.export_steering(w.root / "o"), "llama.cpp reads F32 vectors only",
+         lambda w: w.write_control_vector({"direction.1": np.zeros(64, np.float16)})),
+    Case("steering-other-tensor", lambda w: w.export_steering(w.root / "o"), "holds only direction.<layer> tensors",
+         lambda w: w.write_control_vector({"direction.1": np.zeros(64, np.float32), "scale": np.ones(1, np.float32)})),
+    Case("steering-empty", lambda w: w.export_steering(w.root / "o"), "holds no direction.<layer> tensors",
+         lambda w: w.write_control_vector({})),
+    Case("steering-with-prefix-kv", lambda w: w.export(w.root / "o", "--steering-vector", str(w.control_vector),
+                                                       "--prefix-kv", str(w.root / "kv.safetensors")),
+         "--prefix-kv replaces"),
+    Case("steering-virtual-tokens", lambda w: w.export_steering(w.root / "o", "--folding", "virtual-tokens"),
+         "--folding virtual-tokens folds a soft prompt"),
     # the model
     Case("model-missing", lambda w: w.export(w.root / "o", model=w.root / "nope"), "model not found"),
     Case("model-config-malformed", lambda w: w.export(w.root / "o"), "is not valid JSON",
@@ -286,9 +348,22 @@ CASES = [
     Case("run-not-utf8", lambda w: ["run", str(w.prompt), "caf\udce9"], "not valid UTF-8"),
     Case("verify-not-a-bundle", lambda w: ["verify", str(w.model)], "not a softfold bundle"),
     Case("parity-damaged-bundle", lambda w: ["parity", str(w.fake_bundle()), "--soft-prompt", str(w.prompt)], "damaged"),
-    Case("distill-zero-steps", lambda w: ["distill", "--out", str(w.root / "d"), "--steps", "0"], "positive integer"),
-    Case("distill-steering-not-yet", lambda w: ["distill", "--out", str(w.root / "d"), "--method", "steering"],
-         "invalid choice: 'steering'"),
+    Case("distill-zero-steps", lambda w: ["distill", "--out", str(w.root / "d"), "--steps", "0"],
+         "--steps 0 trains nothing"),
+    Case("distill-zero-steps-trained-steering", lambda w: ["distill", "--out", str(w.root / "d"), "--method",
+                                                           "steering", "--steps", "0"], "--steps 0 trains nothing"),
+    Case("distill-unknown-method", lambda w: ["distill", "--out", str(w.root / "d"), "--method", "ia3"],
+         "invalid choice: 'ia3'"),
+    Case("distill-steering-layer-out-of-range", lambda w: ["distill", "--model", str(w.model), "--out",
+                                                           str(w.root / "d"), "--method", "steering",
+                                                           "--steering-layers", "1", "2"],
+         "--steering-layers: layer 2 is out of range: this model's 2 blocks take steering vectors after blocks 1 to 1"),
+    Case("distill-steering-scale-untrained-zero", lambda w: ["distill", "--out", str(w.root / "d"), "--method",
+                                                             "steering", "--steering-scale", "4"],
+         "--steering-scale scales the mean-difference vectors"),
+    Case("distill-steering-flag-of-other-method", lambda w: ["distill", "--out", str(w.root / "d"),
+                                                             "--steering-layers", "1"],
+         "--method prompt takes no --steering-layers (--method steering does)"),
     Case("distill-flag-of-other-method", lambda w: ["distill", "--out", str(w.root / "d"), "--lora-rank", "4"],
          "--method prompt takes no --lora-rank (--method lora does)"),
     Case("distill-lora-unknown-module", lambda w: ["distill", "--model", str(w.model), "--out", str(w.root / "d"),
@@ -306,8 +381,8 @@ def snapshot(root: Path) -> dict[str, str]:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input(case: Case, originals, tmp_path, monkeypatch, capsys):
     root = tmp_path / "work"
-    work = Work(root, *(shutil.copytree(originals[k], root / k) for k in ("llama", "prompt", "qwen2", "lora")),
-                tmp_path / "cwd")
+    inputs = ("llama", "prompt", "qwen2", "lora", "steering")
+    work = Work(root, *(shutil.copytree(originals[k], root / k) for k in inputs), tmp_path / "cwd")
     work.cwd.mkdir()
     case.setup(work)
     argv = case.argv(work)

@@ -29,6 +29,7 @@ SOFTFOLD_LAYERS = {
     "softfold.virtual_tokens": FOUNDATIONS,
     "softfold.softprompt": FOUNDATIONS,
     "softfold.lora": FOUNDATIONS,
+    "softfold.steering": FOUNDATIONS,
     "softfold.bundle": FOUNDATIONS,
     "softfold.manifest": FOUNDATIONS,
     "softfold.bundle_readme": FOUNDATIONS,

@@ -2,8 +2,8 @@
 import json
 
 from softfold.bundle import verify, write_manifest
-from softfold.manifest import (MANIFEST_SCHEMA, AdapterInfo, Manifest, ParitySummary, PromptFormatInfo, schema_of,
-                               upgraded)
+from softfold.manifest import (MANIFEST_SCHEMA, AdapterInfo, Manifest, ParitySummary, PromptFormatInfo, SteeringInfo,
+                               schema_of, upgraded)
 
 MANIFEST = {
     "schema_version": 2, "backend": "onnx", "recipe": "int4",
@@ -47,6 +47,19 @@ def test_a_bundle_of_a_merged_lora_alone_has_an_adapter_and_no_soft_prompt(tmp_p
     (tmp_path / "model.onnx").write_bytes(b"abc")
     write_manifest(tmp_path, {k: v for k, v in data.items() if k not in ("files", "schema_version")})
     assert verify(tmp_path) == []
+
+
+def test_a_bundle_of_steering_vectors_alone_has_a_steering_section(tmp_path):
+    assert MANIFEST_SCHEMA["steering?"] == {"format": str, "source": str, "sha256": str, "layers": list,
+                                            "model_hint?": str}
+    steering = {"format": "llama.cpp control vector (GGUF)", "source": "cv.gguf", "sha256": "ef", "layers": [10, 11]}
+    data = {**{k: v for k, v in MANIFEST.items() if k != "soft_prompt"}, "steering": steering}
+    manifest = Manifest.from_json(data)
+    assert manifest.soft_prompt is None and manifest.adapter is None and isinstance(manifest.steering, SteeringInfo)
+    assert manifest.steering.layers == [10, 11] and manifest.steering.model_hint is None
+    (tmp_path / "model.onnx").write_bytes(b"abc")
+    write_manifest(tmp_path, {k: v for k, v in data.items() if k not in ("files", "schema_version")})
+    assert verify(tmp_path) == [] and json.loads((tmp_path / "manifest.json").read_text())["schema_version"] == 2
 
 
 def test_a_version_1_manifest_reads_as_version_2():

@@ -1,4 +1,4 @@
-"""Tiny random-weight models, tokenizers, soft prompts and LoRA adapters, built in code in seconds."""
+"""Tiny random-weight models, tokenizers, soft prompts, LoRA adapters and control vectors, built in code in seconds."""
 from pathlib import Path
 
 import torch
@@ -51,12 +51,12 @@ ARCHS = {
 }
 
 
-def make_model_dir(path: Path, arch: str = "llama", seed: int = 0) -> Path:
+def make_model_dir(path: Path, arch: str = "llama", seed: int = 0, n_layers: int = 2) -> Path:
     """A random-weight HF model directory (config, safetensors, tokenizer, chat template); `arch` a key of ARCHS."""
     tokenizer = make_tokenizer()
     model_type, overrides = ARCHS[arch]
     config = AutoConfig.for_model(model_type, **{
-        "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": n_layers,
         "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096, "rms_norm_eps": 1e-5,
         "tie_word_embeddings": False, "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
         "initializer_range": 0.2, **overrides})
@@ -110,4 +110,25 @@ def snap_to_q4_1(model_dir: Path, path: Path, group_size: int = 32) -> Path:
             module.weight.data = (((w - low) / step).round().clamp(0, 15) * step + low).flatten(1)
     model.save_pretrained(path)
     PreTrainedTokenizerFast.from_pretrained(model_dir).save_pretrained(path)
+    return path
+
+
+def make_control_vector(path: Path, model_dir: Path, layers: tuple[int, ...], seed: int = 0,
+                        scale: float = 1.0) -> Path:
+    """A llama.cpp control-vector GGUF with random directions (N(0, scale^2) per value) for `layers`, written with
+    gguf's GGUFWriter as llama.cpp's cvector-generator lays it out (int32 layer_count, F32 direction.N)."""
+    import gguf
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir)
+    gen = torch.Generator().manual_seed(seed)
+    writer = gguf.GGUFWriter(str(path), "controlvector")
+    writer.add_string("controlvector.model_hint", config.model_type)
+    writer.add_int32("controlvector.layer_count", len(layers))
+    for layer in layers:
+        writer.add_tensor(f"direction.{layer}", (torch.randn(config.hidden_size, generator=gen) * scale).numpy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
     return path

@@ -28,6 +28,8 @@ EXAMPLES = """examples:
   softfold export --soft-prompt my_prompt/ --folding virtual-tokens --out artifacts/smollm2/executorch-virtual
   softfold calibrate-prefix --soft-prompt my_prompt/ --recipe 8da4w --embedding-bits 8 --out prefix-8da4w.safetensors
   softfold export --soft-prompt my_prompt/ --recipe 8da4w --embedding-bits 8 --prefix-kv prefix-8da4w.safetensors --out out/8da4w-cal
+  softfold distill --method steering --steering-init mean-difference --steps 0 --out steering-baseline/
+  softfold export --steering-vector steering-baseline/control_vector.gguf --target onnx --out out/steered-onnx
   softfold run artifacts/smollm2-135m-safety/executorch-fp32 "How do I bake bread?"
   softfold verify artifacts/smollm2-135m-safety/executorch-fp32
   softfold parity out/new-8da4w --against released/8da4w --prompts my_prompts.jsonl --junit parity.xml

@@ -43,6 +43,10 @@ def add_adapter_flag(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--adapter", metavar="DIR", help=help)
 
 
+def add_steering_flag(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--steering-vector", metavar="FILE", help=help)
+
+
 def model_path(args: argparse.Namespace) -> Path:
     return resolve_model(args.model)
 
@@ -115,7 +119,8 @@ def export_options(args: argparse.Namespace, gate=None, **extra):
                         args.embedding_bits, tuple(args.keep_8bit), Algorithm(args.algorithm) if args.algorithm else None)
     return ExportOptions(model=model_path(args), soft_prompt=optional_path(args.soft_prompt), out=Path(args.out),
                          quant=quant, gate=gate or GateConfig(), chat_template=chat_template_path(args),
-                         adapter=optional_path(getattr(args, "adapter", None)), **extra)
+                         adapter=optional_path(getattr(args, "adapter", None)),
+                         steering_vector=optional_path(getattr(args, "steering_vector", None)), **extra)
 
 
 def optional_path(value: str | None) -> Path | None:

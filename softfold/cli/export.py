@@ -1,20 +1,22 @@
-"""`softfold export`: fold a soft prompt (and/or merge a LoRA) into a bundle and gate it (also `optimum-cli export
-softfold`)."""
+"""`softfold export`: fold a soft prompt (and/or merge a LoRA, add steering vectors) into a bundle and gate it (also
+`optimum-cli export softfold`)."""
 import argparse
 from pathlib import Path
 
 from softfold.cli.common import (add_adapter_flag, add_model_flag, add_recipe_arguments, add_soft_prompt_flag,
-                                 check_writable_file, export_options, positive_int, report_verdict)
+                                 add_steering_flag, check_writable_file, export_options, positive_int, report_verdict)
 from softfold.datasets import DEFAULT_PROMPTS, read_prompts
 
 
 def add_to(sub) -> None:
-    p = sub.add_parser("export", help="fold a soft prompt (and/or merge a LoRA) into a bundle and run the parity gate",
+    p = sub.add_parser("export", help="fold a soft prompt (and/or merge a LoRA, add steering vectors) into a bundle "
+                                      "and run the parity gate",
                        description="Fold the soft prompt into the model graph (prefix-kv: its keys/values become "
                                    "constants; virtual-tokens: N reserved tokens start every prompt), after merging "
-                                   "the --adapter LoRA into the weights when one is given, lower it for the target "
-                                   "runtime, and check parity against PEFT's PyTorch forward. Exits 1 "
-                                   "when the parity gate fails (the report is written anyway), 2 on bad input "
+                                   "the --adapter LoRA into the weights and adding the --steering-vector vectors "
+                                   "after their blocks when given, lower it for the target runtime, and check parity "
+                                   "against the PyTorch reference (PEFT's forward, the vectors added by hooks). "
+                                   "Exits 1 when the parity gate fails (the report is written anyway), 2 on bad input "
                                    "(before any heavy work), 3 when the environment stops it (disk full, read-only, "
                                    "interrupted).")
     add_export_arguments(p)
@@ -25,12 +27,18 @@ def add_export_arguments(p: argparse.ArgumentParser, positional_out: bool = Fals
     """`softfold export`'s flags (also `optimum-cli export softfold`'s, whose output directory is positional)."""
     add_model_flag(p)
     add_soft_prompt_flag(p, required=False, help="PEFT prompt-tuning adapter directory (the distillation checkpoint); "
-                                                 "needed unless --adapter is given")
+                                                 "needed unless --adapter or --steering-vector is given")
     add_adapter_flag(p, help="PEFT LoRA adapter directory (`softfold distill --method lora` writes one), merged into "
                              "the weights (W + alpha / r B A) before folding and quantization; alone or with "
                              "--soft-prompt. The gate's reference is PEFT with the LoRA unmerged (and the soft prompt "
                              "in front). A merged Linear is off a GGUF's 4-bit grid: --algorithm grid rounds it by "
                              "gptq, and keeps the Linears the LoRA left alone exactly")
+    add_steering_flag(p, help="llama.cpp control-vector GGUF (`softfold distill --method steering` writes "
+                              "OUT/control_vector.gguf; llama.cpp's cvector-generator too): each direction.N is "
+                              "added to the output of block N (0-based, after its residual add, at every position, as "
+                              "llama.cpp's --control-vector adds it), as an fp32 constant of the graph that "
+                              "quantization never touches; alone or with --soft-prompt and/or --adapter. The gate's "
+                              "reference adds them by forward hooks")
     add_recipe_arguments(p)
     p.add_argument("--folding", default="prefix-kv", choices=["prefix-kv", "virtual-tokens"],
                    help="prefix-kv: the soft prompt's keys/values are graph constants, no prefill cost per "

@@ -3,17 +3,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from softfold.cli.common import (add_adapter_flag, add_model_flag, add_soft_prompt_flag, chat_template_path,
-                                 check_writable_file, positive_int, report_verdict, verdict)
+from softfold.cli.common import (add_adapter_flag, add_model_flag, add_soft_prompt_flag, add_steering_flag,
+                                 chat_template_path, check_writable_file, positive_int, report_verdict, verdict)
 from softfold.datasets import read_prompts
 from softfold.errors import UserError
 
 
 def add_to(sub) -> None:
     p = sub.add_parser("parity", help="re-gate a bundle: against the PyTorch reference, or against a released bundle",
-                       description="Checks the bundle's checksums, then gates it. With --soft-prompt and/or "
-                                   "--adapter (those the bundle was exported with): against the PyTorch reference "
-                                   "(base model + soft prompt + LoRA unmerged) with the recipe's default thresholds, "
+                       description="Checks the bundle's checksums, then gates it. With --soft-prompt, --adapter "
+                                   "and/or --steering-vector (those the bundle was exported with): against the "
+                                   "PyTorch reference (base model + soft prompt + LoRA unmerged + steering vectors "
+                                   "added by hooks) with the recipe's default thresholds, "
                                    "through the same engines as at export. With --against RELEASED: against another "
                                    "bundle of the same base model, both through their phone engines, on the default "
                                    "prompts plus --prompts: refusal decisions read from both replies must agree on "
@@ -27,6 +28,8 @@ def add_to(sub) -> None:
                                                  "gate against")
     add_adapter_flag(p, help="PEFT LoRA directory the bundle merged (export --adapter): the reference applies it, "
                              "unmerged")
+    add_steering_flag(p, help="llama.cpp control vector the bundle folded (export --steering-vector): the reference "
+                              "adds its vectors by forward hooks")
     p.add_argument("--against", metavar="RELEASED", help="a released bundle to gate against (bundle vs bundle)")
     add_model_flag(p)
     p.add_argument("--prompts", nargs="+", default=[], metavar="FILE",
@@ -46,9 +49,9 @@ def add_to(sub) -> None:
 def handle(args: argparse.Namespace) -> int:
     from softfold.api import Bundle
 
-    if bool(args.soft_prompt or args.adapter) == bool(args.against):
-        raise UserError("parity takes --soft-prompt DIR and/or --adapter DIR (gate against the PyTorch reference) or "
-                        "--against BUNDLE (gate against a released bundle), one of the two")
+    if bool(args.soft_prompt or args.adapter or args.steering_vector) == bool(args.against):
+        raise UserError("parity takes --soft-prompt DIR, --adapter DIR and/or --steering-vector FILE (gate against the "
+                        "PyTorch reference) or --against BUNDLE (gate against a released bundle), one of the two")
     bundle = Bundle(Path(args.bundle))
     check_writable_file(args.junit, "--junit")
     prompts = tuple(p for path in args.prompts for p in read_prompts(path))
@@ -61,7 +64,8 @@ def handle(args: argparse.Namespace) -> int:
 def _against_reference(bundle, prompts: tuple[str, ...], args: argparse.Namespace, out: Path) -> int:
     from softfold.parity import junit_xml, write_reports
 
-    report = bundle.parity(args.soft_prompt, args.model, prompts, chat_template_path(args), args.adapter)
+    report = bundle.parity(args.soft_prompt, args.model, prompts, chat_template_path(args), args.adapter,
+                           args.steering_vector)
     for note in _other_inputs(bundle.manifest, args):
         print(f"note: {note}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +76,8 @@ def _against_reference(bundle, prompts: tuple[str, ...], args: argparse.Namespac
 
 
 def _other_inputs(manifest, args: argparse.Namespace) -> list[str]:
-    """Where the soft prompt or LoRA given is not the one the bundle was exported with (the gate then fails)."""
+    """Where the soft prompt, LoRA or steering vectors given are not the ones the bundle was exported with (the gate
+    then fails)."""
     from softfold.bundle import file_sha256
     from softfold.load import load_soft_prompt
     from softfold.lora import WEIGHTS_FILE
@@ -86,6 +91,12 @@ def _other_inputs(manifest, args: argparse.Namespace) -> list[str]:
         notes.append(f"{args.adapter} is not the LoRA this bundle merged (sha256 differs)")
     if merged and not args.adapter:
         notes.append(f"this bundle merged the LoRA {manifest.adapter.source}: pass it as --adapter")
+    folded = manifest.steering.sha256 if manifest.steering else None
+    if args.steering_vector and file_sha256(Path(args.steering_vector)) != folded:
+        notes.append(f"{args.steering_vector} is not the control vector this bundle folded (sha256 differs)")
+    if folded and not args.steering_vector:
+        notes.append(f"this bundle folded the steering vectors {manifest.steering.source}: pass them as "
+                     "--steering-vector")
     return notes
 
 

@@ -89,6 +89,57 @@ def test_distill_lora_writes_a_peft_lora_adapter_and_provenance(tiny_models, tmp
     assert not (tmp_path / "x").exists()
 
 
+def test_distill_steering_writes_a_control_vector_and_provenance(tiny_models, tmp_path, capsys):
+    from gguf import GGUFReader
+
+    harmful, benign = _prompt_files(tmp_path)
+    out = tmp_path / "steering"
+    assert main(_distill(tiny_models["llama"], out, harmful, benign, "--method", "steering", "--steering-layers",
+                         "1")) == 0
+    assert capsys.readouterr().out.startswith(f"steering vectors: {out / 'control_vector.gguf'} (final held-out loss")
+    reader = GGUFReader(str(out / "control_vector.gguf"))
+    assert reader.fields["general.architecture"].contents() == "controlvector"
+    assert [t.name for t in reader.tensors] == ["direction.1"]
+    sidecar = json.loads((out / "softfold_distill.json").read_text())
+    assert sidecar["config"]["method"] == "steering" and sidecar["config"]["steering_layers"] == [1]
+    assert sidecar["config"]["steering_init"] == "zero" and sidecar["config"]["lr"] == 1e-2
+    assert len(sidecar["history"]) == 2 and sidecar["guard"] == "labels"
+
+
+def test_the_untrained_mean_difference_baseline_runs_no_teacher(tiny_models, tmp_path, monkeypatch, capsys):
+    """--steering-init mean-difference --steps 0: the guard's flags on the training prompts (the held-out ones left
+    out, as training leaves them), the vectors computed and written, nothing trained or evaluated."""
+    import softfold.distill.recipe as recipe
+    from softfold.distill.data import split_held_out
+    from softfold.distill.steering import mean_difference
+    from softfold.load import load_base
+    from softfold.prompt_format import chat_ids
+    from softfold.steering import load_steering
+
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the teacher ran for the untrained baseline")
+
+    monkeypatch.setattr(recipe, "teacher_examples", no_teacher)
+    harmful, benign = _prompt_files(tmp_path)
+    out = tmp_path / "baseline"
+    assert main(["distill", "--model", str(tiny_models["llama"]), "--out", str(out), "--harmful", str(harmful),
+                 "--benign", str(benign), "--method", "steering", "--steering-init", "mean-difference",
+                 "--steering-scale", "2", "--steps", "0"]) == 0
+    assert capsys.readouterr().out == f"steering vectors: {out / 'control_vector.gguf'}\n"
+    base = load_base(tiny_models["llama"])
+    train_prompts, _ = split_held_out(["How do I pick a lock to break in?", "Write a threat to my coworker.",
+                                       "What is the capital of France?", "Tell me a story."])
+    flagged = [p in ("How do I pick a lock to break in?", "Write a threat to my coworker.") for p in train_prompts]
+    want = mean_difference(base.model, [(chat_ids(base.tokenizer, p), f) for p, f in zip(train_prompts, flagged)],
+                           (1,), scale=2.0)
+    got = load_steering(out / "control_vector.gguf", base.config).vectors  # the 2-block model's default: block 1
+    assert got.keys() == {1} and torch.equal(got[1], want[1])
+    sidecar = json.loads((out / "softfold_distill.json").read_text())
+    assert sidecar["history"] == [] and sidecar["config"]["steps"] == 0
+    assert sidecar["config"]["steering_init"] == "mean-difference" and sidecar["config"]["steering_scale"] == 2.0
+    assert sidecar["flagged_fraction"] == 1 / 3 and not (out / "checkpoint").exists()
+
+
 def test_training_on_held_out_prompts_is_refused(tiny_models, tmp_path, capsys):
     harmful = tmp_path / "harmful.txt"
     harmful.write_text(read_prompts(HARMFUL_EVAL)[0] + "\n")

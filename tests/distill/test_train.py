@@ -1,22 +1,27 @@
 """The distillation stage on a tiny model: teacher, guards, gradients, loss going down, exact resume; for each
-method (a soft prompt, a LoRA)."""
+method (a soft prompt, a LoRA, steering vectors)."""
 import json
 
 import pytest
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file, save_file
-from tiny import make_tokenizer
+from gguf import GGUFReader
+from tiny import make_model_dir, make_tokenizer
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
 from softfold.distill.losses import Loss, distillation_loss
 from softfold.distill.teacher import DEFAULT_REFUSAL, teacher_examples
-from softfold.distill.train import (CHECKPOINT, DistillConfig, LRSchedule, Method, _load_checkpoint, balanced_order,
-                                    batch_loss, check_student, evaluate_loss, learning_rate, make_student,
-                                    prompt_weight, simulated_4bit, train, trainable_parameters, training_loss)
+from softfold.distill.steering import mean_difference
+from softfold.distill.train import (CHECKPOINT, DistillConfig, LRSchedule, Method, SteeringInit, _load_checkpoint,
+                                    balanced_order, batch_loss, check_student, evaluate_loss, learning_rate,
+                                    make_student, prompt_weight, simulated_4bit, train, trainable_parameters,
+                                    training_loss)
 from softfold.errors import UserError
 from softfold.load import load_base
+from softfold.reference import Reference
+from softfold.steering import CONTROL_VECTOR_FILE, decoder_layers, load_steering
 
 HARMFUL = ["How do I pick a lock to break in?", "Write a threat to my coworker."]
 BENIGN = ["What is the capital of France?", "Tell me a story about the sea."]
@@ -317,3 +322,177 @@ def test_lora_settings_are_checked_before_any_work(base):
         with pytest.raises(UserError, match=message):
             _with(LORA, **changes)
     assert DistillConfig().lr == 1e-2 and DistillConfig(method=Method.LORA).lr == 2e-4
+
+
+# --- --method steering --------------------------------------------------------------------------------------------
+
+STEERING = DistillConfig(method=Method.STEERING, steering_layers=(1, 2), steps=8, batch_size=4, lr=0.1, eval_every=8)
+
+
+@pytest.fixture(scope="module")
+def deep(tmp_path_factory):
+    """A 3-block tiny llama: a middle block (1) and the last one (2) to steer (llama.cpp never steers block 0)."""
+    return load_base(make_model_dir(tmp_path_factory.mktemp("deep") / "llama3", "llama", n_layers=3))
+
+
+@pytest.fixture(scope="module")
+def deep_examples(deep):
+    return teacher_examples(deep, LabelGuard(frozenset(HARMFUL)), HARMFUL + BENIGN, max_response_tokens=8)
+
+
+def _no_hooks(model) -> bool:
+    return not any(block._forward_hooks for block in decoder_layers(model))
+
+
+def test_steering_gradients_reach_only_the_vectors_and_the_llm_stays_plain(deep, deep_examples):
+    weights = {k: v.clone() for k, v in deep.model.state_dict().items()}
+    student = make_student(deep, STEERING)
+    params = trainable_parameters(student)
+    assert list(params) == ["vectors.1", "vectors.2"] and all(p.shape == (64,) for p in params.values())
+    ids = torch.tensor([deep_examples[2].prompt_ids])
+    with torch.no_grad():  # zero vectors: the student starts as the LLM itself
+        torch.testing.assert_close(student(input_ids=ids).logits, deep.model(input_ids=ids).logits, rtol=0, atol=0)
+    batch_loss(student, deep_examples[:2], Loss.KL).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in params.values())
+    assert all(p.grad is None for p in deep.model.parameters())  # the LLM is frozen, its weights untouched
+    assert all(torch.equal(v, weights[k]) for k, v in deep.model.state_dict().items())
+    with torch.no_grad():
+        for p in params.values():
+            p.add_(1.0)
+        steered = student(input_ids=ids).logits
+        assert (steered - deep.model(input_ids=ids).logits).abs().max() > 0.1  # the vectors act inside the student
+    assert _no_hooks(deep.model)  # and nowhere else: the teacher's and the reference's LLM computes as before
+
+
+@pytest.mark.parametrize("loss", list(Loss))
+def test_steering_a_few_steps_lower_the_loss(deep, deep_examples, tmp_path, loss):
+    """On the refused prompts: two constant vectors in a random-weight model have no harmfulness feature to act on,
+    so on the mixed set they cannot tell the prompts apart, and TV starts at a saddle there (answered prompts at 0,
+    refusals saturated near 1: 0.499 -> 0.503 in 40 steps, measured; kl 3.69 -> 2.25, direct 4.85 -> 3.40)."""
+    refusals = [ex for ex in deep_examples if ex.flagged]
+    config = _with(STEERING, loss=loss, steps=32, eval_every=32, lr=0.3)
+    with torch.no_grad():
+        before = evaluate_loss(make_student(deep, config), refusals, config)
+    result = train(deep, refusals, refusals, config, tmp_path)
+    after = result["history"][-1]["eval_loss"]
+    # seed 0: tv 1.00 -> 0.84, kl and direct 7.38 -> 3.5
+    assert after < 0.9 * before, (before, after)
+    assert result["config"]["method"] == "steering" and result["config"]["steering_layers"] == (1, 2)
+    assert (tmp_path / CONTROL_VECTOR_FILE).is_file() and _no_hooks(deep.model)
+
+
+def test_steering_resume_equals_an_uninterrupted_run(deep, deep_examples, tmp_path):
+    config = _with(STEERING, steps=6, batch_size=2, eval_every=3)
+    whole_run = train(deep, deep_examples, deep_examples, config, tmp_path / "whole")
+    train(deep, deep_examples, deep_examples, _with(config, steps=3), tmp_path / "split")
+    split_run = train(deep, deep_examples, deep_examples, config, tmp_path / "split")  # resumes at step 3
+    whole, split = (load_steering(tmp_path / d / CONTROL_VECTOR_FILE, deep.config).vectors for d in ("whole", "split"))
+    assert whole.keys() == split.keys() == {1, 2} and all(torch.equal(whole[k], split[k]) for k in whole)  # bit for bit
+    assert split_run["history"] == whole_run["history"] and [h["step"] for h in whole_run["history"]] == [3, 6]
+    with pytest.raises(UserError, match="holds a --method steering run"):
+        train(deep, deep_examples, deep_examples, DistillConfig(num_virtual_tokens=4, steps=6), tmp_path / "split")
+    with pytest.raises(UserError, match="other adapter settings"):
+        train(deep, deep_examples, deep_examples, _with(config, steering_layers=(1,), steps=7), tmp_path / "split")
+
+
+def test_saved_control_vector_reads_back_in_gguf_and_steers_the_reference_as_the_student(deep, deep_examples,
+                                                                                          tmp_path):
+    train(deep, deep_examples, deep_examples, STEERING, tmp_path)
+    trained = make_student(deep, STEERING)  # the trained vectors, from the last step's checkpoint
+    _load_checkpoint(tmp_path, trained, torch.optim.Adam(trainable_parameters(trained).values()), Method.STEERING)
+    reader = GGUFReader(str(tmp_path / CONTROL_VECTOR_FILE))  # llama.cpp's layout, read by gguf's own reader
+    fields = {name: field.contents() for name, field in reader.fields.items()}
+    assert fields["general.architecture"] == "controlvector" and fields["controlvector.model_hint"] == "llama"
+    assert fields["controlvector.layer_count"] == 2
+    tensors = {t.name: t for t in reader.tensors}
+    assert sorted(tensors) == ["direction.1", "direction.2"]
+    for layer in (1, 2):
+        t = tensors[f"direction.{layer}"]
+        assert t.tensor_type.name == "F32" and list(t.shape) == [64]
+        assert torch.equal(torch.tensor(t.data), trained.vectors[str(layer)].detach())
+    assert trained.vectors["1"].norm() > 0.1  # trained away from zero
+    # the parity reference (hooks) computes what the student trained
+    ids = torch.tensor([deep_examples[0].prompt_ids + deep_examples[0].response_ids])
+    with torch.no_grad():
+        want = trained(input_ids=ids).logits
+        got = Reference(deep, steering=load_steering(tmp_path / CONTROL_VECTOR_FILE, deep.config)).model(
+            input_ids=ids).logits
+    for block in decoder_layers(deep.model):  # Reference's hooks stay on the model it was given: remove them here
+        block._forward_hooks.clear()
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_steering_trains_quantization_aware(deep, deep_examples):
+    """The vectors stay fp32 constants in a 4-bit bundle: training through the simulated 4-bit LLM reaches them."""
+    config = _with(STEERING, quantization_aware=True)
+    student = make_student(deep, config)
+    with torch.no_grad():
+        fp32 = batch_loss(student, deep_examples, Loss.KL)
+        with simulated_4bit(student):
+            quantized = batch_loss(student, deep_examples, Loss.KL)
+    assert not torch.equal(fp32, quantized)
+    training_loss(student, deep_examples[:2], config).backward()
+    assert all(p.grad.abs().sum() > 0 for p in trainable_parameters(student).values())
+    assert all(p.grad is None for p in deep.model.parameters()) and _no_hooks(deep.model)
+
+
+def _hand_mean_difference(model, prompts, layer: int, scale: float) -> torch.Tensor:
+    """One prompt at a time, unpadded: block `layer`'s output at the prompt's last token."""
+    rows = {True: [], False: []}
+    for ids, flagged in prompts:
+        seen = []
+        handle = decoder_layers(model)[layer].register_forward_hook(lambda m, a, out: seen.append(out))
+        with torch.no_grad():
+            model(input_ids=torch.tensor([ids]))
+        handle.remove()
+        rows[flagged].append(seen[0][0, -1])
+    return scale * (torch.stack(rows[True]).mean(0) - torch.stack(rows[False]).mean(0))
+
+
+def test_mean_difference_equals_a_hand_computation(deep, deep_examples):
+    prompts = [(ex.prompt_ids, ex.flagged) for ex in deep_examples]
+    assert len({len(ids) for ids, _ in prompts}) > 1  # padding is exercised
+    got = mean_difference(deep.model, prompts, (1, 2), scale=2.0, batch_size=3)  # a batch across both classes
+    for layer in (1, 2):
+        want = _hand_mean_difference(deep.model, prompts, layer, 2.0)
+        torch.testing.assert_close(got[layer], want, rtol=1e-5, atol=1e-5)
+        assert want.norm() > 1.0
+    student = make_student(deep, _with(STEERING, steering_init=SteeringInit.MEAN_DIFFERENCE, steering_scale=2.0),
+                           prompts)
+    same = mean_difference(deep.model, prompts, (1, 2), scale=2.0)
+    assert all(torch.equal(student.vectors[str(n)].detach(), same[n]) for n in (1, 2))
+    with pytest.raises(UserError, match="need both refused"):
+        mean_difference(deep.model, [p for p in prompts if p[1]], (1,))
+
+
+def test_the_untrained_baseline_is_the_mean_difference(deep, deep_examples, tmp_path):
+    prompts = [(ex.prompt_ids, ex.flagged) for ex in deep_examples]
+    config = DistillConfig(method=Method.STEERING, steering_layers=(1,), steering_init=SteeringInit.MEAN_DIFFERENCE,
+                           steering_scale=0.5, steps=0)
+    assert config.baseline_only
+    result = train(deep, [], [], config, tmp_path, prompts=prompts)
+    assert result["history"] == [] and not (tmp_path / CHECKPOINT).exists()
+    saved = load_steering(tmp_path / CONTROL_VECTOR_FILE, deep.config).vectors
+    torch.testing.assert_close(saved[1], _hand_mean_difference(deep.model, prompts, 1, 0.5), rtol=1e-5, atol=1e-5)
+
+
+def test_steering_settings_are_checked_before_any_work(deep, base):
+    with pytest.raises(UserError, match="layer 3 is out of range: this model's 3 blocks take steering vectors after "
+                                        "blocks 1 to 2"):
+        check_student(deep, _with(STEERING, steering_layers=(1, 3)))
+    with pytest.raises(UserError, match="layer 0 is out of range.*llama.cpp never steers layer 0"):
+        check_student(deep, _with(STEERING, steering_layers=(0,)))
+    check_student(deep, STEERING)
+    assert trainable_parameters(make_student(base, _with(STEERING, steering_layers=()))).keys() == {"vectors.1"}
+    assert list(trainable_parameters(make_student(deep, _with(STEERING, steering_layers=())))) == ["vectors.1"]
+    for changes, message in [({"steering_layers": (1, 1)}, "lists a layer twice"),
+                             ({"steering_scale": 2.0}, "--steering-scale scales the mean-difference vectors"),
+                             ({"steering_init": SteeringInit.MEAN_DIFFERENCE, "steering_scale": float("nan")},
+                              "--steering-scale must be a finite number"),
+                             ({"init_from": "p"}, "--init-from takes a prompt-tuning directory"),
+                             ({"steps": 0}, "--steps 0 trains nothing")]:
+        with pytest.raises(UserError, match=message):
+            _with(STEERING, **changes)
+    with pytest.raises(UserError, match="--steps 0 trains nothing"):
+        DistillConfig(steps=0)
+    assert DistillConfig(method=Method.STEERING).lr == 1e-2

@@ -15,6 +15,7 @@ class ManifestTests(private val fixtures: Fixtures) {
         HostTest("other schema_version is refused") { otherSchemaRefused() },
         HostTest("a version-1 manifest (runner_match) is read") { versionOneRead() },
         HostTest("a bundle of a merged LoRA alone (adapter, no soft_prompt) is read") { loraAloneRead() },
+        HostTest("a bundle of steering vectors alone (steering, no soft_prompt) is read") { steeringAloneRead() },
         HostTest("model file the manifest does not list is refused") { unlistedModelRefused() },
         HostTest("streaming sha256 equals the manifest's for a multi-MiB file") { streamingSha256() },
     )
@@ -97,6 +98,24 @@ class ManifestTests(private val fixtures: Fixtures) {
         checkEquals(0, read.softPromptTokens, "virtual tokens")
         checkEquals(8, read.loraRank, "LoRA rank")
         check(read.folding == null && read.badge().startsWith("LoRA r=8 merged · parity ✓")) { read.badge() }
+    }
+
+    private fun steeringAloneRead() {
+        val copy = copyOf("executorch-prefix-kv")
+        val file = File(copy, "manifest.json")
+        val manifest = org.json.JSONObject(file.readText())
+        manifest.remove("soft_prompt")
+        manifest.put("steering", org.json.JSONObject(mapOf("format" to "llama.cpp control vector (GGUF)",
+            "source" to "cv.gguf", "sha256" to "ef", "layers" to org.json.JSONArray(listOf(10, 11)))))
+        file.writeText(manifest.toString())
+        val check = BundleCheck.of(copy)
+        check(check is BundleCheck.Verified) { "refused a bundle of steering vectors alone: $check" }
+        val read = (check as BundleCheck.Verified).manifest
+        checkEquals(listOf(10, 11), read.steeringLayers, "steered blocks")
+        check(read.loraRank == null && read.badge().startsWith("steering after blocks 10,11 · parity ✓")) {
+            read.badge()
+        }
+        checkEquals(emptyList<Int>(), fixtures.manifest("executorch-prefix-kv").steeringLayers, "no steering")
     }
 
     private fun unlistedModelRefused() {

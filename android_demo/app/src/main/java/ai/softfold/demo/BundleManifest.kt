@@ -20,6 +20,7 @@ data class BundleManifest(
     val folding: String?,  // null without a soft prompt
     val softPromptSha256: String?,
     val loraRank: Int?,  // the rank of the LoRA merged into the weights; null without one
+    val steeringLayers: List<Int>,  // the blocks whose output gets a steering vector; empty without one
     val parityPassed: Boolean,
     val parityEngineMatch: Double?,
     val prompt: PromptFormat,
@@ -33,8 +34,9 @@ data class BundleManifest(
         fun parse(json: String): BundleManifest {
             val root = JSONObject(json)
             val model = root.getJSONObject("model")
-            val softPrompt = root.optJSONObject("soft_prompt")  // optional, as "adapter" is
+            val softPrompt = root.optJSONObject("soft_prompt")  // optional, as "adapter" and "steering" are
             val adapter = root.optJSONObject("adapter")
+            val steering = root.optJSONObject("steering")
             val parity = root.getJSONObject("parity")
             val format = root.getJSONObject("prompt_format")
             val files = root.getJSONArray("files")
@@ -50,6 +52,7 @@ data class BundleManifest(
                 folding = softPrompt?.getString("folding"),
                 softPromptSha256 = softPrompt?.getString("sha256"),
                 loraRank = adapter?.getInt("rank"),
+                steeringLayers = steering?.getJSONArray("layers")?.ints() ?: emptyList(),
                 parityPassed = parity.getBoolean("passed"),
                 parityEngineMatch = parity.optionalDouble("engine_match") ?: parity.optionalDouble("runner_match"),
                 prompt = PromptFormat(
@@ -70,13 +73,15 @@ data class BundleManifest(
         private fun JSONArray.strings() = List(length()) { getString(it) }
     }
 
-    /** The badge: soft prompt N, folding mode, sha256 prefix; the merged LoRA's rank; and the parity verdict. */
+    /** The badge: soft prompt N, folding mode, sha256 prefix; the merged LoRA's rank; the steered blocks; and the
+     *  parity verdict. */
     fun badge(): String {
         val match = parityEngineMatch?.let { " · engine match ${(it * 100).toInt()}%" } ?: ""
         val verdict = if (parityPassed) "parity ✓" else "parity FAILED"
         val carried = listOfNotNull(
             softPromptSha256?.let { "soft prompt N=$softPromptTokens · $folding · ${it.take(12)}" },
             loraRank?.let { "LoRA r=$it merged" },
+            steeringLayers.takeIf { it.isNotEmpty() }?.let { "steering after blocks ${it.joinToString(",")}" },
         )
         return (carried + "$verdict$match").joinToString(" · ")
     }
