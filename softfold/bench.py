@@ -79,7 +79,7 @@ def variants() -> list[Variant]:
     ex = ("{py}", "-m", "softfold.bench_exports", "--model", "{hf}")
     oe = ("{optimum}", "export", "executorch", "-m", "{hf}", "--task", "text-generation", "--recipe", "xnnpack",
           "--use_custom_sdpa", "--use_custom_kv_cache", "--max_seq_len", "2048")
-    builder = ("{py}", "-m", "onnxruntime_genai.models.builder", "-i", "{hf}", "-e", "cpu", "-c", "{work}/cache")
+    builder = ("{py}", "-m", "softfold.bench_builder", "-i", "{hf}", "-e", "cpu", "-c", "{work}/cache")
     return [
         Variant("softfold-pte-fp32", "runner", (*sf, "--out", "{out}")),
         Variant("softfold-pte-8da4w", "runner", (*sf, "--recipe", "8da4w", "--embedding-bits", "8", "--out", "{out}")),

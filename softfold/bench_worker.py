@@ -44,9 +44,10 @@ def genai_samples(bundle: Path, text: str, new_tokens: int, runs: int) -> tuple[
 
     model = og.Model(str(bundle))
     ids = og.Tokenizer(model).encode(text)
+    window = json.loads((bundle / "genai_config.json").read_text())["model"]["decoder"].get("sliding_window") or {}
     samples = []
     for _ in range(runs + 1):
-        run = genai_runner.greedy(model, ids, new_tokens, exact_length=True)
+        run = genai_runner.greedy(model, ids, new_tokens, exact_length=True, capacity=window.get("window_size", 0))
         samples.append((1000 * (run.first_token - run.start), (len(run.ids) - 1) / (run.end - run.first_token)))
     return len(ids), samples[1:]
 

@@ -44,6 +44,7 @@ SOFTFOLD_LAYERS = {
     "softfold.genai_runner": APPLICATION,
     "softfold.chat": APPLICATION,
     "softfold.bench": APPLICATION,
+    "softfold.bench_builder": APPLICATION,
     "softfold.bench_exports": APPLICATION,
     "softfold.bench_plot": APPLICATION,
     "softfold.bench_worker": APPLICATION,
