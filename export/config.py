@@ -178,6 +178,13 @@ def default_algorithm(recipe: Recipe, weight_bits: int | None, folding: Folding 
     return Algorithm.GRID if four_bit else Algorithm.RTN
 
 
+# The quantized recipes quantize the embedding table by default: on a phone it is a large share of the bundle
+# (SmolLM2 8da4w: the whole bundle 0.19x of fp32 with an 8-bit table, 0.32x with an fp32 one). The defaults are the
+# widths the shipped prompt's 4-bit bundles pass their gates with (distill/RUNS.md): 8 bits on XNNPACK, 4 on ONNX
+# (GatherBlockQuantized's only width in ORT's quantizer).
+DEFAULT_EMBEDDING_BITS = {Recipe.X8DA4W: 8, Recipe.X8DA8W: 8, Recipe.INT4: 4}
+
+
 @dataclass(frozen=True)
 class QuantConfig:
     """A quantization recipe for one target, validated on construction (a bad combination of flags is a
@@ -187,11 +194,14 @@ class QuantConfig:
     recipe: Recipe = Recipe.FP32
     group_size: int = 32  # weight quantization group (ExecuTorch) / block (ONNX int4)
     weight_bits: int | None = None  # override the recipe's weight bits (onnx int4 with 2 bits: a gate that fails)
-    embedding_bits: int = 0  # quantize the embedding table (ExecuTorch 4 or 8, ONNX int4: 4); 0 keeps it fp32
+    # the embedding table's bits (ExecuTorch 4 or 8, ONNX int4: 4); 0 keeps it fp32; None: the recipe's default
+    embedding_bits: int | None = None
     keep_8bit: tuple[str, ...] = ()  # 4-bit recipes: these layers (e.g. "lm_head", "layers.3") at 8 bits
     algorithm: Algorithm | None = None
 
     def __post_init__(self):
+        if self.embedding_bits is None:
+            object.__setattr__(self, "embedding_bits", DEFAULT_EMBEDDING_BITS.get(self.recipe, 0))
         if self.algorithm is not None:
             try:
                 object.__setattr__(self, "algorithm", Algorithm(self.algorithm))
