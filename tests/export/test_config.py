@@ -66,3 +66,12 @@ def test_schemes_serialize_with_their_enum_values():
     """The manifest's quantization record: the algorithm as its flag's word."""
     scheme = QuantConfig(Target.EXECUTORCH, Recipe.X8DA4W).weights
     assert json.loads(json.dumps(scheme.__dict__))["algorithm"] == "grid"
+
+
+def test_the_quantized_recipes_quantize_the_embedding_table_by_default():
+    assert QuantConfig(Target.EXECUTORCH, Recipe.X8DA4W).embedding == EmbeddingQuant(8)
+    assert QuantConfig(Target.EXECUTORCH, Recipe.X8DA8W).embedding == EmbeddingQuant(8)
+    assert QuantConfig(Target.ONNX, Recipe.INT4).weights.embedding_bits == 4
+    assert QuantConfig(Target.EXECUTORCH, Recipe.X8DA4W, embedding_bits=0).embedding is None  # 0: fp32, asked for
+    assert QuantConfig(Target.EXECUTORCH, Recipe.FP32).embedding is None
+    assert QuantConfig(Target.ONNX, Recipe.INT8).embedding_bits == 0
