@@ -181,7 +181,7 @@ def default_algorithm(recipe: Recipe, weight_bits: int | None, folding: Folding 
 # The quantized recipes quantize the embedding table by default: on a phone it is a large share of the bundle
 # (SmolLM2 8da4w: the whole bundle 0.19x of fp32 with an 8-bit table, 0.32x with an fp32 one). The defaults are the
 # widths the shipped prompt's 4-bit bundles pass their gates with (distill/RUNS.md): 8 bits on XNNPACK, 4 on ONNX
-# (GatherBlockQuantized's only width in ORT's quantizer).
+# (GatherBlockQuantized's only width in ORT's quantizer); fp32 in the ORT format, which cannot hold 4-bit tensors.
 DEFAULT_EMBEDDING_BITS = {Recipe.X8DA4W: 8, Recipe.X8DA8W: 8, Recipe.INT4: 4}
 
 
@@ -201,7 +201,8 @@ class QuantConfig:
 
     def __post_init__(self):
         if self.embedding_bits is None:
-            object.__setattr__(self, "embedding_bits", DEFAULT_EMBEDDING_BITS.get(self.recipe, 0))
+            default = 0 if self.target is Target.ORT else DEFAULT_EMBEDDING_BITS.get(self.recipe, 0)
+            object.__setattr__(self, "embedding_bits", default)
         if self.algorithm is not None:
             try:
                 object.__setattr__(self, "algorithm", Algorithm(self.algorithm))
@@ -258,6 +259,10 @@ class QuantConfig:
     def _onnx_scheme(self, algorithm: Algorithm) -> WeightScheme | None:
         if self.embedding_bits and self.recipe is not Recipe.INT4:
             raise UserError(f"--embedding-bits for onnx needs --recipe int4, got {self.recipe.value}")
+        if self.embedding_bits and self.target is Target.ORT:
+            raise UserError(f"--embedding-bits {self.embedding_bits} stores the table as 4-bit integers, which the ORT "
+                            "format cannot hold (ONNX Runtime refuses the .ort file): use --target onnx, or "
+                            "--embedding-bits 0 (the ort default)")
         if self.recipe is Recipe.INT8:
             return OnnxDynamicInt8()
         if self.recipe is Recipe.INT8_STATIC:

@@ -94,10 +94,11 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--group-size", type=int, default=32, help="int4 weight group / block size (default: 32)")
     p.add_argument("--embedding-bits", type=int, default=None, choices=[0, 4, 8],
                    help="the embedding table's bits: 4 or 8 for executorch, 4 for onnx int4, 0 keeps it fp32. "
-                        "Default: 8 for 8da4w / 8da8w, 4 for onnx int4 (GatherBlockQuantized, ORT's one width), "
-                        "fp32 for the other recipes: the table is a large share of a small model's bundle (SmolLM2 "
-                        "8da4w: 0.19x of fp32 with an 8-bit table, 0.32x with an fp32 one), and these are the "
-                        "widths the shipped safety prompt's 4-bit bundles pass their gates with")
+                        "Default: 8 for 8da4w / 8da8w, 4 for onnx int4 (GatherBlockQuantized, ORT's one width), fp32 "
+                        "for --target ort (its format cannot hold 4-bit tensors) and the other recipes. The table is "
+                        "a large share of a small model's bundle (SmolLM2 8da4w: 0.19x of fp32 with an 8-bit table, "
+                        "0.32x with an fp32 one); these are the widths the shipped safety prompt's 4-bit bundles "
+                        "pass their gates with (a per-row 4-bit table on executorch failed Gemma 3 270M's gate)")
     p.add_argument("--keep-8bit", nargs="+", default=[], metavar="LAYER",
                    help="4-bit recipes: keep these layers at 8 bits, e.g. lm_head layers.3 (the ranking comes "
                         "from `softfold sensitivity`)")

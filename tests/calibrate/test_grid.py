@@ -114,8 +114,8 @@ def test_a_merged_lora_takes_its_linears_off_the_grid(q4_1_model, tmp_path):
 def test_grid_bundles_are_far_closer_to_fp32_than_gptq(q4_1_model, soft_prompts, tmp_path, target, recipe):
     def export(algorithm: Algorithm | None):
         return export_bundle(ExportOptions(model=q4_1_model, soft_prompt=soft_prompts[("llama", 16)],
-                                           out=tmp_path / str(algorithm), quant=QuantConfig(target, recipe,
-                                                                                            algorithm=algorithm),
+                                           out=tmp_path / str(algorithm),
+                                           quant=QuantConfig(target, recipe, algorithm=algorithm, embedding_bits=0),
                                            max_context=MAX_CONTEXT, gate=GateConfig(PROMPTS)))
 
     grid, gptq = export(None), export(Algorithm.GPTQ)  # grid: the 4-bit recipes' default
@@ -123,7 +123,6 @@ def test_grid_bundles_are_far_closer_to_fp32_than_gptq(q4_1_model, soft_prompts,
     assert grid.metrics["mean_kl"] < 0.05 * gptq.metrics["mean_kl"]
     assert grid.passed, grid.failures
     quantization = json.loads((tmp_path / "None" / "manifest.json").read_text())["quantization"]
-    (scheme,) = (quantization[name] for name in quantization if name != "tensors")
-    assert scheme["algorithm"] == "grid"
+    assert quantization["LinearQuant" if target is Target.EXECUTORCH else "OnnxBlockQuant"]["algorithm"] == "grid"
     linears = {name: t for name, t in quantization["tensors"].items() if name != "embed_tokens"}
     assert len(linears) == 2 * 7 + 1 and all(t == {"bits": 4, "rounding": "grid"} for t in linears.values())

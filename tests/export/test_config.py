@@ -75,3 +75,9 @@ def test_the_quantized_recipes_quantize_the_embedding_table_by_default():
     assert QuantConfig(Target.EXECUTORCH, Recipe.X8DA4W, embedding_bits=0).embedding is None  # 0: fp32, asked for
     assert QuantConfig(Target.EXECUTORCH, Recipe.FP32).embedding is None
     assert QuantConfig(Target.ONNX, Recipe.INT8).embedding_bits == 0
+
+
+def test_the_ort_format_keeps_an_fp32_table_and_refuses_a_4_bit_one():
+    assert QuantConfig(Target.ORT, Recipe.INT4).weights.embedding_bits == 0
+    with pytest.raises(UserError, match="ORT format cannot hold"):
+        QuantConfig(Target.ORT, Recipe.INT4, embedding_bits=4)

@@ -31,7 +31,7 @@ def export(tiny_models, soft_prompts, out, target, recipe, **kw):
     (Target.ONNX, Recipe.INT8, {}, True),
     (Target.ONNX, Recipe.INT8_STATIC, {}, False),
     (Target.ORT, Recipe.INT8_STATIC, {}, False),
-    (Target.ONNX, Recipe.INT4, {"weight_bits": 8}, True),
+    (Target.ONNX, Recipe.INT4, {"weight_bits": 8, "embedding_bits": 0}, True),
     (Target.ONNX, Recipe.INT4, {"algorithm": "hqq"}, False),
     (Target.ORT, Recipe.INT4, {}, False),
 ])
@@ -70,7 +70,7 @@ def test_gptq_bundles_are_closer_to_fp32_than_round_to_nearest(tiny_models, soft
     gptq = export(tiny_models, soft_prompts, tmp_path / "gptq", target, recipe, algorithm="gptq")
     assert all(math.isfinite(gptq.metrics[m]) for m in METRICS) and verify(tmp_path / "gptq") == []
     quantization = json.loads((tmp_path / "gptq" / "manifest.json").read_text())["quantization"]
-    (scheme,) = (quantization[name] for name in quantization if name != "tensors")
+    scheme = quantization["LinearQuant" if target is Target.EXECUTORCH else "OnnxBlockQuant"]
     assert scheme["algorithm"] == "gptq" and scheme["keep_8bit"] == []
     assert {t["rounding"] for name, t in quantization["tensors"].items() if name != "embed_tokens"} == {"gptq"}
     # measured: .pte 0.288 -> 0.240, ONNX 0.252 -> 0.239 (SmolLM2: distill/RUNS.md)
@@ -93,19 +93,20 @@ def test_two_bit_weights_fail_the_gate(tiny_models, soft_prompts, tmp_path):
 def test_mixed_precision_keeps_named_layers_at_8_bits_onnx(tiny_models, soft_prompts, tmp_path):
     import onnx
 
-    plain = export(tiny_models, soft_prompts, tmp_path / "plain", Target.ONNX, Recipe.INT4)
-    mixed = export(tiny_models, soft_prompts, tmp_path / "mixed", Target.ONNX, Recipe.INT4,
+    plain = export(tiny_models, soft_prompts, tmp_path / "plain", Target.ONNX, Recipe.INT4, embedding_bits=0)
+    mixed = export(tiny_models, soft_prompts, tmp_path / "mixed", Target.ONNX, Recipe.INT4, embedding_bits=0,
                    keep_8bit=("lm_head", "layers.1"))
     nodes = onnx.load(str(tmp_path / "mixed" / "model.onnx"), load_external_data=False).graph.node
     bits = [next(a.i for a in n.attribute if a.name == "bits") for n in nodes if n.op_type == "MatMulNBits"]
     assert bits.count(8) == 1 + 5 and bits.count(4) == 5  # lm_head + the 5 Linears of layers.1; layers.0
     assert mixed.metrics["mean_kl"] < plain.metrics["mean_kl"]  # the 8-bit layers carry less error
-    export(tiny_models, soft_prompts, tmp_path / "emb", Target.ONNX, Recipe.INT4, embedding_bits=4)
+    export(tiny_models, soft_prompts, tmp_path / "emb", Target.ONNX, Recipe.INT4)  # the default: a 4-bit table
     nodes = onnx.load(str(tmp_path / "emb" / "model.onnx"), load_external_data=False).graph.node
     assert "GatherBlockQuantized" in {n.op_type for n in nodes} and "Gather" not in {n.op_type for n in nodes if "embed" in n.name}
     data = {name: (tmp_path / name / "model.onnx.data").stat().st_size for name in ("plain", "emb")}
     assert data["emb"] < data["plain"]
-    all_8bit = export(tiny_models, soft_prompts, tmp_path / "all8", Target.ONNX, Recipe.INT4, keep_8bit=("layers", "lm_head"))
+    all_8bit = export(tiny_models, soft_prompts, tmp_path / "all8", Target.ONNX, Recipe.INT4, embedding_bits=0,
+                      keep_8bit=("layers", "lm_head"))
     assert all_8bit.passed, all_8bit.failures  # every MatMul at 8 bits passes the default gate, like --weight-bits 8
 
 
