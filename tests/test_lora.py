@@ -1,5 +1,5 @@
-"""PEFT LoRA adapters in bundles (issue 22): merged exactly into a copy of the weights, and the bundles gated against
-PEFT with the LoRA unmerged (and the soft prompt in front) through TextLLMRunner and onnxruntime-genai."""
+"""PEFT LoRA adapters in bundles, the paper's baseline: merged exactly into a copy of the weights, and the bundles
+gated against PEFT with the LoRA unmerged (and the soft prompt in front) through TextLLMRunner and onnxruntime-genai."""
 import pytest
 import torch
 from conftest import MAX_CONTEXT, PROMPTS, cli_exports, passed_fp32_gate

@@ -1,6 +1,6 @@
-"""Steering vectors in bundles (issue 22): llama.cpp control vectors, each direction.N added to the output of block N
-by the reference's forward hooks and as a constant of both export graphs, and the bundles gated against the HF model
-with the hooks through TextLLMRunner and onnxruntime-genai."""
+"""Steering vectors in bundles, the paper's other baseline: llama.cpp control vectors, each direction.N added to the
+output of block N by the reference's forward hooks and as a constant of both export graphs, and the bundles gated
+against the HF model with the hooks through TextLLMRunner and onnxruntime-genai."""
 import pytest
 import torch
 from conftest import MAX_CONTEXT, PROMPTS, cli_exports, passed_fp32_gate

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from softfold.cli.common import (add_adapter_flag, add_model_flag, add_soft_prompt_flag, add_steering_flag,
                                  chat_template_path, check_writable_file, positive_int, report_verdict, verdict)
+from softfold.bundle import file_sha256
 from softfold.datasets import read_prompts
 from softfold.errors import UserError
 
@@ -78,7 +79,6 @@ def _against_reference(bundle, prompts: tuple[str, ...], args: argparse.Namespac
 def _other_inputs(manifest, args: argparse.Namespace) -> list[str]:
     """Where the soft prompt, LoRA or steering vectors given are not the ones the bundle was exported with (the gate
     then fails)."""
-    from softfold.bundle import file_sha256
     from softfold.load import load_soft_prompt
     from softfold.lora import WEIGHTS_FILE
 
