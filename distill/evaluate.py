@@ -2,8 +2,8 @@
 
 Each prompt set is a labelled file (harmful or benign); .jsonl sets may give each prompt a "form"
 (question, how-to, imperative, chit-chat, short, multi-sentence), .txt sets get one from `prompt_form`.
-Systems side by side: the base model, the dual system (base + guard), base + soft prompt in fp32
-PyTorch, and exported bundles through their phone engines (TextLLMRunner, onnxruntime-genai), whose
+Systems side by side: the base model, the dual system (base + guard), the student (base + soft prompt,
+LoRA and/or steering vectors) in fp32 PyTorch, and exported bundles through their phone engines (TextLLMRunner, onnxruntime-genai), whose
 refusal decisions are also compared one by one with the fp32 soft prompt's.
 """
 import re
@@ -17,8 +17,10 @@ from softfold.datasets import read_prompt_records
 from softfold.distill.teacher import DEFAULT_REFUSAL
 from softfold.errors import UserError
 from softfold.load import BaseModel
+from softfold.lora import LoraAdapter
 from softfold.reference import Reference
 from softfold.refusal import is_refusal, trailing_apology
+from softfold.steering import SteeringVectors
 
 FORMS = ("question", "how-to", "imperative", "chit-chat", "short", "multi-sentence")
 _HOW_TO = re.compile(r"^(?:how (?:do|can|should|would|to)|what(?:'s| is) the (?:best|right|easiest) way)\b", re.I)
@@ -108,10 +110,13 @@ def replies(reference: Reference, prompts: list[str], max_new_tokens: int, desc:
 
 def evaluate(base: BaseModel, sets: list[PromptSet], soft_prompt: Path | None = None, guard=None,
              max_new_tokens: int = 48, bundles: dict[str, Callable[[list[str]], list[str]]] | None = None,
-             include_base: bool = True) -> dict[str, SystemResult]:
+             include_base: bool = True, adapter: LoraAdapter | None = None,
+             steering: SteeringVectors | None = None) -> dict[str, SystemResult]:
     """Every system's replies to every set: the base model, the dual system (when a guard is given),
-    base + soft prompt, and bundles: by name, a function from prompts to the bundle's greedy replies (the CLI
-    passes `softfold.engines.bundle_replies`, which runs a bundle through its phone engine)."""
+    the student in fp32 (base + the soft prompt, the LoRA adapter unmerged and/or the steering vectors: whichever
+    are given, reported by what it adds, e.g. "soft_prompt" or "lora+steering"; the LoRA goes into base.model in
+    place, after the base model's turn), and bundles: by name, a function from prompts to the bundle's greedy replies (the CLI passes
+    `softfold.engines.bundle_replies`, which runs a bundle through its phone engine)."""
     results: dict[str, SystemResult] = {}
     if include_base or guard is not None:
         plain = Reference(base)
@@ -122,27 +127,34 @@ def evaluate(base: BaseModel, sets: list[PromptSet], soft_prompt: Path | None = 
                 SetResult(r.prompt_set, tuple(DEFAULT_REFUSAL if f else t for f, t in zip(guard.flags(list(r.prompt_set.prompts)),
                                                                                   r.replies)))
                 for r in results["base"].sets))
-    if soft_prompt is not None:
-        student = Reference(base, soft_prompt)
-        results["soft_prompt"] = SystemResult(tuple(SetResult(s, tuple(replies(student, list(s.prompts), max_new_tokens,
+    if soft_prompt is not None or adapter is not None or steering is not None:
+        student = Reference(base, soft_prompt, adapter, steering)
+        results[student_name(soft_prompt, adapter, steering)] = SystemResult(tuple(SetResult(s, tuple(replies(student, list(s.prompts), max_new_tokens,
                                                                                 f"soft, {s.name}"))) for s in sets))
     for name, bundle_replies in (bundles or {}).items():
         results[name] = SystemResult(tuple(SetResult(s, tuple(bundle_replies(list(s.prompts)))) for s in sets))
     return results
 
 
-def markdown(results: dict[str, SystemResult]) -> str:
-    """Per set: refusals (harmful) or answers (benign) and trailing apologies; then per prompt form."""
+def student_name(soft_prompt, adapter, steering) -> str:
+    """The fp32 student's system name: what it adds to the base model."""
+    return "+".join(name for name, given in (("soft_prompt", soft_prompt), ("lora", adapter), ("steering", steering))
+                    if given is not None)
+
+
+def markdown(results: dict[str, SystemResult], student: str = "soft_prompt") -> str:
+    """Per set: refusals (harmful) or answers (benign) and trailing apologies, and each other system's agreement
+    with the fp32 `student` (when present); then per prompt form."""
     sets = next(iter(results.values())).sets
     head = " | ".join(f"{s.prompt_set.name} ({len(s.prompt_set.prompts)}): "
                       f"{'refused' if s.prompt_set.label is Label.HARMFUL else 'answered'}" for s in sets)
-    fp32 = results.get("soft_prompt")
-    lines = [f"| system | {head} | trailing apology (answered benign) | same decision as the fp32 soft prompt |",
+    fp32 = results.get(student)
+    lines = [f"| system | {head} | trailing apology (answered benign) | same decision as the fp32 student |",
              "|---" * (len(sets) + 3) + "|"]
     for name, system in results.items():
         answered = [t for s in system.sets if s.prompt_set.label is Label.BENIGN for t in s.answered]
         apology = sum(map(trailing_apology, answered)) / max(len(answered), 1)
-        agree = f"{system.agreement(fp32):.1%}" if fp32 and name != "soft_prompt" else "-"
+        agree = f"{system.agreement(fp32):.1%}" if fp32 and name != student else "-"
         lines.append(f"| {name} | " + " | ".join(f"{s.correct_rate():.1%}" for s in system.sets)
                      + f" | {apology:.1%} | {agree} |")
     lines += ["", "By prompt form (refused on harmful sets, answered on benign sets; n in brackets):", "",

@@ -369,6 +369,12 @@ CASES = [
     Case("distill-lora-unknown-module", lambda w: ["distill", "--model", str(w.model), "--out", str(w.root / "d"),
                                                    "--method", "lora", "--lora-target-modules", "qkv_proj"],
          "--lora-target-modules qkv_proj: no such Linear in this model"),
+    Case("eval-bundle-without-student", lambda w: ["eval", "--model", str(w.model), "--bundle", str(w.fake_bundle())],
+         "--bundle compares with the fp32 student"),
+    Case("eval-adapter-is-a-soft-prompt", lambda w: ["eval", "--model", str(w.model), "--adapter", str(w.prompt)],
+         "is a PROMPT_TUNING adapter, expected LORA"),
+    Case("eval-steering-other-model", lambda w: ["eval", "--model", str(w.qwen2), "--steering-vector",
+                                                 str(w.control_vector)], "was made for a llama model"),
     Case("unknown-flag", lambda w: ["export", "--soft-prompt", "x", "--out", "y", "--colour"], "unrecognized arguments"),
 ]
 

@@ -1,6 +1,8 @@
 """Steering vectors in bundles, the paper's other baseline: llama.cpp control vectors, each direction.N added to the
 output of block N by the reference's forward hooks and as a constant of both export graphs, and the bundles gated
 against the HF model with the hooks through TextLLMRunner and onnxruntime-genai."""
+import json
+
 import pytest
 import torch
 from conftest import MAX_CONTEXT, PROMPTS, cli_exports, passed_fp32_gate
@@ -162,3 +164,28 @@ def test_steering_with_a_soft_prompt_and_a_lora(deep, vectors, tmp_path):
     method = Runtime.get().load_program(str(out / "model.pte")).load_method("forward")
     got = torch.stack([method.execute([torch.tensor([[t]]), torch.tensor([i])])[0][0] for i, t in enumerate(ids)])
     assert (got - want).abs().max() <= 1e-4 * want.abs().max()
+
+
+def test_eval_measures_the_steered_student(deep, vectors, tmp_path, capsys):
+    """`softfold eval --steering-vector`: the student's replies are the hooked HF model's own greedy generation,
+    and differ from the base model's."""
+    harmful, benign, out = tmp_path / "harm.txt", tmp_path / "good.txt", tmp_path / "eval.json"
+    harmful.write_text(PROMPTS[0] + "\n")
+    benign.write_text("\n".join(PROMPTS[1:]) + "\n")
+    assert main(["eval", "--model", str(deep), "--steering-vector", str(vectors), "--harmful", str(harmful),
+                 "--benign", str(benign), "--max-new-tokens", "6", "--json", str(out), "--no-base"]) == 0
+    capsys.readouterr()
+    results = json.loads(out.read_text())
+    assert set(results) == {"steering"}
+    tokenizer = AutoTokenizer.from_pretrained(deep)
+    model = AutoModelForCausalLM.from_pretrained(deep).eval()
+    plain, steered_replies = [], []
+    for prompt in PROMPTS[1:]:
+        ids = torch.tensor([chat_ids(tokenizer, prompt)])
+        plain.append(model.generate(input_ids=ids, max_new_tokens=6, do_sample=False)[0, ids.shape[1]:].tolist())
+        with steered(model, load_steering(vectors, model.config).vectors):
+            new = model.generate(input_ids=ids, max_new_tokens=6, do_sample=False)[0, ids.shape[1]:].tolist()
+        steered_replies.append(new)
+    decode = lambda toks: tokenizer.decode([t for t in toks if t != tokenizer.eos_token_id])  # noqa: E731
+    assert results["steering"]["good"]["replies"] == [decode(t) for t in steered_replies]
+    assert steered_replies != plain
