@@ -70,12 +70,14 @@ class Variant:
     # bundles start every prompt with their N tokens); guard: the guard's prompt, 1 new token
     prompt: str = "chat"
     needs: str = ""  # an executable the export needs; missing: the variant is skipped
+    inputs: tuple[str, ...] = ()  # bench inputs the export needs (adapter, steering); not given: skipped
 
 
 def variants() -> list[Variant]:
     # {hf} is the bench's own safetensors copy of the model the soft prompt names: the same model, renamed
-    sf = ("{py}", "-m", "softfold.cli", "export", "--model", "{hf}", "--soft-prompt", "{sp}", "--force",
-          "--trust-base-model")
+    plain = ("{py}", "-m", "softfold.cli", "export", "--model", "{hf}", "--force", "--trust-base-model")
+    sf = (*plain, "--soft-prompt", "{sp}")
+    q8da4w = ("--recipe", "8da4w", "--embedding-bits", "8", "--out", "{out}")
     ex = ("{py}", "-m", "softfold.bench_exports", "--model", "{hf}")
     oe = ("{optimum}", "export", "executorch", "-m", "{hf}", "--task", "text-generation", "--recipe", "xnnpack",
           "--use_custom_sdpa", "--use_custom_kv_cache", "--max_seq_len", "2048")
@@ -98,10 +100,16 @@ def variants() -> list[Variant]:
         Variant("softfold-onnx-int4", "genai", (*sf, "--target", "onnx", "--recipe", "int4", "--out", "{out}")),
         Variant("ortgenai-builder-fp32", "genai", (*builder, "-p", "fp32", "-o", "{out}")),
         Variant("ortgenai-builder-int4", "genai", (*builder, "-p", "int4", "-o", "{out}")),
+        # the paper's baselines, for the comparison: a merged LoRA, steering vectors (no soft prompt)
+        Variant("lora-pte-8da4w", "runner", (*plain, "--adapter", "{adapter}", *q8da4w), inputs=("adapter",)),
+        Variant("steering-pte-8da4w", "runner", (*plain, "--steering-vector", "{steering}", *q8da4w),
+                inputs=("steering",)),
         Variant("guard-llama-guard-3-1b-shape-8da4w", "runner", (*ex, "guard", "{out}", "--recipe", "8da4w"),
                 prompt="guard"),
     ]
 
+
+INPUT_FLAGS = {"adapter": "--adapter", "steering": "--steering-vector"}  # Variant.inputs, as `softfold bench` takes them
 
 # (what, variant, metric, anchor variant, anchor metric, bound): variant / anchor must be >= or <= bound
 GOALS = [
@@ -163,15 +171,17 @@ def _prepare(work: Path, model: Path, soft_prompt: Path, env: dict) -> dict:
 
 def run_bench(work: Path, model: Path, soft_prompt: Path, optimum_cli: str | None = None,
               only: list[str] | None = None, new_tokens: int = 128, runs: int = 3, reuse: bool = False,
-              rounds: int = 1) -> dict:
+              rounds: int = 1, adapter: Path | None = None, steering: Path | None = None) -> dict:
     """Export every variant (or `only` these), then time them all `rounds` times, interleaved.
+    `adapter` (a PEFT LoRA) and `steering` (a control vector) add the baselines' variants.
 
     Each round times every variant once, each in a fresh process; a variant's figures are the medians
     over rounds, so drift of the machine between processes lands on all variants alike.
     `reuse` keeps exports already in `work`.
     """
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    fill = {**_prepare(work, model, soft_prompt, env), "optimum": optimum_cli or ""}
+    fill = {**_prepare(work, model, soft_prompt, env), "optimum": optimum_cli or "",
+            "adapter": str(adapter or ""), "steering": str(steering or "")}
     chosen = [v for v in variants() if not only or v.name in only]
     results = [_export(v, work, fill, env, reuse) for v in tqdm(chosen, desc="export", unit="variant")]
     samples: dict[str, list[dict]] = {r.name: [] for r in results}
@@ -201,6 +211,10 @@ def _export(v: Variant, work: Path, fill: dict, env: dict, reuse: bool) -> Resul
     out, r = work / v.name, Result(v.name)
     if v.needs and not shutil.which(v.needs.format(**fill) or "-"):
         r.skipped = f"{v.needs.format(**fill) or 'optimum-cli'} not found (pass --optimum-cli)"
+        return r
+    missing = [name for name in v.inputs if not fill[name]]
+    if missing:
+        r.skipped = "needs " + " and ".join(INPUT_FLAGS[name] for name in missing)
         return r
     if not (reuse and (out / "bench_export.json").exists()):
         shutil.rmtree(out, ignore_errors=True)

@@ -10,7 +10,8 @@ def test_bench_exports_times_and_reports(tiny_models, soft_prompts, tmp_path, ca
     work = tmp_path / "bench"
     argv = ["bench", "--model", str(tiny_models["llama"]), "--soft-prompt", str(soft_prompts[("llama", 16)]),
             "--work", str(work), "--new-tokens", "8", "--runs", "1", "--rounds", "2",
-            "--only", "softfold-pte-fp32", "softfold-pte-fp32-virtual", "naive-pte-fp32", "ortgenai-builder-fp32", "optimum-executorch-8da4w"]
+            "--only", "softfold-pte-fp32", "softfold-pte-fp32-virtual", "naive-pte-fp32", "ortgenai-builder-fp32", "optimum-executorch-8da4w",
+            "lora-pte-8da4w"]
     assert main(argv) == 0
     report = json.loads((work / "bench.json").read_text())
     by = {r["name"]: r for r in report["results"]}
@@ -28,6 +29,7 @@ def test_bench_exports_times_and_reports(tiny_models, soft_prompts, tmp_path, ca
     # virtual-token mode: the same prompt in the bundle's template, which starts with the 16 virtual tokens
     assert by["softfold-pte-fp32-virtual"]["run"]["prompt_tokens"] == by["softfold-pte-fp32"]["run"]["prompt_tokens"] + 16
     assert "optimum-cli" in by["optimum-executorch-8da4w"]["skipped"]
+    assert by["lora-pte-8da4w"]["skipped"] == "needs --adapter"  # a baseline's variant without its input
     naive_goal = next(g for g in report["goals"] if g["goal"] == "first token vs naive prefill (fp32)")
     assert naive_goal["ratio"] == round(by["softfold-pte-fp32"]["run"]["ttft_ms"] / by["naive-pte-fp32"]["run"]["ttft_ms"], 3)
     assert "| softfold-pte-fp32 |" in capsys.readouterr().out

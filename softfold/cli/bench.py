@@ -5,7 +5,8 @@ from pathlib import Path
 
 from softfold import bench
 from softfold.bench_plot import svg
-from softfold.cli.common import add_model_flag, add_soft_prompt_flag, model_path, positive_int
+from softfold.cli.common import (add_adapter_flag, add_model_flag, add_soft_prompt_flag, add_steering_flag, model_path,
+                                 optional_path, positive_int)
 
 
 def add_to(sub) -> None:
@@ -17,6 +18,10 @@ def add_to(sub) -> None:
                                    "WORK/bench.md and a plot, WORK/bench.svg.")
     add_model_flag(p, chat_template=False)  # the bench's exports load the model in their own processes
     add_soft_prompt_flag(p)
+    add_adapter_flag(p, help="PEFT LoRA adapter directory: adds lora-pte-8da4w, the LoRA merged (no soft prompt), "
+                             "to compare with the soft prompt's cost")
+    add_steering_flag(p, help="llama.cpp control vector: adds steering-pte-8da4w, the vectors folded (no soft "
+                              "prompt), to compare with the soft prompt's cost")
     p.add_argument("--work", required=True, help="directory for the exports and results")
     p.add_argument("--optimum-cli", help="optimum-cli of a virtualenv with optimum-executorch "
                                          "(see benchmarks/README.md); without it those variants are skipped")
@@ -33,7 +38,8 @@ def add_to(sub) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     report = bench.run_bench(Path(args.work), model_path(args), Path(args.soft_prompt), args.optimum_cli, args.only,
-                             args.new_tokens, args.runs, args.reuse, args.rounds)
+                             args.new_tokens, args.runs, args.reuse, args.rounds, optional_path(args.adapter),
+                             optional_path(args.steering_vector))
     (Path(args.work) / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     (Path(args.work) / "bench.md").write_text(bench.markdown(report))
     (Path(args.work) / "bench.svg").write_text(svg(report))
