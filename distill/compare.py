@@ -9,8 +9,10 @@ and decode time, as deltas against the same program without an adapter) and `sof
 
 SPEC.json: {"bench": "bench.json", "baseline_variant": "no-soft-prompt-pte-8da4w", "rows": [{"name": ...,
 "method": ..., "commands": [...], "eval": "eval.json", "student": "soft_prompt", "artifact": "DIR or .gguf",
-"variant": "softfold-pte-8da4w", "agreement": "eval-bundle.json", "bundle": "BUNDLE NAME"}, ...]}; relative paths
-are read from the spec's directory.
+"variant": "softfold-pte-8da4w", "agreement": "eval-bundle.json", "bundle": "BUNDLE NAME", "figures": {...}},
+...]}, "bench" optionally per row too (the soft-prompt length sweep times each length in its own bench run);
+"figures" states figures no file holds (the base model's extra parameters: 0). Relative paths are read from the
+spec's directory.
 """
 import argparse
 import json
@@ -74,11 +76,13 @@ def row_figures(row: dict, root: Path, bench: dict | None, baseline: str) -> dic
         figures.update(_rates(json.loads((root / row["eval"]).read_text()), row["student"]))
     if row.get("artifact") and (root / row["artifact"]).exists():
         figures["extra_parameters"] = extra_parameters(root / row["artifact"])
+    bench = json.loads((root / row["bench"]).read_text()) if row.get("bench") else bench
     if bench and row.get("variant"):
         figures.update(_bench_deltas(bench, row["variant"], baseline))
     if row.get("agreement"):
         figures["agreement_4bit"] = agreement(json.loads((root / row["agreement"]).read_text()), row["student"],
                                               row["bundle"])
+    figures.update(row.get("figures", {}))  # figures known without a file: the base model adds nothing
     return {"name": row["name"], "method": row["method"], "commands": row.get("commands", []), **figures}
 
 
