@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from softfold.errors import UserError
 from softfold.steering import CONTROL_VECTOR_FILE, decoder_layers, llama_cpp_architecture, save_control_vector, steered
@@ -64,12 +65,13 @@ def mean_difference(model: nn.Module, prompts: list[tuple[list[int], bool]], lay
     blocks, captured = decoder_layers(model), {}
     handles = [blocks[layer].register_forward_hook(_capture(captured, layer)) for layer in layers]
     try:
-        for start in range(0, len(prompts), batch_size):
+        for start in tqdm(range(0, len(prompts), batch_size), desc="mean difference", unit="batch", leave=False):
             batch = prompts[start:start + batch_size]
             lengths = [len(ids) for ids, _ in batch]
             width = max(lengths)
-            model(input_ids=torch.tensor([ids + [0] * (width - len(ids)) for ids, _ in batch]),
-                  attention_mask=torch.tensor([[1] * n + [0] * (width - n) for n in lengths]))  # right-padded
+            model(input_ids=torch.tensor([ids + [0] * (width - len(ids)) for ids, _ in batch]),  # right-padded
+                  attention_mask=torch.tensor([[1] * n + [0] * (width - n) for n in lengths]),
+                  logits_to_keep=1)  # the blocks' outputs are what counts: skip the LM head but for one position
             last = torch.tensor(lengths) - 1
             for layer in layers:
                 at_last = captured[layer][torch.arange(len(batch)), last].float()

@@ -402,7 +402,8 @@ def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[Teach
     resume = resume and not config.baseline_only  # the baseline is computed, never resumed
     start, history = _load_checkpoint(out, student, optimizer, config.method) if resume else (0, [])
     student, optimizer = accelerator.prepare(student, optimizer)
-    bar = tqdm(range(start, config.steps), desc=f"distill ({config.method.value}, {config.loss.value})", initial=start, total=config.steps)
+    bar = tqdm(range(start, config.steps), desc=f"distill ({config.method.value}, {config.loss.value})", initial=start,
+               total=config.steps, disable=config.steps == 0)
     for step in bar:
         order = (balanced_order([ex.flagged for ex in train_set], config.batch_size, config.seed, step) if config.balanced
                  else batch_order(len(train_set), config.batch_size, config.seed, step))
