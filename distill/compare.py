@@ -69,29 +69,43 @@ def _bench_deltas(bench: dict, variant: str, baseline: str) -> dict:
             "decode_delta_ms": round(ms_per_token(row) - ms_per_token(base), 2)}
 
 
-def row_figures(row: dict, root: Path, bench: dict | None, baseline: str) -> dict:
-    """One method's figures from its files (a figure whose file the row does not name is None)."""
+def _read(root: Path, name: str | None, missing: list[str]) -> dict | None:
+    """A result file named by the spec, or None (and its name in `missing`) when it is not there yet."""
+    if not name:
+        return None
+    if not (root / name).exists():
+        missing.append(name)
+        return None
+    return json.loads((root / name).read_text())
+
+
+def row_figures(row: dict, root: Path, bench: dict | None, baseline: str, missing: list[str]) -> dict:
+    """One method's figures from its files; a figure whose file the row does not name, or that is missing, is None."""
     figures = {key: None for key, _ in COLUMNS}
-    if row.get("eval"):
-        figures.update(_rates(json.loads((root / row["eval"]).read_text()), row["student"]))
-    if row.get("artifact") and (root / row["artifact"]).exists():
-        figures["extra_parameters"] = extra_parameters(root / row["artifact"])
-    bench = json.loads((root / row["bench"]).read_text()) if row.get("bench") else bench
+    if (results := _read(root, row.get("eval"), missing)) is not None:
+        figures.update(_rates(results, row["student"]))
+    if row.get("artifact"):
+        if (root / row["artifact"]).exists():
+            figures["extra_parameters"] = extra_parameters(root / row["artifact"])
+        else:
+            missing.append(row["artifact"])
+    bench = _read(root, row.get("bench"), missing) if row.get("bench") else bench
     if bench and row.get("variant"):
         figures.update(_bench_deltas(bench, row["variant"], baseline))
-    if row.get("agreement"):
-        figures["agreement_4bit"] = agreement(json.loads((root / row["agreement"]).read_text()), row["student"],
-                                              row["bundle"])
+    if (results := _read(root, row.get("agreement"), missing)) is not None:
+        figures["agreement_4bit"] = agreement(results, row["student"], row["bundle"])
     figures.update(row.get("figures", {}))  # figures known without a file: the base model adds nothing
     return {"name": row["name"], "method": row["method"], "commands": row.get("commands", []), **figures}
 
 
 def build(spec_path: Path) -> dict:
+    """The table's figures, and the result files the spec names that are not there (their figures: None)."""
     spec = json.loads(spec_path.read_text())
-    root = spec_path.parent
-    bench = json.loads((root / spec["bench"]).read_text()) if spec.get("bench") else None
+    root, missing = spec_path.parent, []
+    bench = _read(root, spec.get("bench"), missing)
     baseline = spec.get("baseline_variant", "no-soft-prompt-pte-8da4w")
-    return {"baseline_variant": baseline, "rows": [row_figures(r, root, bench, baseline) for r in spec["rows"]]}
+    rows = [row_figures(r, root, bench, baseline, missing) for r in spec["rows"]]
+    return {"baseline_variant": baseline, "rows": rows, "missing": sorted(set(missing))}
 
 
 def _cell(key: str, value) -> str:
@@ -122,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         args.markdown.write_text(markdown(table))
     print(markdown(table))
+    if table["missing"]:
+        print("not measured yet (files missing): " + ", ".join(table["missing"]))
     return 0
 
 
