@@ -1,13 +1,13 @@
 """The paper's comparison as one table: soft prompt, LoRA and steering vectors trained at one budget, side by side.
 
 Each row is read from files the pipeline's own commands wrote: `softfold eval --json` (fp32 decisions per held-out
-set), the trained artifact (its extra parameters), `softfold bench --json` (the 8da4w `.pte`'s size, first token
-and decode time, as deltas against the same program without an adapter) and `softfold eval --bundle --json` (the
+set), the trained artifact (its extra parameters), `softfold bench`'s bench.json (the 8da4w `.pte`'s size, first
+token and decode speed, from the bench variant the row names) and `softfold eval --bundle --json` (the
 4-bit bundle's decisions against the fp32 student's). A figure whose file is not given is reported as not measured.
 
     python -m softfold.distill.compare SPEC.json --json OUT.json --markdown OUT.md
 
-SPEC.json: {"bench": "bench.json", "baseline_variant": "no-soft-prompt-pte-8da4w", "rows": [{"name": ...,
+SPEC.json: {"bench": "bench.json", "rows": [{"name": ...,
 "method": ..., "commands": [...], "eval": "eval.json", "student": "soft_prompt", "artifact": "DIR or .gguf",
 "variant": "softfold-pte-8da4w", "agreement": "eval-bundle.json", "bundle": "BUNDLE NAME", "figures": {...}},
 ...]}, "bench" optionally per row too (the soft-prompt length sweep times each length in its own bench run);
@@ -30,9 +30,9 @@ COLUMNS = (  # (key, header)
     ("natural_answered", "natural benign answered (143)"),
     ("over_refusal_answered", "over-refusal set answered (111)"),
     ("extra_parameters", "extra parameters"),
-    ("bundle_delta_mib", "8da4w .pte size delta (MiB)"),
-    ("first_token_delta_ms", "first token delta (ms)"),
-    ("decode_delta_ms", "decode delta (ms/token)"),
+    ("bundle_mib", "8da4w .pte MiB"),
+    ("first_token_ms", "first token ms"),
+    ("decode_tok_s", "decode tok/s"),
     ("agreement_4bit", "4-bit decisions = fp32 (454)"),
 )
 
@@ -60,13 +60,10 @@ def agreement(results: dict, student: str, bundle: str) -> float:
     return sum(a == b for a, b in pairs) / len(pairs)
 
 
-def _bench_deltas(bench: dict, variant: str, baseline: str) -> dict:
-    by = {r["name"]: r for r in bench["results"]}
-    row, base = by[variant], by[baseline]
-    ms_per_token = lambda r: 1000 / r["run"]["decode_tok_s"]  # noqa: E731
-    return {"bundle_delta_mib": round(row["artifact_mib"] - base["artifact_mib"], 1),
-            "first_token_delta_ms": round(row["run"]["ttft_ms"] - base["run"]["ttft_ms"], 1),
-            "decode_delta_ms": round(ms_per_token(row) - ms_per_token(base), 2)}
+def _bench_figures(bench: dict, variant: str) -> dict:
+    row = next(r for r in bench["results"] if r["name"] == variant)
+    return {"bundle_mib": row["artifact_mib"], "first_token_ms": row["run"]["ttft_ms"],
+            "decode_tok_s": row["run"]["decode_tok_s"]}
 
 
 def _read(root: Path, name: str | None, missing: list[str]) -> dict | None:
@@ -79,7 +76,7 @@ def _read(root: Path, name: str | None, missing: list[str]) -> dict | None:
     return json.loads((root / name).read_text())
 
 
-def row_figures(row: dict, root: Path, bench: dict | None, baseline: str, missing: list[str]) -> dict:
+def row_figures(row: dict, root: Path, bench: dict | None, missing: list[str]) -> dict:
     """One method's figures from its files; a figure whose file the row does not name, or that is missing, is None."""
     figures = {key: None for key, _ in COLUMNS}
     if (results := _read(root, row.get("eval"), missing)) is not None:
@@ -91,7 +88,7 @@ def row_figures(row: dict, root: Path, bench: dict | None, baseline: str, missin
             missing.append(row["artifact"])
     bench = _read(root, row.get("bench"), missing) if row.get("bench") else bench
     if bench and row.get("variant"):
-        figures.update(_bench_deltas(bench, row["variant"], baseline))
+        figures.update(_bench_figures(bench, row["variant"]))
     if (results := _read(root, row.get("agreement"), missing)) is not None:
         figures["agreement_4bit"] = agreement(results, row["student"], row["bundle"])
     figures.update(row.get("figures", {}))  # figures known without a file: the base model adds nothing
@@ -103,9 +100,8 @@ def build(spec_path: Path) -> dict:
     spec = json.loads(spec_path.read_text())
     root, missing = spec_path.parent, []
     bench = _read(root, spec.get("bench"), missing)
-    baseline = spec.get("baseline_variant", "no-soft-prompt-pte-8da4w")
-    rows = [row_figures(r, root, bench, baseline, missing) for r in spec["rows"]]
-    return {"baseline_variant": baseline, "rows": rows, "missing": sorted(set(missing))}
+    rows = [row_figures(r, root, bench, missing) for r in spec["rows"]]
+    return {"rows": rows, "missing": sorted(set(missing))}
 
 
 def _cell(key: str, value) -> str:
@@ -115,7 +111,7 @@ def _cell(key: str, value) -> str:
         return f"{value:.1%}"
     if key == "extra_parameters":
         return f"{value:,}"
-    return f"{value:+g}"
+    return f"{value:g}"
 
 
 def markdown(table: dict) -> str:

@@ -43,8 +43,8 @@ def test_the_table_reads_rates_costs_and_agreement_from_the_commands_files(tiny_
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     lora, untrained = build(tmp_path / "spec.json")["rows"]
     assert lora["harmbench_refused"] == 0.75 and lora["template_answered"] == 1.0 and lora["natural_answered"] == 0.5
-    assert lora["extra_parameters"] == 8192 and lora["bundle_delta_mib"] == -3.5
-    assert lora["first_token_delta_ms"] == -2.0 and lora["decode_delta_ms"] == -1.0  # 4 ms a token vs 5
+    assert lora["extra_parameters"] == 8192 and lora["bundle_mib"] == 96.5
+    assert lora["first_token_ms"] == 48.0 and lora["decode_tok_s"] == 250.0  # the row's own variant, not the other
     assert lora["agreement_4bit"] == 8 / 10 == agreement(_eval("lora", fp32, quantized), "lora", "bundle")
     assert untrained["extra_parameters"] is None and untrained["agreement_4bit"] is None
     # a result file the spec names but that is not there yet: its figures are not measured, and said so
@@ -53,5 +53,5 @@ def test_the_table_reads_rates_costs_and_agreement_from_the_commands_files(tiny_
     assert build(tmp_path / "spec.json")["missing"] == ["later.json"]
     assert main([str(tmp_path / "spec.json"), "--json", str(tmp_path / "out.json")]) == 0
     table = capsys.readouterr().out
-    assert "| LoRA r4 | 75.0% | 100.0% | 50.0% | 50.0% | 8,192 | -3.5 | -2 | -1 | 80.0% |" in table
+    assert "| LoRA r4 | 75.0% | 100.0% | 50.0% | 50.0% | 8,192 | 96.5 | 48 | 250 | 80.0% |" in table
     assert "| steering, untrained | 75.0% | 100.0% | 50.0% | 50.0% | not measured |" in table
