@@ -7,8 +7,8 @@ decode step (a single token) of a SmolLM2-135M MLP projection (576 -> 1536), one
 - float zero points: MatMulNBits' optional zero_points input in fp32, zp = -m / d, w = d (q - zp): one op, exact.
 
 Error: the largest |y - x W^T| over the largest |x W^T|, W the dequantized Q4_1 weights, at accuracy_level 0 (fp32
-activations) and 4 (int8 activations, what softfold's int4 bundles use). Issue 26 asks whether an exact Q4_1
-representation exists that the int4 kernels take without the second matmul.
+activations) and 4 (int8 activations, what softfold's int4 bundles use). The question: does an exact Q4_1
+representation exist that the int4 kernels take without the second matmul, at their speed?
 
     python benchmarks/matmulnbits_offsets.py
 """

@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 from pathlib import Path
@@ -52,7 +53,6 @@ def cli_exports(root: Path, *flags: str):
 def passed_fp32_gate(bundle: Path) -> dict:
     """The bundle's manifest, once its fp32 gate is checked: passed, logits within 1e-4 (relative) of the reference's,
     every top-1 token and greedy reply the reference's, through the phone engine too; its checksums intact."""
-    import json
 
     from softfold.bundle import read_manifest, verify
 
@@ -105,3 +105,16 @@ def export_tiny(tiny_models, soft_prompts, tmp_path_factory):
 def bundles(export_tiny) -> dict[tuple[str, int], Path]:
     """One fp32 ExecuTorch bundle per (architecture, N)."""
     return {(arch, n): export_tiny(arch, n) for arch in ("llama", "qwen2") for n in (1, 16)}
+
+
+def eval_json(model_dir, flags: list[str], tmp_path, capsys) -> dict:
+    """`softfold eval FLAGS` on PROMPTS (the first harmful, the rest benign), greedy 6 tokens, its --json read back."""
+    from softfold.cli import main
+
+    harmful, benign, out = tmp_path / "harm.txt", tmp_path / "good.txt", tmp_path / "eval.json"
+    harmful.write_text(PROMPTS[0] + "\n")
+    benign.write_text("\n".join(PROMPTS[1:]) + "\n")
+    assert main(["eval", "--model", str(model_dir), *flags, "--harmful", str(harmful), "--benign", str(benign),
+                 "--max-new-tokens", "6", "--json", str(out)]) == 0
+    capsys.readouterr()
+    return json.loads(out.read_text())

@@ -1,10 +1,8 @@
 """PEFT LoRA adapters in bundles, the paper's baseline: merged exactly into a copy of the weights, and the bundles
 gated against PEFT with the LoRA unmerged (and the soft prompt in front) through TextLLMRunner and onnxruntime-genai."""
-import json
-
 import pytest
 import torch
-from conftest import MAX_CONTEXT, PROMPTS, cli_exports, passed_fp32_gate
+from conftest import MAX_CONTEXT, PROMPTS, cli_exports, eval_json, passed_fp32_gate
 from executorch.runtime import Runtime
 from peft import PeftModel
 from tiny import make_lora_dir
@@ -98,21 +96,10 @@ def test_a_lora_and_a_soft_prompt_together(tiny_models, soft_prompts, lora, tmp_
     assert (got - want).abs().max() <= 1e-4 * want.abs().max()
 
 
-def _eval_json(model_dir, flags: list[str], tmp_path, capsys) -> dict:
-    """`softfold eval FLAGS` on PROMPTS (the first harmful, the rest benign), greedy 6 tokens, its --json read back."""
-    harmful, benign, out = tmp_path / "harm.txt", tmp_path / "good.txt", tmp_path / "eval.json"
-    harmful.write_text(PROMPTS[0] + "\n")
-    benign.write_text("\n".join(PROMPTS[1:]) + "\n")
-    assert main(["eval", "--model", str(model_dir), *flags, "--harmful", str(harmful), "--benign", str(benign),
-                 "--max-new-tokens", "6", "--json", str(out)]) == 0
-    capsys.readouterr()
-    return json.loads(out.read_text())
-
-
 def test_eval_measures_the_lora_student_as_peft_generates(tiny_models, lora, tmp_path, capsys):
     """`softfold eval --adapter`: the student's replies are PEFT's own greedy generation with the LoRA (KV cache on:
     only prompt tuning has the cache bug), and differ from the base model's."""
-    results = _eval_json(tiny_models["llama"], ["--adapter", str(lora)], tmp_path, capsys)
+    results = eval_json(tiny_models["llama"], ["--adapter", str(lora)], tmp_path, capsys)
     assert set(results) == {"base", "lora"}
     tokenizer = AutoTokenizer.from_pretrained(tiny_models["llama"])
     peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_models["llama"]), lora).eval()

@@ -1,11 +1,9 @@
 """Steering vectors in bundles, the paper's other baseline: llama.cpp control vectors, each direction.N added to the
 output of block N by the reference's forward hooks and as a constant of both export graphs, and the bundles gated
 against the HF model with the hooks through TextLLMRunner and onnxruntime-genai."""
-import json
-
 import pytest
 import torch
-from conftest import MAX_CONTEXT, PROMPTS, cli_exports, passed_fp32_gate
+from conftest import MAX_CONTEXT, PROMPTS, cli_exports, eval_json, passed_fp32_gate
 from executorch.runtime import Runtime
 from peft import PeftModel
 from tiny import make_control_vector, make_lora_dir, make_model_dir, make_soft_prompt_dir
@@ -169,13 +167,7 @@ def test_steering_with_a_soft_prompt_and_a_lora(deep, vectors, tmp_path):
 def test_eval_measures_the_steered_student(deep, vectors, tmp_path, capsys):
     """`softfold eval --steering-vector`: the student's replies are the hooked HF model's own greedy generation,
     and differ from the base model's."""
-    harmful, benign, out = tmp_path / "harm.txt", tmp_path / "good.txt", tmp_path / "eval.json"
-    harmful.write_text(PROMPTS[0] + "\n")
-    benign.write_text("\n".join(PROMPTS[1:]) + "\n")
-    assert main(["eval", "--model", str(deep), "--steering-vector", str(vectors), "--harmful", str(harmful),
-                 "--benign", str(benign), "--max-new-tokens", "6", "--json", str(out), "--no-base"]) == 0
-    capsys.readouterr()
-    results = json.loads(out.read_text())
+    results = eval_json(deep, ["--steering-vector", str(vectors), "--no-base"], tmp_path, capsys)
     assert set(results) == {"steering"}
     tokenizer = AutoTokenizer.from_pretrained(deep)
     model = AutoModelForCausalLM.from_pretrained(deep).eval()

@@ -40,6 +40,7 @@ def add_to(sub) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    # torch-loading modules, imported when the command runs: `softfold --help` and the other commands skip them
     from softfold.distill.evaluate import Label, evaluate, load_set, markdown, student_name, to_json
     from softfold.distill.recipe import make_guard
     from softfold.engines import bundle_replies
