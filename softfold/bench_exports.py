@@ -2,10 +2,10 @@
 
     python -m softfold.bench_exports [--model M] KIND OUT [--recipe fp32|8da4w] [--soft-prompt SP]
 
-KIND: `plain` (the model with no soft prompt), `naive` (no folding: token_embedding + text_decoder
-methods and the soft prompt's embeddings beside them, for apps that prefill them at every request),
-`guard` (a randomly initialized model shaped like Llama-Guard-3-1B, for the dual system's cost),
-`hf` (the base model as a Hugging Face directory, for the tools that want one).
+KIND: `naive` (no folding: token_embedding + text_decoder methods and the soft prompt's embeddings beside them,
+for apps that prefill them at every request), `guard` (a randomly initialized model shaped like Llama-Guard-3-1B,
+for the dual system's cost), `hf` (the base model as a Hugging Face directory, for the tools that want one).
+softfold's own program with nothing added is `softfold export --base-only`.
 """
 import argparse
 import json
@@ -32,7 +32,8 @@ def _quantize(model, recipe: str) -> None:
         quantize_executorch(model, LinearQuant(4, 32), EmbeddingQuant(8))
 
 
-def export_plain(base, out: Path, recipe: str) -> None:
+def export_guard(base, out: Path, recipe: str) -> None:
+    """The guard as a plain program (torchao round-to-nearest for 8da4w): the dual system's cost, not its accuracy."""
     model = build_folded_model(base.model, None, 2048)
     _quantize(model, recipe)
     export_pte(model, runner_metadata(model, _bos_id(base), eos_ids(base)), out / "model.pte")
@@ -91,7 +92,7 @@ def make_guard(tokenizer_source, out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m softfold.bench_exports")
-    parser.add_argument("kind", choices=["plain", "naive", "guard", "hf"])
+    parser.add_argument("kind", choices=["naive", "guard", "hf"])
     parser.add_argument("out", type=Path)
     parser.add_argument("--recipe", default="fp32", choices=["fp32", "8da4w"])
     parser.add_argument("--model")
@@ -106,13 +107,11 @@ def main(argv: list[str] | None = None) -> None:
         config = json.loads((args.out / "config.json").read_text())
         config.pop("quantization_config", None)  # null here still reads as "quantized" to some tools
         (args.out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    elif args.kind == "plain":
-        export_plain(base, args.out, args.recipe)
     elif args.kind == "naive":
         export_naive(base, args.soft_prompt, args.out, args.recipe)
     else:
         guard_dir = make_guard(base.tokenizer, args.out / "hf")
-        export_plain(load_base(guard_dir), args.out, args.recipe)
+        export_guard(load_base(guard_dir), args.out, args.recipe)
     print(json.dumps({"kind": args.kind, "out": str(args.out)}))
 
 

@@ -51,6 +51,7 @@ class ExportOptions:
     chat_template: Path | None = None  # a Jinja file replacing the model's chat template (needed when it has none)
     adapter: Path | None = None  # a PEFT LoRA directory, merged into the weights before folding and quantization
     steering_vector: Path | None = None  # a llama.cpp control-vector GGUF, its vectors added after their blocks
+    base_only: bool = False  # nothing added: the recipe's program of the base model alone (a cost anchor)
 
     def __post_init__(self):
         object.__setattr__(self, "quant", self.quant.resolved(self.folding))
@@ -99,9 +100,14 @@ def check_inputs(opts: ExportOptions) -> tuple[SoftPrompt | None, LoraAdapter | 
     """Everything the files and flags can tell, refused in seconds before any heavy work (the recipe's flags were
     checked when its QuantConfig was made); the soft prompt, the LoRA adapter and the steering vectors, each when
     given."""
-    if opts.soft_prompt is None and opts.adapter is None and opts.steering_vector is None:
+    given = [flag for flag, path in (("--soft-prompt", opts.soft_prompt), ("--adapter", opts.adapter),
+                                     ("--steering-vector", opts.steering_vector)) if path]
+    if opts.base_only and given:
+        raise UserError(f"--base-only exports the model with nothing added: drop {' '.join(given)}, or --base-only")
+    if not given and not opts.base_only:
         raise UserError("export needs --soft-prompt DIR (PEFT prompt tuning), --adapter DIR (PEFT LoRA), "
-                        "--steering-vector FILE (llama.cpp control vector), or several of them")
+                        "--steering-vector FILE (llama.cpp control vector), or several of them (--base-only: the "
+                        "model alone, with no safety added)")
     if opts.soft_prompt is None and opts.folding is Folding.VIRTUAL_TOKENS:
         raise UserError("--folding virtual-tokens folds a soft prompt: pass --soft-prompt DIR, or drop --folding")
     inputs = [p for p in (opts.model, opts.soft_prompt, opts.adapter, opts.steering_vector, opts.prefix_kv,
@@ -133,7 +139,7 @@ def _applying(soft_prompt: SoftPrompt | None, adapter: LoraAdapter | None, steer
     steps = [f"merging LoRA r={adapter.rank}"] if adapter else []
     steps += [f"folding N={soft_prompt.num_virtual_tokens} ({folding.value})"] if soft_prompt else []
     steps += [f"adding steering vectors after {len(steering.layers)} blocks"] if steering else []
-    return ", ".join(steps)
+    return ", ".join(steps) or "nothing added (--base-only)"
 
 
 def _advance(stages: tqdm, next_stage: str) -> None:

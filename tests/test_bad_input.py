@@ -209,7 +209,9 @@ CASES = [
     # the LoRA adapter (--adapter)
     Case("export-nothing-to-fold", lambda w: ["export", "--model", str(w.model), "--out", str(w.root / "o")],
          "export needs --soft-prompt DIR (PEFT prompt tuning), --adapter DIR (PEFT LoRA), --steering-vector FILE "
-         "(llama.cpp control vector), or several of them"),
+         "(llama.cpp control vector), or several of them (--base-only: the model alone, with no safety added)"),
+    Case("export-base-only-with-a-prompt", lambda w: w.export(w.root / "o", "--base-only"),
+         "--base-only exports the model with nothing added: drop --soft-prompt, or --base-only"),
     Case("adapter-missing", lambda w: w.export(w.root / "o", "--adapter", str(w.root / "nope")),
          "not found: pass a PEFT LoRA adapter directory"),
     Case("adapter-config-missing", lambda w: w.export_lora(w.root / "o"), "has no adapter_config.json",

@@ -107,3 +107,22 @@ def test_two_exports_are_byte_identical(tiny_models, soft_prompts, tmp_path):
     assert files == sorted(p.name for p in outs[1].iterdir())
     for name in files:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+
+
+def test_base_only_exports_the_model_alone(tiny_models, tmp_path):
+    """`--base-only`: nothing added, the gate held to the base model; TextLLMRunner replies as transformers does."""
+    from softfold.cli import main
+
+    out = tmp_path / "base"
+    assert main(["export", "--model", str(tiny_models["llama"]), "--base-only", "--out", str(out),
+                 "--max-context", str(MAX_CONTEXT)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert not {"soft_prompt", "adapter", "steering"} & set(manifest)
+    assert json.loads((out / "parity.json").read_text())["metrics"]["top1"] == 1.0 and verify(out) == []
+    model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_models["llama"])
+    ids = tok(chat(tok, PROMPTS[0]), return_tensors="pt", add_special_tokens=False).input_ids
+    reply = model.generate(ids, max_new_tokens=16, do_sample=False)[0, ids.shape[1]:]
+    want = cut_at_stop(tok.decode(reply), ["<|im_end|>"])
+    runner = TextLLMRunner(str(out / "model.pte"), str(out / "tokenizer.json"))
+    assert runner_greedy(runner, chat(tok, PROMPTS[0]), 16) == want

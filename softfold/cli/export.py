@@ -27,7 +27,7 @@ def add_export_arguments(p: argparse.ArgumentParser, positional_out: bool = Fals
     """`softfold export`'s flags (also `optimum-cli export softfold`'s, whose output directory is positional)."""
     add_model_flag(p)
     add_soft_prompt_flag(p, required=False, help="PEFT prompt-tuning adapter directory (the distillation checkpoint); "
-                                                 "needed unless --adapter or --steering-vector is given")
+                                                 "needed unless --adapter, --steering-vector or --base-only is given")
     add_adapter_flag(p, help="PEFT LoRA adapter directory (`softfold distill --method lora` writes one), merged into "
                              "the weights (W + alpha / r B A) before folding and quantization; alone or with "
                              "--soft-prompt. The gate's reference is PEFT with the LoRA unmerged (and the soft prompt "
@@ -39,6 +39,11 @@ def add_export_arguments(p: argparse.ArgumentParser, positional_out: bool = Fals
                               "llama.cpp's --control-vector adds it), as an fp32 constant of the graph that "
                               "quantization never touches; alone or with --soft-prompt and/or --adapter. The gate's "
                               "reference adds them by forward hooks")
+    p.add_argument("--base-only", action="store_true",
+                   help="export the model with nothing added (no soft prompt, LoRA or steering vectors), through the "
+                        "same recipe, gate and manifest: the program a safety bundle's cost is measured against "
+                        "(`softfold bench`'s no-soft-prompt variants), or a plain bundle for an A/B test. It refuses "
+                        "nothing: never ship it as the safety model")
     add_recipe_arguments(p)
     p.add_argument("--folding", default="prefix-kv", choices=["prefix-kv", "virtual-tokens"],
                    help="prefix-kv: the soft prompt's keys/values are graph constants, no prefill cost per "
@@ -72,7 +77,7 @@ def handle(args: argparse.Namespace) -> int:
     opts = export_options(args, gate=GateConfig(tuple(prompts)), folding=Folding(args.folding),
                           max_context=args.max_context, force=args.force,
                           prefix_kv=Path(args.prefix_kv) if args.prefix_kv else None,
-                          trust_base_model=args.trust_base_model)
+                          trust_base_model=args.trust_base_model, base_only=args.base_only)
     report = export_with(opts).report
     if args.junit:
         Path(args.junit).write_text(junit_xml(report))
