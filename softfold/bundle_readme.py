@@ -87,7 +87,8 @@ def front_matter(manifest: dict) -> str:
             "library_name": LIBRARY[manifest["backend"]], "pipeline_tag": "text-generation",
             "tags": ["softfold", *(["soft-prompt"] if "soft_prompt" in manifest else []),
                      *(["lora"] if "adapter" in manifest else []),
-                     *(["steering-vector"] if "steering" in manifest else []), "safety", "on-device", "android",
+                     *(["steering-vector"] if "steering" in manifest else []),
+                     *(["safety"] if _added(manifest) else []), "on-device", "android",
                      manifest["backend"], manifest["recipe"], m["architecture"]]}
     return f"---\n{yaml.safe_dump(data, sort_keys=False)}---\n"
 
@@ -127,14 +128,21 @@ def _carried(manifest: dict) -> str:
         parts.append(f"It adds steering vectors (a llama.cpp control vector, sha256 `{steering['sha256'][:16]}...`) to "
                      f"the residual stream after blocks {', '.join(map(str, steering['layers']))}, as constants of the "
                      "graph, at every position: nothing about them changes for the app.")
+    if not parts:
+        parts.append("This is the base model alone (`softfold export --base-only`): no soft prompt, LoRA or steering "
+                     "vectors, so it refuses only what the base model refuses. Not a safety model: a cost or A/B "
+                     "anchor.")
     return "\n\n".join(parts)
 
 
+def _added(manifest: dict) -> list[str]:
+    return [name for key, name in (("soft_prompt", "soft prompt"), ("adapter", "LoRA (unmerged, as PEFT computes it)"),
+                                   ("steering", "steering vectors (added after their blocks by forward hooks)"))
+            if key in manifest]
+
+
 def _reference(manifest: dict) -> str:
-    added = [name for key, name in (("soft_prompt", "soft prompt"), ("adapter", "LoRA (unmerged, as PEFT computes it)"),
-                                    ("steering", "steering vectors (added after their blocks by forward hooks)"))
-             if key in manifest]
-    return "Base model + " + " + ".join(added)
+    return " + ".join(["Base model", *_added(manifest)])
 
 
 def app_readme(manifest: dict) -> str:

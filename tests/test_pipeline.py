@@ -118,6 +118,8 @@ def test_base_only_exports_the_model_alone(tiny_models, tmp_path):
                  "--max-context", str(MAX_CONTEXT)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert not {"soft_prompt", "adapter", "steering"} & set(manifest)
+    readme = (out / "README.md").read_text()
+    assert "Not a safety model" in readme and "Base model in fp32" in readme and "- safety" not in readme
     assert json.loads((out / "parity.json").read_text())["metrics"]["top1"] == 1.0 and verify(out) == []
     model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(tiny_models["llama"])
