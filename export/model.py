@@ -117,8 +117,11 @@ class OffsetLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = super().forward(x)
         blocks = self.block_offset.shape[0]
-        means = x.reshape(-1, blocks, x.shape[-1] // blocks, 1).mean((2, 3))
-        return y + (means @ self.block_offset).reshape(y.shape)
+        # XNNPACK delegates a mean only over dims (2, 3) of a 4-D tensor, kept, and a view only when its sizes are
+        # ints (-1 allowed; `y.shape` holds the symbolic length): anything else runs outside the delegate and
+        # splits its partition, at every OffsetLinear
+        means = x.reshape(-1, blocks, x.shape[-1] // blocks, 1).mean((2, 3), keepdim=True).reshape(-1, blocks)
+        return y + (means @ self.block_offset).reshape(*y.shape[:-2], -1, y.shape[-1])
 
 
 def with_offsets(model: nn.Module, rounded: dict) -> None:

@@ -1,12 +1,15 @@
 """Source weights already on a 4-bit grid (GGUF Q4_1) keep it: recovered exactly, computed exactly by OffsetLinear,
 and the bundles holding it (`--algorithm grid`) far closer to fp32 than any rounding."""
 import json
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from gguf import GGMLQuantizationType as Q
 from gguf import quants
+from executorch.exir._serialize._program import deserialize_pte_binary
 from conftest import MAX_CONTEXT, PROMPTS
 from tiny import make_lora_dir, snap_to_q4_1
 
@@ -126,3 +129,15 @@ def test_grid_bundles_are_far_closer_to_fp32_than_gptq(q4_1_model, soft_prompts,
     assert quantization["LinearQuant" if target is Target.EXECUTORCH else "OnnxBlockQuant"]["algorithm"] == "grid"
     linears = {name: t for name, t in quantization["tensors"].items() if name != "embed_tokens"}
     assert len(linears) == 2 * 7 + 1 and all(t == {"bits": 4, "rounding": "grid"} for t in linears.values())
+    if target is Target.EXECUTORCH:  # the offsets run inside XNNPACK: no operator call the GPTQ program lacks
+        assert program_ops(tmp_path / "None" / "model.pte") == program_ops(tmp_path / str(Algorithm.GPTQ) / "model.pte")
+
+
+def program_ops(pte: Path) -> Counter:
+    """How many times the .pte's forward calls each operator outside a delegate (DELEGATE: the delegate calls)."""
+    program = deserialize_pte_binary(pte.read_bytes()).program
+    plan = next(p for p in program.execution_plan if p.name == "forward")
+    names = [op.name for op in plan.operators]
+    args = [i.instr_args for chain in plan.chains for i in chain.instructions]
+    return Counter(names[a.op_index] if hasattr(a, "op_index") else "DELEGATE" for a in args
+                   if hasattr(a, "op_index") or hasattr(a, "delegate_index"))
