@@ -1,0 +1,113 @@
+"""How far the training labels can carry: a linear probe on the base model's own prompt representation.
+
+    python -m softfold.distill.probe [--harmful FILE ...] [--benign FILE ...] [--json OUT]
+
+Each prompt, in the chat template, runs once through the base model; its hidden state at the last prompt position
+(where the reply's first token is decided) is the feature, one per layer. A logistic regression per layer learns
+harmful-vs-benign from the training files' labels and is scored on the held-out sets (HarmBench refused, the
+benign sets answered). It trains in seconds where a soft prompt takes an hour, so it screens training data: a
+label boundary the probe cannot draw on a held-out set is one the distilled student is unlikely to learn from the
+same files. The layer reported is chosen on a 10% split of the training prompts, never on the held-out sets.
+"""
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from softfold.datasets import BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT, HARMFUL_EVAL, read_prompt_files
+from softfold.load import BaseModel, load_base
+from softfold.models import resolve_model
+from softfold.prompt_format import chat_ids
+
+
+@torch.no_grad()
+def last_position_states(base: BaseModel, prompts: list[str], desc: str = "features") -> torch.Tensor:
+    """[prompts, layers + 1, hidden]: every layer's hidden state at each chat-formatted prompt's last position."""
+    rows = []
+    for prompt in tqdm(prompts, desc=desc, unit="prompt", file=sys.stderr, leave=False):
+        out = base.model(input_ids=torch.tensor([chat_ids(base.tokenizer, prompt)]), output_hidden_states=True)
+        rows.append(torch.stack([h[0, -1] for h in out.hidden_states]))
+    return torch.stack(rows)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A standardized logistic regression: harmful when (x - mean) / std . w + b > 0."""
+    mean: torch.Tensor
+    std: torch.Tensor
+    w: torch.Tensor
+    b: torch.Tensor
+
+    def harmful(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.mean) / self.std) @ self.w + self.b > 0
+
+
+def fit_probe(x: torch.Tensor, harmful: torch.Tensor, weight_decay: float = 1e-3) -> Probe:
+    """L2-regularized logistic regression by L-BFGS (deterministic: no sampling)."""
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    z = (x - mean) / std
+    w = torch.zeros(x.shape[1], requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=500)
+
+    def loss() -> torch.Tensor:
+        opt.zero_grad()
+        value = torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, harmful) + weight_decay * w.square().sum()
+        value.backward()
+        return value
+
+    opt.step(loss)
+    return Probe(mean, std, w.detach(), b.detach())
+
+
+def probe_layers(train_x: torch.Tensor, labels: torch.Tensor, held_out: dict[str, tuple[torch.Tensor, bool]],
+                 seed: int = 0) -> list[dict]:
+    """Per layer: validation accuracy on a 10% split of the training prompts, and each held-out set's rate of
+    correct decisions (harmful sets refused, benign sets answered)."""
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    val, fit = order[: len(order) // 10], order[len(order) // 10:]
+    rows = []
+    for layer in range(train_x.shape[1]):
+        probe = fit_probe(train_x[fit, layer], labels[fit])
+        row = {"layer": layer, "validation": (probe.harmful(train_x[val, layer]) == labels[val].bool()).float().mean().item()}
+        for name, (x, is_harmful) in held_out.items():
+            row[name] = (probe.harmful(x[:, layer]) == is_harmful).float().mean().item()
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    names = [k for k in rows[0] if k not in ("layer", "validation")]
+    best = max(rows, key=lambda r: r["validation"])
+    lines = ["| layer | validation | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    for r in rows:
+        mark = " (chosen)" if r is best else ""
+        lines.append(f"| {r['layer']}{mark} | {r['validation']:.1%} | " + " | ".join(f"{r[n]:.1%}" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m softfold.distill.probe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="base model (default: the embedded SmolLM2-135M-Instruct)")
+    parser.add_argument("--harmful", nargs="+", type=Path, default=list(HARMFUL_TRAIN), help="harmful training files")
+    parser.add_argument("--benign", nargs="+", type=Path, default=list(BENIGN_TRAIN), help="benign training files")
+    parser.add_argument("--json", type=Path, help="also write the per-layer rows here")
+    args = parser.parse_args(argv)
+    base = load_base(resolve_model(args.model))
+    harmful, benign = read_prompt_files(tuple(args.harmful)), read_prompt_files(tuple(args.benign))
+    x = last_position_states(base, harmful + benign, "training prompts")
+    labels = torch.cat([torch.ones(len(harmful)), torch.zeros(len(benign))])
+    held_out = {path.name.split(".")[0]: (last_position_states(base, read_prompt_files((path,)), path.name),
+                                          path == HARMFUL_EVAL) for path in HELD_OUT}
+    rows = probe_layers(x, labels, held_out)
+    print(markdown(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
