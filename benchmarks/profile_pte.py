@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/profile_pte.py BUNDLE_DIR [BUNDLE_DIR ...] [--tokens 64] [--json OUT]
 
-Each bundle's model.pte runs one prefill of a fixed 40-token prompt, then --tokens greedy decode steps, with
+Each bundle's model.pte (or an optimum-executorch model.pte directory) runs one prefill of a fixed 40-token prompt, then --tokens greedy decode steps, with
 ETDump profiling on. Reported per bundle: the time per decoded token by operator (XNNPACK's kernels by name,
 ExecuTorch's portable and custom kernels as native calls), how many times each runs per token, and the share of
 the step outside any operator (the method's own dispatch). No ETRecord is needed: the names are the runtime's.
@@ -37,7 +37,7 @@ def profile(pte: Path, tokens: int) -> dict:
         etdump = Path(scratch) / "etdump.etdp"
         program.write_etdump_result_to_file(str(etdump), str(Path(scratch) / "debug.bin"))
         inspector = Inspector(etdump_path=str(etdump))
-    ms, calls = defaultdict(float), defaultdict(int)
+    ms, calls, prefill = defaultdict(float), defaultdict(int), defaultdict(float)
     for block in inspector.event_blocks:
         if block.name != "Execute":
             continue
@@ -46,26 +46,29 @@ def profile(pte: Path, tokens: int) -> dict:
                 continue
             raw = event.perf_data.raw
             per_run = len(raw) // (tokens + 1) or 1  # an instruction runs once per execution (prefill first)
-            decode = raw[per_run:]
-            ms[event.name] += sum(decode) / tokens
-            calls[event.name] += len(decode) / tokens
+            prefill[event.name] += sum(raw[:per_run])
+            ms[event.name] += sum(raw[per_run:]) / tokens
+            calls[event.name] += len(raw[per_run:]) / tokens
     step = ms.pop("Method::execute")
-    operators = {name: {"ms_per_token": round(ms[name], 3), "calls_per_token": round(calls[name], 1)}
+    operators = {name: {"ms_per_token": round(ms[name], 3), "calls_per_token": round(calls[name], 1),
+                        "prefill_ms": round(prefill[name], 3)}
                  for name in sorted(ms, key=ms.get, reverse=True) if name not in WRAPPERS}
     covered = sum(v["ms_per_token"] for v in operators.values())
-    return {"ms_per_token": round(step, 3), "delegate_calls_per_token": round(calls["DELEGATE_CALL"], 1),
+    return {"ms_per_token": round(step, 3), "prefill_ms": round(prefill["Method::execute"], 3),
+            "delegate_calls_per_token": round(calls["DELEGATE_CALL"], 1),
             "outside_operators_ms": round(step - covered, 3), "operators": operators}
 
 
 def markdown(name: str, result: dict, top: int = 12) -> str:
     lines = [f"### {name}: {result['ms_per_token']:.2f} ms per decoded token, "
-             f"{result['delegate_calls_per_token']:.0f} delegate calls", "",
-             "| operator | ms / token | share | calls / token |", "|---|---|---|---|"]
+             f"{result['delegate_calls_per_token']:.0f} delegate calls; prefill ({len(PROMPT)} tokens) "
+             f"{result['prefill_ms']:.1f} ms", "",
+             "| operator | ms / token | share | calls / token | prefill ms |", "|---|---|---|---|---|"]
     for op, v in list(result["operators"].items())[:top]:
         lines.append(f"| {op} | {v['ms_per_token']:.3f} | {v['ms_per_token'] / result['ms_per_token']:.1%} | "
-                     f"{v['calls_per_token']:g} |")
+                     f"{v['calls_per_token']:g} | {v['prefill_ms']:.1f} |")
     lines.append(f"| (dispatch, outside the operators) | {result['outside_operators_ms']:.3f} | "
-                 f"{result['outside_operators_ms'] / result['ms_per_token']:.1%} | |")
+                 f"{result['outside_operators_ms'] / result['ms_per_token']:.1%} | | |")
     return "\n".join(lines)
 
 
