@@ -10,6 +10,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from softfold.bundle import verify
+from softfold.cli import main
 from softfold.engines import ExecuTorchEngine
 from softfold.parity import GateConfig
 from softfold.pipeline import ExportOptions, export_bundle
@@ -111,8 +112,6 @@ def test_two_exports_are_byte_identical(tiny_models, soft_prompts, tmp_path):
 
 def test_base_only_exports_the_model_alone(tiny_models, tmp_path):
     """`--base-only`: nothing added, the gate held to the base model; TextLLMRunner replies as transformers does."""
-    from softfold.cli import main
-
     out = tmp_path / "base"
     assert main(["export", "--model", str(tiny_models["llama"]), "--base-only", "--out", str(out),
                  "--max-context", str(MAX_CONTEXT)]) == 0

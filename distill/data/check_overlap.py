@@ -11,8 +11,8 @@ import re
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).parent
-HELD_OUT = ("harmbench_standard.txt", "benign_eval.txt", "natural_benign_eval.jsonl", "overrefusal_eval.jsonl")
+from softfold.datasets import HELD_OUT, read_prompt_files
+
 STOP = set("""a an the and or but if of to in on at by for with from as is are was were be been being do does did i me my
 you your we our he she it its they them their this that these those what which who whom how why when where can could
 should would will shall may might must not no so than then there here about into out up down over under again some any
@@ -34,27 +34,24 @@ def runs(text: str, n: int = 4) -> set[tuple[str, ...]]:
     return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
 
 
-def held_out_prompts() -> list[str]:
-    prompts = []
-    for name in HELD_OUT:
-        for line in (HERE / name).read_text(encoding="utf-8").splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                prompts.append(json.loads(line)["prompt"] if name.endswith(".jsonl") else line)
-    return prompts
+Signature = tuple[str, set[str], set[tuple[str, ...]]]  # a held-out prompt, its content words, its 4-word runs
 
 
-def echo(prompt: str, held_out: list[str]) -> str | None:
+def held_out_signatures() -> list[Signature]:
+    return [(p, content(p), runs(p)) for p in read_prompt_files(HELD_OUT)]
+
+
+def echo(prompt: str, held_out: list[Signature]) -> str | None:
     """The held-out prompt this one is too close to, or None."""
     mine, my_runs = content(prompt), runs(prompt)
-    for other in held_out:
-        if my_runs & runs(other) or (mine and len(mine & content(other)) * 3 >= len(mine)):
+    for other, other_content, other_runs in held_out:
+        if my_runs & other_runs or (mine and len(mine & other_content) * 3 >= len(mine)):
             return other
     return None
 
 
 def main(src: Path, dst: Path) -> None:
-    held_out, kept = held_out_prompts(), []
+    held_out, kept = held_out_signatures(), []
     lines = src.read_text(encoding="utf-8").splitlines()
     for line in lines:
         record = json.loads(line)
