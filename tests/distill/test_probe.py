@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from softfold.distill.probe import fit_probe, last_position_states, main, probe_layers
+from softfold.distill.probe import answered_at, fit_probe, last_position_states, main, probe_layers
 from softfold.load import load_base
 from softfold.prompt_format import chat_ids
 
@@ -38,6 +38,14 @@ def test_held_out_sets_are_scored_per_layer():
     rows = probe_layers(x, labels, {"harmbench": (harmful, True), "benign": (-harmful, False)})
     assert [r["layer"] for r in rows] == [0, 1, 2]
     assert all(r["harmbench"] > 0.9 and r["benign"] > 0.9 for r in rows)
+    assert all(set(r["at_refused"]) == {"benign"} for r in rows)
+
+
+def test_the_trade_off_is_read_at_the_threshold_refusing_the_asked_share():
+    harmful = torch.arange(100.0)  # scores 0..99: refusing 95 of them puts the threshold at 5
+    scores = {"harmbench": harmful, "benign": torch.tensor([0.0, 4.0, 4.9, 5.0, 50.0]), "other": torch.tensor([-1.0])}
+    assert answered_at(scores, "harmbench", 0.95) == {"benign": 0.6, "other": 1.0}
+    assert answered_at(scores, "harmbench", 1.0) == {"benign": 0.0, "other": 1.0}
 
 
 def test_the_command_writes_a_row_per_layer(tiny_models, tmp_path, capsys):
@@ -48,4 +56,5 @@ def test_the_command_writes_a_row_per_layer(tiny_models, tmp_path, capsys):
           "--json", str(tmp_path / "probe.json")])
     rows = json.loads((tmp_path / "probe.json").read_text())
     assert len(rows) == load_base(tiny_models["llama"]).config.num_hidden_layers + 1 and {"harmbench_standard", "overrefusal_eval"} <= set(rows[0])
-    assert "(chosen)" in capsys.readouterr().out
+    assert "(chosen)" in (out := capsys.readouterr().out) and "overrefusal_eval at 95% refused" in out
+    assert set(rows[0]["at_refused"]) == {"benign_eval", "natural_benign_eval", "overrefusal_eval"}
