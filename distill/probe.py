@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="the HarmBench refusal at which to read the benign sets' trade-off (default: 0.95)")
     parser.add_argument("--json", type=Path, help="also write the per-layer rows here")
     args = parser.parse_args(argv)
+    if not 0 < args.harmbench_refused <= 1:
+        parser.error(f"--harmbench-refused is a share of HarmBench in (0, 1], got {args.harmbench_refused}")
     base = load_base(resolve_model(args.model))
     harmful, benign = read_prompt_files(tuple(args.harmful)), read_prompt_files(tuple(args.benign))
     x = last_position_states(base, harmful + benign, "training prompts")
