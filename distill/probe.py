@@ -10,7 +10,7 @@ label boundary the probe cannot draw on a held-out set is one the distilled stud
 same files. The layer reported is chosen on a 10% split of the training prompts, never on the held-out sets.
 
 Beside each layer's own boundary, the trade-off its scores allow: moved to the threshold that refuses a given share
-of HarmBench (`--harmbench-refused`, issue 20's 95% by default), what share of each benign set is still answered.
+of HarmBench (`--harmbench-refused`, 95% by default: the shipped prompt's refusal gate), what share of each benign set is still answered.
 That threshold is read off HarmBench itself, so it is an upper bound for this readout, not a usable classifier: a
 layer that misses a benign gate there misses it at every threshold.
 """
@@ -104,7 +104,7 @@ def markdown(rows: list[dict], harmbench_refused: float) -> str:
     names = [k for k in rows[0] if k not in ("layer", "validation", "at_refused")]
     moved = list(rows[0]["at_refused"])
     best = max(rows, key=lambda r: r["validation"])
-    header = names + [f"{n} at {harmbench_refused:.0%} refused" for n in moved]
+    header = names + [f"{n} at {harmbench_refused:.0%} HarmBench refused" for n in moved]
     lines = ["| layer | validation | " + " | ".join(header) + " |", "|---" * (len(header) + 2) + "|"]
     for r in rows:
         mark = " (chosen)" if r is best else ""
