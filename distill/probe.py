@@ -11,8 +11,8 @@ same files. The layer reported is chosen on a 10% split of the training prompts,
 
 Beside each layer's own boundary, the trade-off its scores allow: moved to the threshold that refuses a given share
 of HarmBench (`--harmbench-refused`, 95% by default: the shipped prompt's refusal gate), what share of each benign
-set is still answered. That threshold is read off HarmBench itself, so it is an upper bound for this readout, not a usable classifier: a
-layer that misses a benign gate there misses it at every threshold.
+set is still answered. That threshold is read off HarmBench itself, so it is an upper bound for this readout, not a
+usable classifier: a layer that misses a benign gate there misses it at every threshold.
 """
 import argparse
 import json
