@@ -6,14 +6,12 @@ from pathlib import Path
 import torch
 
 from softfold.cli import main
-from softfold.datasets import HARMFUL_EVAL, read_prompts
+from softfold.datasets import BENIGN_TRAIN, DATA, HARMFUL_EVAL, HARMFUL_TRAIN, HELD_OUT, read_prompt_files, read_prompts
 
 
 def test_shipped_data_is_disjoint_and_sized():
     harmbench = read_prompts(HARMFUL_EVAL)
     assert len(harmbench) == 200
-    from softfold.datasets import BENIGN_TRAIN, DATA, HARMFUL_TRAIN, HELD_OUT, read_prompt_files
-
     train = read_prompt_files(HARMFUL_TRAIN) + read_prompt_files(BENIGN_TRAIN)
     assert len(train) == 821 + 469 + 258 + 270 + 316 + 643
     held_out = [p for path in HELD_OUT for p in read_prompts(path)]
@@ -40,8 +38,6 @@ def test_shipped_data_is_disjoint_and_sized():
 
 def test_screened_training_files_pass_their_overlap_rule():
     """The files written with the held-out sets' kinds known stay clear of every held-out prompt (check_overlap.py)."""
-    from softfold.datasets import DATA
-
     sys.path.insert(0, str(DATA))
     import check_overlap
 
