@@ -84,6 +84,9 @@ class LinearQuant:
     group_size: int = 32  # 0: one scale per output channel
     keep_8bit: tuple[str, ...] = ()
     algorithm: Algorithm = Algorithm.RTN
+    # grid: the per-block offsets (export.model.OffsetLinear) in fp32, or int8 per output channel (8da8w), read in
+    # a quarter of the bytes at every decoded token
+    offset_bits: int = 32
 
     def __post_init__(self):
         _check(self.weight_bits, (4, 8), "--weight-bits for executorch (XNNPACK lowers 4- and 8-bit weights)")
@@ -91,6 +94,10 @@ class LinearQuant:
         _check_algorithm(self, (Algorithm.RTN, Algorithm.GPTQ, Algorithm.GRID), "executorch")
         if self.algorithm is Algorithm.GRID and self.weight_bits != 4:
             raise UserError(f"--algorithm grid keeps 4-bit source weights, got --weight-bits {self.weight_bits}")
+        _check(self.offset_bits, (8, 32), "--offset-bits")
+        if self.offset_bits != 32 and self.algorithm is not Algorithm.GRID:
+            raise UserError(f"--offset-bits applies to --algorithm grid (the only one with offsets), "
+                            f"got --algorithm {self.algorithm.value}")
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,7 @@ class QuantConfig:
     embedding_bits: int | None = None
     keep_8bit: tuple[str, ...] = ()  # 4-bit recipes: these layers (e.g. "lm_head", "layers.3") at 8 bits
     algorithm: Algorithm | None = None
+    offset_bits: int = 32  # executorch grid: the per-block offsets' bits (LinearQuant.offset_bits)
 
     def __post_init__(self):
         if self.embedding_bits is None:
@@ -252,11 +260,15 @@ class QuantConfig:
         if self.embedding_bits and bits is None:
             raise UserError(f"--embedding-bits quantizes the embedding of the quantized recipes (8da4w, 8da8w); "
                             f"--recipe {self.recipe.value} keeps every weight {self.recipe.value}")
+        if self.offset_bits != 32 and bits is None:
+            raise UserError(f"--offset-bits applies to the grid of --recipe 8da4w, got --recipe {self.recipe.value}")
         linear = None if bits is None else LinearQuant(self.weight_bits or bits, self.group_size if bits == 4 else 0,
-                                                       self.keep_8bit, algorithm)
+                                                       self.keep_8bit, algorithm, self.offset_bits)
         return linear, EmbeddingQuant(self.embedding_bits) if self.embedding_bits else None
 
     def _onnx_scheme(self, algorithm: Algorithm) -> WeightScheme | None:
+        if self.offset_bits != 32:
+            raise UserError(f"--offset-bits applies to --target executorch (XNNPACK), got --target {self.target.value}")
         if self.embedding_bits and self.recipe is not Recipe.INT4:
             raise UserError(f"--embedding-bits for onnx needs --recipe int4, got {self.recipe.value}")
         if self.embedding_bits and self.target is Target.ORT:

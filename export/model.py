@@ -105,23 +105,33 @@ class OffsetLinear(nn.Linear):
     """A Linear plus one constant per block of inputs: y = x W^T + (block sums of x) @ offsets.
 
     Holds a weight on an asymmetric 4-bit grid (GGUF Q4_1, calibrate/grid.py) as the symmetric grid the int4
-    kernels take (`weight`) and the per-block remainder, which stays fp32. The block sums are 4-D means (the form
-    of `RMSNorm`'s, for XNNPACK) times the block size, which `block_offset` carries.
+    kernels take (`weight`) and the per-block remainder, fp32 (`block_offset`), or, after `offsets_as_linear`, a
+    Linear over the block sums (`offsets`) that a quantizer can store in fewer bytes. The block sums are 4-D means
+    (the form of `RMSNorm`'s, for XNNPACK) times the block size, which the offsets carry.
     """
 
     def __init__(self, linear: nn.Linear, offset: torch.Tensor):
         super().__init__(linear.in_features, linear.out_features, bias=linear.bias is not None)
         self.weight, self.bias = linear.weight, linear.bias
         self.register_buffer("block_offset", (offset.T * (linear.in_features // offset.shape[1])).contiguous())
+        self.offsets: nn.Linear | None = None
+
+    def offsets_as_linear(self) -> None:
+        """Move `block_offset` into `offsets`, a bias-free Linear (blocks -> out), the same product."""
+        blocks, out = self.block_offset.shape
+        self.offsets = nn.Linear(blocks, out, bias=False)
+        self.offsets.weight = nn.Parameter(self.block_offset.T.contiguous(), requires_grad=False)
+        del self.block_offset
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = super().forward(x)
-        blocks = self.block_offset.shape[0]
+        blocks = self.offsets.in_features if self.offsets is not None else self.block_offset.shape[0]
         # XNNPACK delegates a mean only over dims (2, 3) of a 4-D tensor, kept, and a view only when its sizes are
         # ints (-1 allowed; `y.shape` holds the symbolic length): anything else runs outside the delegate and
         # splits its partition, at every OffsetLinear
         means = x.reshape(-1, blocks, x.shape[-1] // blocks, 1).mean((2, 3), keepdim=True).reshape(-1, blocks)
-        return y + (means @ self.block_offset).reshape(*y.shape[:-2], -1, y.shape[-1])
+        offset = self.offsets(means) if self.offsets is not None else means @ self.block_offset
+        return y + offset.reshape(*y.shape[:-2], -1, y.shape[-1])
 
 
 def with_offsets(model: nn.Module, rounded: dict) -> None:

@@ -11,6 +11,7 @@ from torch import nn
 from softfold.errors import UserError
 from softfold.export.config import (Algorithm, EmbeddingQuant, LinearQuant, OnnxBlockQuant, OnnxDynamicInt8,
                                     OnnxStaticInt8)
+from softfold.export.model import OffsetLinear
 
 
 def in_layers(name: str, layers: tuple[str, ...]) -> bool:
@@ -58,9 +59,14 @@ def quantize_executorch(model: nn.Module, linear: LinearQuant | None, embedding:
                   and not in_layers(fqn, linear.keep_8bit))
         for name, weight in rounded.items():
             _set_intx_weight(model.get_submodule(name), weight, linear.weight_bits)
+        int8 = Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8, weight_granularity=PerAxis(0))
         if linear.keep_8bit:
-            config = Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8, weight_granularity=PerAxis(0))
-            quantize_(model, config, filter_fn=lambda m, fqn: isinstance(m, nn.Linear) and in_layers(fqn, linear.keep_8bit))
+            quantize_(model, int8, filter_fn=lambda m, fqn: isinstance(m, nn.Linear) and in_layers(fqn, linear.keep_8bit))
+        if linear.offset_bits == 8:
+            offset_linears = [m for m in model.modules() if isinstance(m, OffsetLinear)]
+            for m in offset_linears:
+                m.offsets_as_linear()
+            quantize_(model, int8, filter_fn=lambda m, fqn: any(m is o.offsets for o in offset_linears))
     if embedding is not None:
         config = IntxWeightOnlyConfig(weight_dtype=getattr(torch, f"int{embedding.bits}"),
                                       granularity=granularity(embedding.group_size))

@@ -109,6 +109,11 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
                         "grid, as a Q4_1 GGUF's, are kept exactly, the rest by gptq: a merged --adapter's Linears "
                         "are off the grid, so gptq rounds them). "
                         "Default: grid for 4-bit weights (8da4w, int4) with prefix-kv folding, else rtn")
+    p.add_argument("--offset-bits", type=int, choices=[8, 32], default=32,
+                   help="executorch 8da4w with --algorithm grid: a Q4_1 weight's per-block offsets (one per 32 weights, "
+                        "the part of the source grid the int4 kernels cannot hold) as fp32 (32: exact) or as int8 per "
+                        "output channel (8: a quarter of the bytes read at every decoded token, int8 dynamic "
+                        "activations like the rest of 8da4w)")
     p.add_argument("--weight-bits", type=int, choices=[2, 4, 8],
                    help="override the recipe's weight bits: 4 or 8 for executorch, 2/4/8 for onnx int4 "
                         "(2 bits shows the parity gate failing)")
@@ -120,7 +125,8 @@ def export_options(args: argparse.Namespace, gate=None, **extra):
     from softfold.pipeline import ExportOptions
 
     quant = QuantConfig(Target(args.target), Recipe(args.recipe), args.group_size, args.weight_bits,
-                        args.embedding_bits, tuple(args.keep_8bit), Algorithm(args.algorithm) if args.algorithm else None)
+                        args.embedding_bits, tuple(args.keep_8bit), Algorithm(args.algorithm) if args.algorithm else None,
+                        args.offset_bits)
     return ExportOptions(model=model_path(args), soft_prompt=optional_path(args.soft_prompt), out=Path(args.out),
                          quant=quant, gate=gate or GateConfig(), chat_template=chat_template_path(args),
                          adapter=optional_path(getattr(args, "adapter", None)),

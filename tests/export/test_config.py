@@ -23,6 +23,10 @@ from softfold.export.config import (Algorithm, Arithmetic, EmbeddingQuant, Foldi
     (Target.ONNX, Recipe.INT8, {"keep_8bit": ("lm_head",)}, "--keep-8bit applies to the 4-bit recipes"),
     (Target.EXECUTORCH, Recipe.FP32, {"keep_8bit": ("lm_head",)}, "--keep-8bit applies to the 4-bit recipes"),
     (Target.ONNX, Recipe.INT4, {"embedding_bits": 8}, "GatherBlockQuantized is 4-bit"),
+    (Target.EXECUTORCH, Recipe.X8DA4W, {"offset_bits": 16}, "--offset-bits must be one of"),
+    (Target.EXECUTORCH, Recipe.X8DA4W, {"offset_bits": 8, "algorithm": "gptq"}, "applies to --algorithm grid"),
+    (Target.EXECUTORCH, Recipe.FP32, {"offset_bits": 8}, "the grid of --recipe 8da4w"),
+    (Target.ONNX, Recipe.INT4, {"offset_bits": 8}, "applies to --target executorch"),
 ])
 def test_bad_recipe_settings_are_user_errors(target, recipe, kw, needle):
     with pytest.raises(UserError, match=needle):
