@@ -9,8 +9,8 @@ again to the runtimes' symmetric grid (torchao, MatMulNBits: w = s (q - 8)) adds
 the largest error in the 4-bit bundles. Instead each block is split into the symmetric grid with s = d,
 w = d (q - 8) + (m + 8 d), and the remainder, constant over the block, stays fp32 beside the 4-bit weights
 (`export.model.OffsetLinear`): y = x W^T + (block sums of x) @ offsets. The bundle computes the source
-model's weights exactly, at 1 bit per weight more (the fp32 offsets, one per block of 32); ExecuTorch bundles store
-the offsets as int8 per output channel by default (`--offset-bits`), which the simulation does not reproduce.
+model's weights exactly, at 1 bit per weight more (the fp32 offsets, one per block of 32); `--offset-bits 8`
+stores them as int8 per output channel in ExecuTorch bundles, which the simulation does not reproduce.
 
 Linears not on such a grid (SmolLM2's tied Q8_0 embedding as the LM head; Gemma 3 270M's Q5_0, Q6_K and Q8_0
 Linears, 99 of its 126; the random weights of test models) are rounded by GPTQ, as `--algorithm gptq` would.

@@ -191,10 +191,10 @@ def default_algorithm(recipe: Recipe, weight_bits: int | None, folding: Folding 
 # (GatherBlockQuantized's only width in ORT's quantizer); fp32 in the ORT format, which cannot hold 4-bit tensors.
 DEFAULT_EMBEDDING_BITS = {Recipe.X8DA4W: 8, Recipe.X8DA8W: 8, Recipe.INT4: 4}
 
-# The grid's per-block offsets on XNNPACK: int8 per output channel. Measured on the shipped prompt's SmolLM2 8da4w
-# bundle (benchmarks/RESULTS.md): the same 4-bit decisions as fp32 offsets (95.6% vs 95.4% agreement with fp32 on
-# the held-out prompts), 9 MiB smaller, decode ~4% faster.
-DEFAULT_OFFSET_BITS = 8
+# The grid's per-block offsets on XNNPACK: fp32, exact. int8 (`--offset-bits 8`) made the same 4-bit decisions on the
+# shipped prompt's SmolLM2 bundle (95.6% vs 95.4% agreement with fp32 on the held-out prompts), 9 MiB smaller and
+# ~4% faster to decode, but took the export from ~7 to ~11.5 minutes (benchmarks/RESULTS.md, run 7).
+DEFAULT_OFFSET_BITS = 32
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ class QuantConfig:
     embedding_bits: int | None = None
     keep_8bit: tuple[str, ...] = ()  # 4-bit recipes: these layers (e.g. "lm_head", "layers.3") at 8 bits
     algorithm: Algorithm | None = None
-    offset_bits: int | None = None  # executorch grid: the per-block offsets' bits (LinearQuant); None: 8 for grid
+    offset_bits: int = DEFAULT_OFFSET_BITS  # executorch grid: the per-block offsets' bits (LinearQuant)
 
     def __post_init__(self):
         if self.embedding_bits is None:
@@ -265,15 +265,14 @@ class QuantConfig:
         if self.embedding_bits and bits is None:
             raise UserError(f"--embedding-bits quantizes the embedding of the quantized recipes (8da4w, 8da8w); "
                             f"--recipe {self.recipe.value} keeps every weight {self.recipe.value}")
-        if self.offset_bits not in (None, 32) and bits is None:
+        if self.offset_bits != 32 and bits is None:
             raise UserError(f"--offset-bits applies to the grid of --recipe 8da4w, got --recipe {self.recipe.value}")
-        offset_bits = self.offset_bits or (DEFAULT_OFFSET_BITS if algorithm is Algorithm.GRID else 32)
         linear = None if bits is None else LinearQuant(self.weight_bits or bits, self.group_size if bits == 4 else 0,
-                                                       self.keep_8bit, algorithm, offset_bits)
+                                                       self.keep_8bit, algorithm, self.offset_bits)
         return linear, EmbeddingQuant(self.embedding_bits) if self.embedding_bits else None
 
     def _onnx_scheme(self, algorithm: Algorithm) -> WeightScheme | None:
-        if self.offset_bits not in (None, 32):
+        if self.offset_bits != 32:
             raise UserError(f"--offset-bits applies to --target executorch (XNNPACK), got --target {self.target.value}")
         if self.embedding_bits and self.recipe is not Recipe.INT4:
             raise UserError(f"--embedding-bits for onnx needs --recipe int4, got {self.recipe.value}")

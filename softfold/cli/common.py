@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from softfold.errors import ExitCode, UserError
-from softfold.export.config import Algorithm, QuantConfig, Recipe, Target
+from softfold.export.config import DEFAULT_OFFSET_BITS, Algorithm, QuantConfig, Recipe, Target
 from softfold.models import NAMED_MODELS, resolve_model
 
 
@@ -109,12 +109,12 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
                         "grid, as a Q4_1 GGUF's, are kept exactly, the rest by gptq: a merged --adapter's Linears "
                         "are off the grid, so gptq rounds them). "
                         "Default: grid for 4-bit weights (8da4w, int4) with prefix-kv folding, else rtn")
-    p.add_argument("--offset-bits", type=int, choices=[8, 32],
+    p.add_argument("--offset-bits", type=int, choices=[8, 32], default=DEFAULT_OFFSET_BITS,
                    help="executorch 8da4w with --algorithm grid: a Q4_1 weight's per-block offsets (one per 32 weights, "
-                        "the part of the source grid the int4 kernels cannot hold) as int8 per output channel (8, the "
-                        "default: a quarter of the bytes read at every decoded token, int8 dynamic activations like "
-                        "the rest of 8da4w; on SmolLM2 the same 4-bit decisions as fp32 offsets, 9 MiB smaller, ~4%% "
-                        "faster decode) or fp32 (32: exact)")
+                        "the part of the source grid the int4 kernels cannot hold) as fp32 (32, the default: exact) or int8 "
+                        "per output channel (8: a quarter of their bytes, int8 dynamic activations like the rest of "
+                        "8da4w; on SmolLM2 the same 4-bit decisions, 9 MiB smaller, ~4%% faster decode, but a ~60%% "
+                        "longer export)")
     p.add_argument("--weight-bits", type=int, choices=[2, 4, 8],
                    help="override the recipe's weight bits: 4 or 8 for executorch, 2/4/8 for onnx int4 "
                         "(2 bits shows the parity gate failing)")

@@ -37,18 +37,18 @@ def test_schemes_per_target():
     assert QuantConfig(Target.EXECUTORCH).schemes == (None, None)
     assert QuantConfig(Target.ONNX, Recipe.INT8).schemes == (OnnxDynamicInt8(), None)
     pte = QuantConfig(Target.EXECUTORCH, Recipe.X8DA4W, embedding_bits=8, keep_8bit=["lm_head"])
-    assert pte.schemes == (LinearQuant(4, 32, ("lm_head",), Algorithm.GRID, offset_bits=8), EmbeddingQuant(8))
+    assert pte.schemes == (LinearQuant(4, 32, ("lm_head",), Algorithm.GRID), EmbeddingQuant(8))
     assert QuantConfig(Target.EXECUTORCH, Recipe.X8DA8W).weights == LinearQuant(8, 0, (), Algorithm.RTN)
     onnx = QuantConfig(Target.ONNX, Recipe.INT4, embedding_bits=4, algorithm="gptq")
     assert onnx.weights == OnnxBlockQuant(4, 32, Algorithm.GPTQ, embedding_bits=4) and onnx.embedding is None
 
 
-def test_grid_offsets_default_to_int8_and_only_the_grid_has_them():
-    pte = QuantConfig(Target.EXECUTORCH, Recipe.X8DA4W)
-    assert pte.weights.offset_bits == 8
-    assert pte.resolved(Folding.VIRTUAL_TOKENS).weights.offset_bits == 32  # round-to-nearest: no offsets
-    assert QuantConfig(Target.EXECUTORCH, Recipe.X8DA4W, algorithm="gptq").weights.offset_bits == 32
-    assert QuantConfig(Target.EXECUTORCH, Recipe.X8DA4W, offset_bits=32).weights.offset_bits == 32
+def test_grid_offsets_stay_fp32_unless_asked_and_only_the_grid_has_them():
+    assert QuantConfig(Target.EXECUTORCH, Recipe.X8DA4W).weights.offset_bits == 32
+    int8 = QuantConfig(Target.EXECUTORCH, Recipe.X8DA4W, offset_bits=8)
+    assert int8.weights.offset_bits == 8
+    with pytest.raises(UserError, match="applies to --algorithm grid"):  # round-to-nearest: no offsets
+        int8.resolved(Folding.VIRTUAL_TOKENS).weights
 
 
 def test_the_default_algorithm_follows_bits_and_folding():
