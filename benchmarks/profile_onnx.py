@@ -8,6 +8,7 @@ after a fixed 40-token prompt through onnxruntime-genai. Reported per bundle: ms
 (the profile's kernel events of every run after the prefill), calls per token, and the prefill's total.
 """
 import argparse
+import gc
 import json
 import os
 import tempfile
@@ -37,7 +38,8 @@ def profile(bundle: Path, tokens: int) -> dict:
         generator.append_tokens(PROMPT)
         while not generator.is_done():
             generator.generate_next_token()
-        del generator, model  # writes the profile
+        del generator, params, model
+        gc.collect()  # the session, destroyed, writes its profile
         trace = json.loads(next(Path(scratch).glob("ort_profile*.json")).read_text())
     return summarize(trace, tokens)
 
