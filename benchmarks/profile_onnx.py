@@ -72,7 +72,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--json", type=Path, help="write every bundle's profile here")
     args = parser.parse_args()
-    report = {b.name: profile(b, args.tokens) for b in args.bundles}
+    names = [b.name if [c.name for c in args.bundles].count(b.name) == 1 else str(b) for b in args.bundles]
+    report = {name: profile(b, args.tokens) for name, b in zip(names, args.bundles)}
     for name, r in report.items():
         print(f"{name}: {r['ms_per_token']} ms per decoded token, {r['outside_operators_ms']} outside operators")
         for op, v in list(r["operators"].items())[:8]:

@@ -79,9 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     results = {}
-    for bundle in args.bundles:
-        results[bundle.name] = profile(bundle / "model.pte", args.tokens)
-        print(markdown(bundle.name, results[bundle.name]) + "\n", flush=True)
+    for bundle in args.bundles:  # named by their directory, or by their path where two share a name
+        name = bundle.name if [b.name for b in args.bundles].count(bundle.name) == 1 else str(bundle)
+        results[name] = profile(bundle / "model.pte", args.tokens)
+        print(markdown(name, results[name]) + "\n", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
 
