@@ -63,10 +63,12 @@ def quantize_executorch(model: nn.Module, linear: LinearQuant | None, embedding:
         if linear.keep_8bit:
             quantize_(model, int8, filter_fn=lambda m, fqn: isinstance(m, nn.Linear) and in_layers(fqn, linear.keep_8bit))
         if linear.offset_bits == 8:
-            offset_linears = [m for m in model.modules() if isinstance(m, OffsetLinear)]
-            for m in offset_linears:
-                m.offsets_as_linear()
-            quantize_(model, int8, filter_fn=lambda m, fqn: any(m is o.offsets for o in offset_linears))
+            offsets = set()
+            for m in list(model.modules()):  # offsets_as_linear adds a child
+                if isinstance(m, OffsetLinear):
+                    m.offsets_as_linear()
+                    offsets.add(id(m.offsets))
+            quantize_(model, int8, filter_fn=lambda m, fqn: id(m) in offsets)
     if embedding is not None:
         config = IntxWeightOnlyConfig(weight_dtype=getattr(torch, f"int{embedding.bits}"),
                                       granularity=granularity(embedding.group_size))
