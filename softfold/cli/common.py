@@ -113,7 +113,7 @@ def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
                    help="executorch 8da4w with --algorithm grid: a Q4_1 weight's per-block offsets (one per 32 weights, "
                         "the part of the source grid the int4 kernels cannot hold) as fp32 (32, the default: exact) or int8 "
                         "per output channel (8: a quarter of their bytes, int8 dynamic activations like the rest of "
-                        "8da4w; on SmolLM2 the same 4-bit decisions, 9 MiB smaller, ~4%% faster decode, but a ~60%% "
+                        "8da4w; on SmolLM2 the same 4-bit decisions, 9 MiB smaller, ~4%% faster decode, but a ~50%% "
                         "longer export)")
     p.add_argument("--weight-bits", type=int, choices=[2, 4, 8],
                    help="override the recipe's weight bits: 4 or 8 for executorch, 2/4/8 for onnx int4 "
