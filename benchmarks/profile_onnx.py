@@ -41,10 +41,10 @@ def profile(bundle: Path, tokens: int) -> dict:
         del generator, params, model
         gc.collect()  # the session, destroyed, writes its profile
         trace = json.loads(next(Path(scratch).glob("ort_profile*.json")).read_text())
-    return summarize(trace, tokens)
+    return summarize(trace)
 
 
-def summarize(trace: list[dict], tokens: int) -> dict:
+def summarize(trace: list[dict]) -> dict:
     """Kernel time per operator type; the first model run is the prefill, the rest are decode steps."""
     runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in trace if e.get("name") == "model_run")
     prefill_end = runs[0][1]
@@ -59,7 +59,7 @@ def summarize(trace: list[dict], tokens: int) -> dict:
         else:
             ms[op] += e["dur"] / 1000
             calls[op] += 1
-    step_ms = sum(end - start for start, end in runs[1:]) / 1000 / max(decode_runs, 1)
+    step_ms = sum(end - start for start, end in runs[1:]) / 1000 / decode_runs
     ops = {op: {"ms_per_token": round(ms[op] / decode_runs, 3), "calls_per_token": round(calls[op] / decode_runs, 1)}
            for op in sorted(ms, key=ms.get, reverse=True)}
     return {"ms_per_token": round(step_ms, 3), "decode_runs": decode_runs, "prefill_kernels_ms": round(prefill_ms, 3),

@@ -191,9 +191,8 @@ def default_algorithm(recipe: Recipe, weight_bits: int | None, folding: Folding 
 # (GatherBlockQuantized's only width in ORT's quantizer); fp32 in the ORT format, which cannot hold 4-bit tensors.
 DEFAULT_EMBEDDING_BITS = {Recipe.X8DA4W: 8, Recipe.X8DA8W: 8, Recipe.INT4: 4}
 
-# The grid's per-block offsets on XNNPACK: fp32, exact. int8 (`--offset-bits 8`) made the same 4-bit decisions on the
-# shipped prompt's SmolLM2 bundle (95.6% vs 95.4% agreement with fp32 on the held-out prompts), 9 MiB smaller and
-# ~4% faster to decode, but took the export from ~7 to ~11.5 minutes (benchmarks/RESULTS.md, run 7).
+# The grid's per-block offsets on XNNPACK: fp32, exact. int8 (`--offset-bits 8`) makes the same 4-bit decisions on
+# SmolLM2 and decodes a few percent faster, but lowering the extra 8da8w Linears makes the export ~50% longer.
 DEFAULT_OFFSET_BITS = 32
 
 

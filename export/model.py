@@ -113,7 +113,8 @@ class OffsetLinear(nn.Linear):
     def __init__(self, linear: nn.Linear, offset: torch.Tensor):
         super().__init__(linear.in_features, linear.out_features, bias=linear.bias is not None)
         self.weight, self.bias = linear.weight, linear.bias
-        self.register_buffer("block_offset", (offset.T * (linear.in_features // offset.shape[1])).contiguous())
+        self.blocks = offset.shape[1]
+        self.register_buffer("block_offset", (offset.T * (linear.in_features // self.blocks)).contiguous())
         self.offsets: nn.Linear | None = None
 
     def offsets_as_linear(self) -> None:
@@ -125,11 +126,11 @@ class OffsetLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = super().forward(x)
-        blocks = self.offsets.in_features if self.offsets is not None else self.block_offset.shape[0]
         # XNNPACK delegates a mean only over dims (2, 3) of a 4-D tensor, kept, and a view only when its sizes are
         # ints (-1 allowed; `y.shape` holds the symbolic length): anything else runs outside the delegate and
         # splits its partition, at every OffsetLinear
-        means = x.reshape(-1, blocks, x.shape[-1] // blocks, 1).mean((2, 3), keepdim=True).reshape(-1, blocks)
+        b = self.blocks
+        means = x.reshape(-1, b, x.shape[-1] // b, 1).mean((2, 3), keepdim=True).reshape(-1, b)
         offset = self.offsets(means) if self.offsets is not None else means @ self.block_offset
         return y + offset.reshape(*y.shape[:-2], -1, y.shape[-1])
 
