@@ -99,22 +99,26 @@ def input_hessians(model: nn.Module, kv: KV, prompt_ids: list[list[int]], names:
             sums[name].add_(x.T @ x, alpha=weight[0])  # fp32 within a batch, fp64 across batches
         return accumulate
 
-    hooks = [modules[n].register_forward_pre_hook(hook(n)) for n in names]
+    # the LM head's inputs are the decoder's outputs, taken by hand: the logits (a fifth of the work) are never needed
+    head = hook("lm_head") if "lm_head" in names else None
+    hooks = [modules[n].register_forward_pre_hook(hook(n)) for n in names if n != "lm_head"]
+    decoder = getattr(model, model.base_model_prefix)
     n_prefix = kv[0][0].shape[1] if kv else 0
     try:
         if prefix is not None:
             valid, weight[0] = torch.ones(prefix.shape[0], dtype=torch.bool), float(len(prompt_ids))
-            decoder = getattr(model, model.base_model_prefix)  # the runtime's prefill reads no logits there
-            decoder(inputs_embeds=prefix.float().unsqueeze(0))
+            decoder(inputs_embeds=prefix.float().unsqueeze(0))  # the runtime's prefill reads no logits there
             weight[0], last[:] = 1.0, (None, None)
         for i in tqdm(range(0, len(prompt_ids), batch_size), desc="GPTQ activations", unit="batch", leave=False):
             chunk = prompt_ids[i:i + batch_size]
             width = max(map(len, chunk))
             mask = torch.tensor([[1] * len(p) + [0] * (width - len(p)) for p in chunk])
             valid = mask.bool().flatten()
-            model(input_ids=torch.tensor([p + [0] * (width - len(p)) for p in chunk]),
-                  attention_mask=torch.cat([torch.ones(len(chunk), n_prefix, dtype=mask.dtype), mask], 1),
-                  past_key_values=expand_cache(model, kv, len(chunk)), use_cache=True)
+            hidden = decoder(input_ids=torch.tensor([p + [0] * (width - len(p)) for p in chunk]),
+                             attention_mask=torch.cat([torch.ones(len(chunk), n_prefix, dtype=mask.dtype), mask], 1),
+                             past_key_values=expand_cache(model, kv, len(chunk)), use_cache=True).last_hidden_state
+            if head is not None:
+                head(modules["lm_head"], (hidden,))
     finally:
         for h in hooks:
             h.remove()

@@ -6,7 +6,7 @@ from softfold.errors import UserError
 from softfold.export.model import ModelArgs, Transformer
 from softfold.export.quantize import RoundedWeight
 from softfold.load import check_config
-from softfold.native_io import muted
+from softfold.native_io import muted, release_memory
 
 
 def _rope_tables(hf_model, n_positions: int) -> tuple[torch.Tensor, ...]:
@@ -96,23 +96,31 @@ def build_folded_model(hf_model, soft_prompt: torch.Tensor | None, max_context: 
     `steering` vectors added, as the reference computes the virtual tokens), + the steering vectors."""
     check_config(hf_model.config)
     n_prefix = 0 if soft_prompt is None else soft_prompt.shape[0]
-    args = ModelArgs.from_hf(hf_model.config, max_context)
     tables = _rope_tables(hf_model, n_prefix + max_context)
-    model = _transformer(args, n_prefix, tables)
+    # the prefix first, through an unfolded twin (same weights, empty prefix), freed before the model is built:
+    # two fp32 copies of the weights at once would set the export's memory peak
+    prefix_kv = _prefix_kv(hf_model, soft_prompt, max_context, tables, steering) if n_prefix else []
+    release_memory()
+    model = _transformer(ModelArgs.from_hf(hf_model.config, max_context), n_prefix, tables)
     _load_weights(model, hf_model)
     set_steering(model, steering)
-    if n_prefix:
-        # Prefill the soft prompt through an unfolded twin (same weights, empty prefix) and keep its cache.
-        twin_args = ModelArgs.from_hf(hf_model.config, n_prefix + max_context)
-        twin = _transformer(twin_args, 0, tables)
-        _load_weights(twin, hf_model)
-        set_steering(twin, steering)
-        with muted():  # ExecuTorch's eager custom ops log every call
-            twin.forward_embeds(soft_prompt.float().unsqueeze(0), torch.tensor([0]))
-        for (pk, pv), block in zip(model.prefix_kv(), twin.layers):
-            pk.copy_(block.self_attn.kv.k_cache[:, :n_prefix])
-            pv.copy_(block.self_attn.kv.v_cache[:, :n_prefix])
+    for (pk, pv), (k, v) in zip(model.prefix_kv(), prefix_kv):
+        pk.copy_(k)
+        pv.copy_(v)
     return model.eval()
+
+
+def _prefix_kv(hf_model, soft_prompt: torch.Tensor, max_context: int, tables: tuple,
+               steering: dict[int, torch.Tensor] | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The soft prompt's K/V per layer, [1, N, kv_heads, head_dim], as the export model computes them."""
+    n_prefix = soft_prompt.shape[0]
+    twin = _transformer(ModelArgs.from_hf(hf_model.config, n_prefix + max_context), 0, tables)
+    _load_weights(twin, hf_model)
+    set_steering(twin, steering)
+    with muted():  # ExecuTorch's eager custom ops log every call
+        twin.forward_embeds(soft_prompt.float().unsqueeze(0), torch.tensor([0]))
+    return [(b.self_attn.kv.k_cache[:, :n_prefix].clone(), b.self_attn.kv.v_cache[:, :n_prefix].clone())
+            for b in twin.layers]
 
 
 @torch.no_grad()

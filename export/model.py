@@ -96,9 +96,12 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # As [1, tokens, dim, 1]: XNNPACK delegates a mean only over the two innermost dims of a 4-D tensor,
         # and a view only when its sizes are static (-1 allowed), so the norm stays inside the partition.
-        x4 = x.float().reshape(1, -1, x.shape[-1], 1)
+        # Half-precision programs normalize in fp32; an fp32 program gets no casts (each is an operator to lower).
+        x4 = x.reshape(1, -1, x.shape[-1], 1)
+        x4 = x4 if x4.dtype == torch.float32 else x4.float()
         x4 = x4 * torch.rsqrt(x4.pow(2).mean((2, 3), keepdim=True) + self.eps)
-        return self.weight * x4.reshape(*x.shape[:-2], -1, x.shape[-1]).to(x.dtype)
+        y = x4.reshape(*x.shape[:-2], -1, x.shape[-1])
+        return self.weight * (y if y.dtype == x.dtype else y.to(x.dtype))
 
 
 class OffsetLinear(nn.Linear):
@@ -124,15 +127,34 @@ class OffsetLinear(nn.Linear):
         self.offsets.weight = nn.Parameter(self.block_offset.T.contiguous(), requires_grad=False)
         del self.block_offset
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = super().forward(x)
+    def block_means(self, x: torch.Tensor) -> torch.Tensor:
+        """[tokens, blocks]: the mean of each block of x's inputs."""
         # XNNPACK delegates a mean only over dims (2, 3) of a 4-D tensor, kept, and a view only when its sizes are
         # ints (-1 allowed; `y.shape` holds the symbolic length): anything else runs outside the delegate and
         # splits its partition, at every OffsetLinear
         b = self.blocks
-        means = x.reshape(-1, b, x.shape[-1] // b, 1).mean((2, 3), keepdim=True).reshape(-1, b)
+        return x.reshape(-1, b, x.shape[-1] // b, 1).mean((2, 3), keepdim=True).reshape(-1, b)
+
+    def forward(self, x: torch.Tensor, means: torch.Tensor | None = None) -> torch.Tensor:
+        """`means`: x's `block_means` where another OffsetLinear of the same input already computed them."""
+        y = super().forward(x)
+        means = self.block_means(x) if means is None else means
         offset = self.offsets(means) if self.offsets is not None else means @ self.block_offset
         return y + offset.reshape(*y.shape[:-2], -1, y.shape[-1])
+
+
+def project(x: torch.Tensor, *linears: nn.Linear) -> list[torch.Tensor]:
+    """Each Linear applied to the same input; OffsetLinears with one block count share one `block_means` of it
+    (q, k and v; gate and up): fewer operators to lower and to run."""
+    means, out = {}, []
+    for linear in linears:
+        if isinstance(linear, OffsetLinear):
+            if linear.blocks not in means:
+                means[linear.blocks] = linear.block_means(x)
+            out.append(linear(x, means[linear.blocks]))
+        else:
+            out.append(linear(x))
+    return out
 
 
 def with_offsets(model: nn.Module, rounded: dict) -> None:
@@ -202,9 +224,10 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, start: int, cos: torch.Tensor, sin: torch.Tensor, n_write: int,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         a = self.args  # views use -1 for the token count: XNNPACK delegates views with static sizes only
-        q = self.rope(self.heads(self.q_proj(x), "q_norm", a.n_heads), cos, sin)
-        k = self.rope(self.heads(self.k_proj(x), "k_norm", a.n_kv_heads), cos, sin)
-        v = self.v_proj(x).view(1, -1, a.n_kv_heads, a.head_dim)
+        q, k, v = project(x, self.q_proj, self.k_proj, self.v_proj)
+        q = self.rope(self.heads(q, "q_norm", a.n_heads), cos, sin)
+        k = self.rope(self.heads(k, "k_norm", a.n_kv_heads), cos, sin)
+        v = v.view(1, -1, a.n_kv_heads, a.head_dim)
         if self.prefix_k.shape[1] > 0:
             first = self.prefix_k.shape[1] - n_write
             self.kv.update(first, self.prefix_k.narrow(1, first, n_write), self.prefix_v.narrow(1, first, n_write))
@@ -225,8 +248,8 @@ class MLP(nn.Module):
         self.gelu = args.activation == "gelu_pytorch_tanh"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = self.gate_proj(x)
-        return self.down_proj((gelu_tanh(gate) if self.gelu else F.silu(gate)) * self.up_proj(x))
+        gate, up = project(x, self.gate_proj, self.up_proj)
+        return self.down_proj((gelu_tanh(gate) if self.gelu else F.silu(gate)) * up)
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:

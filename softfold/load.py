@@ -38,6 +38,11 @@ class BaseModel:
     def config(self):
         return self.model.config
 
+    def release_weights(self) -> None:
+        """Free the weights (moved to the meta device) once no step needs them; the config, generation config and
+        tokenizer stay readable. An export does this before lowering, its memory peak."""
+        self.model.to("meta")
+
 
 @dataclass(frozen=True)
 class SoftPrompt:

@@ -147,27 +147,44 @@ def aggregate(results: list[PromptResult], t: Thresholds) -> tuple[dict[str, flo
     return {k: round(v, 9) for k, v in metrics.items()}, failures
 
 
-def run_parity(reference: Reference, engine: Engine, prompts: list[str], recipe: str, context_length: int,
-               thresholds: Thresholds | None = None, check_engine: bool = True) -> ParityReport:
-    """Measure an engine (softfold.engines) against the reference on every prompt, chat template applied.
+@dataclass(frozen=True)
+class ReferenceSamples:
+    """The reference's side of a gate: each prompt's greedy continuation and logits, its token budget, and what
+    decodes them. Taken before the engine exists, so an export can free the PyTorch model before it lowers."""
+    samples: list[RefSample]
+    budgets: list[int]
+    tokenizer: object
+    eos_ids: list[int]
 
-    Greedy continuations are GREEDY_TOKENS long, or what the context leaves after the prompt.
-    """
-    thresholds = thresholds or Thresholds()
-    stop_pieces = [reference.tokenizer.decode([i]) for i in reference.eos_ids]
+
+def sample_reference(reference: Reference, prompts: list[str], context_length: int) -> ReferenceSamples:
+    """The reference's greedy continuation of every prompt (chat template applied), GREEDY_TOKENS long or what the
+    context leaves after the prompt, with its logits at every user position."""
     budgets = [min(GREEDY_TOKENS, context_length - len(reference.prompt_ids(p))) for p in prompts]
     for prompt, budget in zip(prompts, budgets):
         if budget < 1:
             raise UserError(f"parity prompt {prompt[:40]!r} fills the {context_length}-token context with the chat "
                             "template: raise --max-context or shorten the prompt")
+    samples = [reference.sample(prompt, budget)
+               for prompt, budget in tqdm(list(zip(prompts, budgets)), desc="reference", unit="prompt", leave=False)]
+    return ReferenceSamples(samples, budgets, reference.tokenizer, list(reference.eos_ids))
+
+
+def measure_engine(reference: ReferenceSamples, engine: Engine, recipe: str, thresholds: Thresholds | None = None,
+                   check_engine: bool = True) -> ParityReport:
+    """An engine (softfold.engines) measured against the reference's samples: its logits along each continuation,
+    and (check_engine) its own greedy reply."""
+    thresholds = thresholds or Thresholds()
+    tokenizer = reference.tokenizer
+    stop_pieces = [tokenizer.decode([i]) for i in reference.eos_ids]
     results = []
-    for prompt, budget in tqdm(list(zip(prompts, budgets)), desc="parity", unit="prompt", leave=False):
-        ref = reference.sample(prompt, budget)
+    for ref, budget in tqdm(list(zip(reference.samples, reference.budgets)), desc="parity", unit="prompt",
+                            leave=False):
         result = compare(ref, engine.logits(ref.prompt_ids, ref.continuation))
-        result.reference_text = cut_at_stop(reference.tokenizer.decode(ref.continuation), stop_pieces)
+        result.reference_text = cut_at_stop(tokenizer.decode(ref.continuation), stop_pieces)
         if check_engine:
-            reply = engine.greedy(chat_text(reference.tokenizer, prompt), budget)
-            text = reply if isinstance(reply, str) else reference.tokenizer.decode(reply)
+            reply = engine.greedy(chat_text(tokenizer, ref.prompt), budget)
+            text = reply if isinstance(reply, str) else tokenizer.decode(reply)
             result.engine_text = cut_at_stop(text, stop_pieces)
             result.engine_match = result.engine_text == result.reference_text
             result.engine_refuses = is_refusal(result.engine_text)
@@ -175,6 +192,13 @@ def run_parity(reference: Reference, engine: Engine, prompts: list[str], recipe:
         results.append(result)
     metrics, failures = aggregate(results, thresholds)
     return ParityReport(recipe, thresholds, results, metrics, failures)
+
+
+def run_parity(reference: Reference, engine: Engine, prompts: list[str], recipe: str, context_length: int,
+               thresholds: Thresholds | None = None, check_engine: bool = True) -> ParityReport:
+    """Measure an engine against the reference on every prompt: `sample_reference`, then `measure_engine`."""
+    return measure_engine(sample_reference(reference, prompts, context_length), engine, recipe, thresholds,
+                          check_engine)
 
 
 def write_reports(report: ParityReport, out_dir: Path) -> None:

@@ -18,7 +18,7 @@ from softfold.errors import UserError
 from softfold.gguf_header import gguf_tensor_types
 from softfold.export.executorch import export_pte, runner_metadata
 from softfold.export.fold import build_folded_model, build_virtual_token_model, set_prefix_kv
-from softfold.export.model import linear_names, with_offsets
+from softfold.export.model import Transformer, linear_names, with_offsets
 from softfold.export.onnx import convert_to_ort, export_onnx, write_genai_config
 from softfold.export.onnx_model import fused_qkv_rounded
 from softfold.export.config import MODEL_FILE, Folding, OnnxStaticInt8, QuantConfig, Recipe, Target
@@ -26,7 +26,8 @@ from softfold.export.quantize import RoundedWeight, in_layers, quantize_executor
 from softfold.load import (BaseModel, SoftPrompt, check_base_model, check_chat_template_input, check_positions,
                            load_base, load_soft_prompt, read_config)
 from softfold.lora import LoraAdapter, load_lora, merged
-from softfold.parity import GateConfig, ParityReport, recipe_thresholds, run_parity, write_reports
+from softfold.native_io import release_memory
+from softfold.parity import GateConfig, ParityReport, measure_engine, recipe_thresholds, sample_reference, write_reports
 from softfold.prompt_format import PromptFormat, chat_ids, derive
 from softfold.provenance import base_model_facts, safety_eval
 from softfold.reference import Reference, eos_ids
@@ -69,23 +70,29 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
     """Write the bundle to opts.out (only once complete) and return its parity report."""
     soft_prompt, adapter, steering = check_inputs(opts)
     prefix = calibrated_prefix(opts, soft_prompt)
-    with tqdm(total=4, desc="loading model", unit="stage", leave=False) as stages, atomic_dir(opts.out) as tmp:
+    with tqdm(total=6, desc="loading model", unit="stage", leave=False) as stages, atomic_dir(opts.out) as tmp:
         base = load_base(opts.model, opts.chat_template)
         tokenizer, virtual = base.tokenizer, None
         if opts.folding is Folding.VIRTUAL_TOKENS:
             tokenizer, virtual = add_virtual_tokens(base.tokenizer, soft_prompt.num_virtual_tokens)
         prompt_format = derive_prompt_format(tokenizer)
-        _advance(stages, f"{_applying(soft_prompt, adapter, steering, opts.folding)} and lowering to "
-                         f"{opts.target.value}")
-        rounded = _write_model(merged(base, adapter), soft_prompt, steering, opts, virtual, prefix, tmp)
+        _advance(stages, _applying(soft_prompt, adapter, steering, opts.folding))
+        folded, rounded = _export_model(merged(base, adapter), soft_prompt, steering, opts, virtual, prefix)
+        release_memory()  # folding and rounding leave gigabytes freed but resident
+        _advance(stages, "the gate's reference (PyTorch)")
+        # the LoRA unmerged, as PEFT computes it; the steering vectors added by hooks
+        reference = sample_reference(Reference(base, opts.soft_prompt, adapter, steering), list(opts.gate.prompts),
+                                     opts.max_context)
+        base.release_weights()  # nothing reads the fp32 model again: lowering, the memory peak, runs without it
+        release_memory()
+        _advance(stages, f"lowering to {opts.target.value}")
+        _write_model(folded, base, opts, rounded, tmp)
+        del folded
         save_tokenizer(tokenizer, tmp)
         _advance(stages, "parity gate")
         engine = engine_for(tmp, opts.target.value, MODEL_FILE[opts.target], virtual)
         thresholds = opts.gate.thresholds or recipe_thresholds(opts.recipe)
-        # the LoRA unmerged, as PEFT computes it; the steering vectors added by hooks
-        reference = Reference(base, opts.soft_prompt, adapter, steering)
-        report = run_parity(reference, engine, list(opts.gate.prompts), opts.recipe.value, opts.max_context,
-                            thresholds, check_engine=opts.gate.check_engine)
+        report = measure_engine(reference, engine, opts.recipe.value, thresholds, check_engine=opts.gate.check_engine)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
         manifest = _manifest(base, soft_prompt, adapter, steering, prompt_format, opts, report, virtual, prefix,
@@ -164,11 +171,11 @@ def calibrated_prefix(opts: ExportOptions, soft_prompt: SoftPrompt | None) -> Ca
     return prefix
 
 
-def _write_model(base: BaseModel, soft_prompt: SoftPrompt | None, steering: SteeringVectors | None,
-                 opts: ExportOptions, virtual: VirtualTokens | None, prefix: CalibratedPrefix | None,
-                 out: Path) -> dict[str, RoundedWeight] | None:
-    """The model file(s) in `out`; the weights calibrate/ rounded (None where the runtime's quantizer did).
-    `base`: the model whose weights the bundle holds (a LoRA already merged into them)."""
+def _export_model(base: BaseModel, soft_prompt: SoftPrompt | None, steering: SteeringVectors | None,
+                  opts: ExportOptions, virtual: VirtualTokens | None,
+                  prefix: CalibratedPrefix | None) -> tuple[Transformer, dict[str, RoundedWeight] | None]:
+    """The model the bundle holds, folded and (ExecuTorch) quantized, and the weights calibrate/ rounded (None where
+    the runtime's quantizer does). `base`: the model whose weights the bundle holds (a LoRA already merged)."""
     vectors = steering.vectors if steering else {}
     if virtual:
         folded = build_virtual_token_model(base.model, soft_prompt.embeddings, virtual.start, opts.max_context,
@@ -186,8 +193,16 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt | None, steering: Stee
         quantize_executorch(folded, *opts.quant.schemes, rounded=rounded)
         if opts.recipe is Recipe.FP16:
             folded = folded.half()
+    return folded, rounded
+
+
+def _write_model(folded: Transformer, base: BaseModel, opts: ExportOptions, rounded: dict[str, RoundedWeight] | None,
+                 out: Path) -> None:
+    """The model file(s) in `out`: `folded` lowered to the target (ONNX: exported, then quantized by ORT's
+    quantizers). `base` gives the token ids and the tokenizer; its weights may be released."""
+    if opts.target is Target.EXECUTORCH:
         export_pte(folded, runner_metadata(folded, _bos_id(base), eos_ids(base)), out / "model.pte")
-        return rounded
+        return
     write_genai_config(folded, _bos_id(base), eos_ids(base), out, MODEL_FILE[opts.target])
     scheme = opts.quant.weights
     with tempfile.TemporaryDirectory() as scratch:
@@ -201,7 +216,6 @@ def _write_model(base: BaseModel, soft_prompt: SoftPrompt | None, steering: Stee
             onnx_path = target_dir / "model.onnx"
         if opts.target is Target.ORT:
             convert_to_ort(onnx_path, out / "model.ort", out / "required_operators.config")
-    return rounded
 
 
 def _gptq_rounded(base: BaseModel, soft_prompt: SoftPrompt | None, quant: QuantConfig,

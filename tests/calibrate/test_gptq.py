@@ -81,13 +81,15 @@ def test_without_a_soft_prompt_the_sums_are_the_prompts_alone(tiny_models):
     prompts = [chat_ids(base.tokenizer, p) for p in ("Hi", "Tell me a story about the sea.")]
     names = gptq_linears(base.model, 32)
     sums = input_hessians(base.model, [], prompts, names, 2)
-    inputs = []
-    hook = base.model.model.layers[1].mlp.down_proj.register_forward_pre_hook(
-        lambda m, args: inputs.append(args[0][0].double()))
+    inputs = {"layers.1.mlp.down_proj": [], "lm_head": []}  # the head's: taken from the decoder, without logits
+    hooks = [base.model.get_submodule(f"model.{n}" if n.startswith("layers") else n).register_forward_pre_hook(
+        lambda m, args, seen=seen: seen.append(args[0][0].double())) for n, seen in inputs.items()]
     for ids in prompts:
         base.model(input_ids=torch.tensor([ids]))
-    hook.remove()
-    torch.testing.assert_close(sums["layers.1.mlp.down_proj"], sum(x.T @ x for x in inputs), rtol=1e-5, atol=1e-4)
+    for hook in hooks:
+        hook.remove()
+    for name, seen in inputs.items():
+        torch.testing.assert_close(sums[name], sum(x.T @ x for x in seen), rtol=1e-5, atol=1e-4)
     weights = gptq_round(base, None, 4, 32, config=GPTQConfig(prompts_per_file=2))
     assert set(weights) == set(names)
 
