@@ -7,8 +7,8 @@ EXPORT_ARGS are `softfold export`'s own (e.g. `--soft-prompt distill/prompts/smo
 GPTQ), torchao's quantization, `torch.export`, ExecuTorch's edge conversion (its decomposition passes), XNNPACK
 partitioning and preprocessing, emitting the program, the gate's reference and its runtime. For each stage: wall
 seconds (summed over its calls), resident memory when it first starts and last ends, and the peak while it runs
-(sampled every 50 ms; a stage inside another counts in both), then the process's own peak (VmHWM), which the
-bench's export peak RSS reads too.
+(sampled every 50 ms; a call inside another stage counts in that one only), then the process's own peak (VmHWM),
+which the bench's export peak RSS reads too.
 """
 import argparse
 import json
@@ -44,30 +44,31 @@ def rss_mib(field: str = "VmRSS") -> float:
 
 
 class Sampler(threading.Thread):
-    """Reads the RSS every `interval` seconds into the peak of every stage still running (stages nest)."""
+    """Reads the RSS every `interval` seconds into the peak of the stage running."""
 
     def __init__(self, interval: float = 0.05):
         super().__init__(daemon=True)
-        self.interval, self.running, self.open = interval, True, []
+        self.interval, self.running, self.stage = interval, True, None
 
     def run(self) -> None:
         while self.running:
-            rss = rss_mib()
-            for entry in list(self.open):
-                entry["peak_mib"] = max(entry["peak_mib"], rss)
+            if (stage := self.stage) is not None:
+                stage["peak_mib"] = max(stage["peak_mib"], rss_mib())
             time.sleep(self.interval)
 
 
 def timed(stage: str, fn, sampler: Sampler, totals: dict):
     def wrapper(*args, **kwargs):
+        if sampler.stage is not None:  # inside another stage (ExecuTorch exports small patterns as it lowers)
+            return fn(*args, **kwargs)
         rss = rss_mib()
         entry = totals.setdefault(stage, {"stage": stage, "calls": 0, "s": 0.0, "rss_start_mib": rss, "peak_mib": rss})
-        sampler.open.append(entry)
+        sampler.stage = entry
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
-            sampler.open.remove(entry)
+            sampler.stage = None
             entry["calls"] += 1
             entry["s"] += time.perf_counter() - start
             entry["rss_end_mib"] = rss_mib()

@@ -99,8 +99,10 @@ def build_folded_model(hf_model, soft_prompt: torch.Tensor | None, max_context: 
     tables = _rope_tables(hf_model, n_prefix + max_context)
     # the prefix first, through an unfolded twin (same weights, empty prefix), freed before the model is built:
     # two fp32 copies of the weights at once would set the export's memory peak
-    prefix_kv = _prefix_kv(hf_model, soft_prompt, max_context, tables, steering) if n_prefix else []
-    release_memory()
+    prefix_kv = []
+    if n_prefix:
+        prefix_kv = _prefix_kv(hf_model, soft_prompt, max_context, tables, steering)
+        release_memory()
     model = _transformer(ModelArgs.from_hf(hf_model.config, max_context), n_prefix, tables)
     _load_weights(model, hf_model)
     set_steering(model, steering)

@@ -1,5 +1,5 @@
-"""`softfold export`: load -> merge the LoRA -> fold (soft prompt, steering vectors) -> lower -> tokenizer -> parity ->
-manifest, into one atomic bundle."""
+"""`softfold export`: load -> merge the LoRA -> fold (soft prompt, steering vectors) -> the gate's reference samples
+(then the fp32 model is freed) -> lower -> tokenizer -> parity -> manifest, into one atomic bundle."""
 import json
 import tempfile
 from dataclasses import asdict, dataclass

@@ -89,7 +89,8 @@ class Reference:
         continuation = self.greedy(ids, max_new_tokens)
         full = torch.tensor([ids + continuation])
         logits = self.model(input_ids=full, attention_mask=torch.ones_like(full)).logits[0, self.n_virtual:]
-        return RefSample(prompt, ids, continuation, logits.float())
+        # a copy: a view would keep the virtual tokens' rows alive with it (an export holds ten samples while it lowers)
+        return RefSample(prompt, ids, continuation, logits.float().clone())
 
 
 def eos_ids(base: BaseModel) -> list[int]:

@@ -29,3 +29,12 @@ def test_batched_greedy_equals_one_by_one(tiny_models, soft_prompts):
         assert len({len(i) for i in ids}) == 3  # every row of the batch padded differently
         batched = ref.greedy_many(ids, 20, batch_size=3)
         assert [r.tokens for r in batched] == [ref.greedy(i, 20) for i in ids]
+
+
+def test_a_sample_holds_the_user_positions_logits_alone(tiny_models, soft_prompts):
+    """With a soft prompt the model computes N more rows of logits; the sample keeps none of them alive."""
+    ref = Reference(load_base(tiny_models["llama"]), soft_prompts[("llama", 16)])
+    sample = ref.sample("List three prime numbers.", 8)
+    rows = len(sample.prompt_ids) + len(sample.continuation)
+    assert sample.logits.shape[0] == rows
+    assert sample.logits.untyped_storage().nbytes() == sample.logits.numel() * sample.logits.element_size()
