@@ -2,13 +2,13 @@
 
     python benchmarks/profile_export.py [--json OUT] -- EXPORT_ARGS...
 
-EXPORT_ARGS are `softfold export`'s own (e.g. `--soft-prompt distill/prompts/smollm2-135m-safety --recipe 8da4w
---out W/sf8`). The export runs once, in this process, with its stages wrapped: loading, folding, rounding (the grid,
-GPTQ), torchao's quantization, `torch.export`, ExecuTorch's edge conversion (its decomposition passes), XNNPACK
-partitioning and preprocessing, emitting the program, the gate's reference and its runtime. For each stage: wall
-seconds (summed over its calls), resident memory when it first starts and last ends, and the peak while it runs
-(sampled every 50 ms; a call inside another stage counts in that one only), then the process's own peak (VmHWM),
-which the bench's export peak RSS reads too.
+EXPORT_ARGS are `softfold export`'s own (e.g. `--soft-prompt distill/prompts/smollm2-135m-safety --recipe 8da4w --out
+W/sf8`). The export runs once, in this process, with its stages wrapped: loading, folding, rounding (the grid, GPTQ),
+torchao's quantization, `torch.export`, ExecuTorch's edge conversion (its decomposition passes), XNNPACK partitioning
+and preprocessing, emitting the program (ONNX: its export and quantizers), the gate's reference and its runtime. For
+each stage: wall seconds (summed over its calls), resident memory when it first starts and last ends, and the peak
+while it runs (sampled every 50 ms; a call inside another stage counts in that one only), then the process's own peak
+(VmHWM), which the bench's export peak RSS reads too.
 """
 import argparse
 import json
@@ -31,6 +31,8 @@ STAGES = [  # (owner, attribute, stage): every call of owner.attribute is timed 
     (_program, "_gen_edge_manager_for_partitioners", "to edge (decompositions)"),
     (_program.EdgeProgramManager, "to_backend", "partition + XNNPACK preprocess"),
     (_program.EdgeProgramManager, "to_executorch", "emit the program"),
+    (pipeline, "export_onnx", "ONNX: torch.onnx export"),
+    (pipeline, "quantize_onnx", "ONNX: ORT's quantizers"),
     (pipeline, "sample_reference", "gate: the reference's samples (PyTorch)"),
     (pipeline, "measure_engine", "gate: the runtime against them"),
 ]
