@@ -252,23 +252,24 @@ def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = Fa
                opening_weight: float = 1.0) -> torch.Tensor:
     """The loss over a batch, teacher-forced on the teacher's responses, averaged over response tokens.
 
-    Same math as the PEFT student's forward (virtual tokens, then the chat prompt and response), but one
-    right-padded forward for the batch and the LM head only at response positions: the head over the
-    full vocabulary at every position is a fifth of the compute for nothing. `margin` > 0 adds `margin_hinge`;
-    `opening_weight` weighs each reply's first token against the rest.
+    Same math as the PEFT student's forward (virtual tokens, then the chat prompt and response), but the virtual
+    tokens run once for the batch (`shared_prefix`), one right-padded forward for the batch's text, and the LM head
+    only at response positions: the head over the full vocabulary at every position is a fifth of the compute for
+    nothing. `margin` > 0 adds `margin_hinge`; `opening_weight` weighs each reply's first token against the rest.
     """
     lm = student.get_base_model()
-    prompt = virtual_tokens(student)
+    decoder, prompt = getattr(lm, lm.base_model_prefix), virtual_tokens(student)
     n_virtual, seqs = prompt.shape[0], [ex.prompt_ids + ex.response_ids for ex in batch]
     width, reply = max(map(len, seqs)), max(len(ex.response_ids) for ex in batch)
     ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs], device=prompt.device)
     attention = torch.tensor([[1] * (n_virtual + len(s)) + [0] * (width - len(s)) for s in seqs], device=prompt.device)
     # the hidden state at position i predicts token i + 1; padded response slots repeat the last position
-    where = torch.tensor([[n_virtual + len(ex.prompt_ids) - 1 + min(j, len(ex.response_ids) - 1) for j in range(reply)]
+    where = torch.tensor([[len(ex.prompt_ids) - 1 + min(j, len(ex.response_ids) - 1) for j in range(reply)]
                           for ex in batch], device=prompt.device)
-    embeds = torch.cat([prompt.unsqueeze(0).expand(len(batch), -1, -1), lm.get_input_embeddings()(ids)], dim=1)
     with adapted(student), torch.autocast(device_type=prompt.device.type, dtype=torch.bfloat16, enabled=bf16):
-        hidden = getattr(lm, lm.base_model_prefix)(inputs_embeds=embeds, attention_mask=attention).last_hidden_state
+        prefix = shared_prefix(decoder, prompt, len(batch)) if n_virtual else None
+        hidden = decoder(inputs_embeds=lm.get_input_embeddings()(ids), attention_mask=attention,
+                         past_key_values=prefix, use_cache=prefix is not None).last_hidden_state
         hidden = hidden.gather(1, where.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
         logits = lm.get_output_embeddings()(hidden).float()
     mask = torch.tensor([[(opening_weight if j == 0 else 1.0) * (j < len(ex.response_ids)) for j in range(reply)]
@@ -278,6 +279,15 @@ def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = Fa
     targets = torch.tensor([ex.response_ids + [0] * (reply - len(ex.response_ids)) for ex in batch], device=prompt.device)
     distill = distillation_loss(loss, teacher, targets, logits, mask)
     return distill + margin_hinge(targets, logits, mask, margin) if margin else distill
+
+
+def shared_prefix(decoder: torch.nn.Module, prompt: torch.Tensor, batch_size: int):
+    """The virtual tokens' K/V cache, computed once and repeated for each example: they come first and attend to
+    nothing after them, so every example's are the same. Their N positions are most of a short example's, so a
+    batch of B costs about N + B * text positions instead of B * (N + text)."""
+    cache = decoder(inputs_embeds=prompt.unsqueeze(0), use_cache=True).past_key_values
+    cache.batch_repeat_interleave(batch_size)
+    return cache
 
 
 def training_loss(student, batch: list[TeacherExample], config: DistillConfig) -> torch.Tensor:

@@ -75,6 +75,27 @@ def test_batched_loss_equals_the_peft_forward_per_example(base, examples, loss):
         torch.testing.assert_close(batch_loss(student, examples, loss, bf16=True), expected, rtol=2e-2, atol=1e-3)
 
 
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3", "phi3", "llama3_rope", "gemma3"])
+def test_the_shared_prefix_gives_each_architecture_the_full_forwards_loss(tiny_models, arch):
+    """The virtual tokens' cache, computed once for the batch, against PEFT's forward over the whole sequence: a
+    prefix longer than Gemma 3's local window (24) included, where the cache must not keep what the window drops."""
+    arch_base = load_base(tiny_models[arch])
+    arch_examples = teacher_examples(arch_base, LabelGuard(frozenset(HARMFUL)), HARMFUL + BENIGN, max_response_tokens=8)
+    student = make_student(arch_base, DistillConfig(num_virtual_tokens=30))
+    with torch.no_grad():
+        per_example = [batch_loss(student, [ex], Loss.KL) for ex in arch_examples]
+        for ex, got in zip(arch_examples, per_example):
+            logits = student(input_ids=torch.tensor([ex.prompt_ids + ex.response_ids])).logits[0]
+            expected = distillation_loss(Loss.KL, ex.distribution(logits.shape[-1])[None],
+                                         torch.tensor([ex.response_ids]), logits[30 + len(ex.prompt_ids) - 1:-1][None],
+                                         torch.ones(1, len(ex.response_ids)))
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+        # the batch's loss is the per-example losses' mean weighted by reply length
+        lengths = torch.tensor([len(ex.response_ids) for ex in arch_examples], dtype=torch.float)
+        torch.testing.assert_close(batch_loss(student, arch_examples, Loss.KL),
+                                   (torch.stack(per_example) * lengths).sum() / lengths.sum(), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("loss", list(Loss))
 def test_a_few_steps_lower_the_loss(base, examples, tmp_path, loss):
     config = DistillConfig(loss=loss, num_virtual_tokens=4, steps=8, batch_size=4, lr=0.05, eval_every=8)
