@@ -12,6 +12,9 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
+from torch.export import Dim
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from softfold.export.config import EmbeddingQuant, LinearQuant
 from softfold.export.executorch import export_pte, lower_to_xnnpack, runner_metadata
@@ -60,9 +63,6 @@ class _TextDecoder(torch.nn.Module):
 
 def export_naive(base, soft_prompt: Path, out: Path, recipe: str) -> None:
     """Two methods, as ExecuTorch's multimodal runners take them; the app prepends the soft prompt itself."""
-    from safetensors.torch import save_file
-    from torch.export import Dim
-
     model = build_folded_model(base.model, None, 2048)
     _quantize(model, recipe)
     seq, dim = Dim("seq", min=1, max=2048), model.args.dim
@@ -81,8 +81,6 @@ def export_naive(base, soft_prompt: Path, out: Path, recipe: str) -> None:
 
 def make_guard(tokenizer_source, out: Path) -> Path:
     """A Llama-Guard-3-1B-shaped model with random weights, as a Hugging Face directory."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(**GUARD_CONFIG)).eval()
     model.save_pretrained(out)
