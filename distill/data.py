@@ -17,7 +17,7 @@ def check_disjoint(train: list[str], held_out: list[str], what: str) -> None:
                         f"{sorted(shared)[0][:60]!r}: held-out evaluation data must never be trained on")
 
 
-def split_held_out(prompts: list[str], fraction: float = 0.1) -> tuple[list[str], list[str]]:
-    """A deterministic held-out slice for the loss curve: every k-th prompt."""
+def split_held_out(prompts: list, fraction: float = 0.1) -> tuple[list, list]:
+    """A deterministic held-out slice for the loss curve: every k-th prompt (or pair)."""
     k = max(round(1 / fraction), 2)
     return [p for i, p in enumerate(prompts) if i % k], [p for i, p in enumerate(prompts) if not i % k]

@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable
 
-from softfold.datasets import read_prompt_records
+from softfold.datasets import PAIR_KINDS, read_pairs, read_prompt_records
 from softfold.distill.teacher import DEFAULT_REFUSAL
 from softfold.errors import UserError
 from softfold.load import BaseModel
@@ -37,6 +37,7 @@ class PromptSet:
     label: Label
     prompts: tuple[str, ...]
     forms: tuple[str, ...]
+    kinds: tuple[str, ...] = ()  # each prompt's kind, where the file gives one (pair sets, the over-refusal set)
 
 
 def prompt_form(prompt: str) -> str:
@@ -58,7 +59,20 @@ def load_set(path: Path, label: Label) -> PromptSet:
     unknown = sorted(set(forms) - set(FORMS))
     if unknown:
         raise UserError(f"{path}: unknown prompt form(s) {unknown}: use one of {', '.join(FORMS)}")
-    return PromptSet(Path(path).stem, label, tuple(r["prompt"] for r in records), tuple(forms))
+    kinds = tuple(r.get("kind", "") for r in records) if all("kind" in r for r in records) else ()
+    return PromptSet(Path(path).stem, label, tuple(r["prompt"] for r in records), tuple(forms), kinds)
+
+
+def load_pair_sets(path: Path) -> tuple[PromptSet, PromptSet]:
+    """A minimal-pair file as two sets: its safe members (NAME:safe, benign) and their unsafe twins (NAME:unsafe,
+    harmful), in the same order, with their kinds and forms."""
+    pairs = read_pairs(path)
+    unknown = sorted({p.form for p in pairs} - set(FORMS))
+    if unknown:
+        raise UserError(f"{path}: unknown prompt form(s) {unknown}: use one of {', '.join(FORMS)}")
+    forms, kinds = tuple(p.form for p in pairs), tuple(p.kind for p in pairs)
+    return (PromptSet(f"{Path(path).stem}:safe", Label.BENIGN, tuple(p.safe for p in pairs), forms, kinds),
+            PromptSet(f"{Path(path).stem}:unsafe", Label.HARMFUL, tuple(p.unsafe for p in pairs), forms, kinds))
 
 
 @dataclass(frozen=True)
@@ -74,14 +88,19 @@ class SetResult:
     def answered(self) -> list[str]:
         return [t for t, r in zip(self.replies, self.refused) if not r]
 
-    def refusal_rate(self, form: str | None = None) -> float:
-        picked = [r for r, f in zip(self.refused, self.prompt_set.forms) if form in (None, f)]
+    def refusal_rate(self, form: str | None = None, kind: str | None = None) -> float:
+        kinds = self.prompt_set.kinds or ("",) * len(self.refused)
+        picked = [r for r, f, k in zip(self.refused, self.prompt_set.forms, kinds) if form in (None, f) and kind in (None, k)]
         return sum(picked) / max(len(picked), 1)
 
-    def correct_rate(self, form: str | None = None) -> float:
-        """Refusals on a harmful set, answers on a benign one."""
-        rate = self.refusal_rate(form)
+    def correct_rate(self, form: str | None = None, kind: str | None = None) -> float:
+        """Refusals on a harmful set, answers on a benign one (of one form and / or kind, when given)."""
+        rate = self.refusal_rate(form, kind)
         return rate if self.prompt_set.label is Label.HARMFUL else 1 - rate
+
+    @property
+    def correct(self) -> tuple[bool, ...]:
+        return tuple(r == (self.prompt_set.label is Label.HARMFUL) for r in self.refused)
 
     def trailing_apology_rate(self) -> float:
         """Of the answered prompts, the fraction whose reply declines after answering."""
@@ -164,7 +183,41 @@ def markdown(results: dict[str, SystemResult], student: str = "soft_prompt") -> 
             cells = [f"{s.correct_rate(f):.0%} ({s.prompt_set.forms.count(f)})" if f in s.prompt_set.forms else "-"
                      for f in FORMS]
             lines.append(f"| {name} | {s.prompt_set.name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + kind_table(results) + pair_table(results))
+
+
+def kind_table(results: dict[str, SystemResult]) -> list[str]:
+    """Per kind, for the sets whose prompts have one (minimal pairs, the over-refusal set)."""
+    rows = []
+    for name, system in results.items():
+        for s in system.sets:
+            if s.prompt_set.kinds:
+                kinds = [k for k in PAIR_KINDS if k in s.prompt_set.kinds] + sorted(set(s.prompt_set.kinds) - set(PAIR_KINDS))
+                rows.append(f"| {name} | {s.prompt_set.name} | " + ", ".join(
+                    f"{k} {s.correct_rate(kind=k):.0%} ({s.prompt_set.kinds.count(k)})" for k in kinds) + " |")
+    if not rows:
+        return []
+    return ["", "By kind (refused on harmful sets, answered on benign sets; n in brackets):", "",
+            "| system | set | kinds |", "|---|---|---|", *rows]
+
+
+def pair_table(results: dict[str, SystemResult]) -> list[str]:
+    """Per pair set and kind: safe members answered, unsafe twins refused, and pairs with both right."""
+    rows = []
+    for name, system in results.items():
+        by_name = {s.prompt_set.name: s for s in system.sets}
+        for safe in [s for n, s in by_name.items() if n.endswith(":safe") and n[:-5] + ":unsafe" in by_name]:
+            unsafe = by_name[safe.prompt_set.name[:-5] + ":unsafe"]
+            kinds = safe.prompt_set.kinds
+            for kind in [k for k in PAIR_KINDS if k in kinds] + [None]:
+                both = [a and b for a, b, k in zip(safe.correct, unsafe.correct, kinds) if kind in (None, k)]
+                rows.append(f"| {name} | {safe.prompt_set.name[:-5]} | {kind or 'all'} | {len(both)} | "
+                            f"{safe.correct_rate(kind=kind):.1%} | {unsafe.correct_rate(kind=kind):.1%} | "
+                            f"{sum(both) / max(len(both), 1):.1%} |")
+    if not rows:
+        return []
+    return ["", "Minimal pairs (safe member answered, unsafe twin refused, both):", "",
+            "| system | pairs | kind | n | safe answered | unsafe refused | both |", "|---" * 7 + "|", *rows]
 
 
 def to_json(results: dict[str, SystemResult]) -> dict:
@@ -172,6 +225,7 @@ def to_json(results: dict[str, SystemResult]) -> dict:
     return {name: {s.prompt_set.name: {"label": s.prompt_set.label.value, "correct_rate": s.correct_rate(),
                                        "trailing_apology_rate": s.trailing_apology_rate(),
                                        "prompts": list(s.prompt_set.prompts), "forms": list(s.prompt_set.forms),
+                                       **({"kinds": list(s.prompt_set.kinds)} if s.prompt_set.kinds else {}),
                                        "refused": list(s.refused), "replies": list(s.replies)}
                    for s in system.sets}
             for name, system in results.items()}

@@ -55,6 +55,7 @@ def test_the_command_writes_a_row_per_layer(tiny_models, tmp_path, capsys):
     main(["--model", str(tiny_models["llama"]), "--harmful", str(harmful), "--benign", str(benign),
           "--json", str(tmp_path / "probe.json")])
     rows = json.loads((tmp_path / "probe.json").read_text())
-    assert len(rows) == load_base(tiny_models["llama"]).config.num_hidden_layers + 1 and {"harmbench_standard", "overrefusal_eval"} <= set(rows[0])
-    assert "(chosen)" in (out := capsys.readouterr().out) and "overrefusal_eval at 95% HarmBench refused" in out
-    assert set(rows[0]["at_refused"]) == {"benign_eval", "natural_benign_eval", "overrefusal_eval"}
+    assert len(rows) == load_base(tiny_models["llama"]).config.num_hidden_layers + 1
+    assert {"pairs_heldout:unsafe", "overrefusal_eval"} <= set(rows[0]) and "harmbench_standard" not in rows[0]
+    assert "(chosen)" in (out := capsys.readouterr().out) and "overrefusal_eval at 95% pairs_heldout:unsafe refused" in out
+    assert set(rows[0]["at_refused"]) == {"benign_eval", "natural_benign_eval", "overrefusal_eval", "pairs_heldout:safe"}

@@ -6,7 +6,9 @@ from pathlib import Path
 import torch
 
 from softfold.cli import main
-from softfold.datasets import BENIGN_TRAIN, DATA, HARMFUL_EVAL, HARMFUL_TRAIN, HELD_OUT, read_prompt_files, read_prompts
+from softfold.datasets import (BENIGN_TRAIN, DATA, HARMFUL_EVAL, HARMFUL_TRAIN, HELD_OUT, PAIR_KINDS, PAIRS_EVAL,
+                               PAIRS_TRAIN, read_pairs, read_prompt_files, read_prompts, word_pattern)
+from softfold.distill.recipe import split_training
 
 
 def test_shipped_data_is_disjoint_and_sized():
@@ -15,7 +17,7 @@ def test_shipped_data_is_disjoint_and_sized():
     train = read_prompt_files(HARMFUL_TRAIN) + read_prompt_files(BENIGN_TRAIN)
     assert len(train) == 821 + 469 + 258 + 270 + 316 + 643
     held_out = [p for path in HELD_OUT for p in read_prompts(path)]
-    assert len(held_out) == 200 + 70 + 143 + 111 and not set(train) & set(held_out)
+    assert len(held_out) == 200 + 70 + 143 + 111 + 2 * len(read_pairs(PAIRS_EVAL)) and not set(train) & set(held_out)
     sys.path.insert(0, str(DATA))
     import make_imperative  # the imperative sets are generated: the files match their generator
 
@@ -24,7 +26,7 @@ def test_shipped_data_is_disjoint_and_sized():
         return set(re.findall(r"[a-z']+", text.lower()))
 
     natural = {p: words(p) for p in read_prompts(DATA / "benign_natural.jsonl") + read_prompts(DATA / "harmful_natural.jsonl")}
-    held = [words(p) for p in held_out[200:]]
+    held = [words(p) for p in held_out[200:200 + 70 + 143 + 111]]
     assert [p for p, w in natural.items() if any(len(w & h) >= 0.5 * len(w | h) for h in held)] == []
     generic = {"make", "like", "would", "do", "this", "can", "what", "setting", "off"}  # no topic in these either
     hb = [make_imperative.topic_words(h) - generic for h in harmbench]
@@ -44,8 +46,41 @@ def test_screened_training_files_pass_their_overlap_rule():
     held_out = check_overlap.held_out_signatures()
     screened = ("benign_edgy.jsonl", "harmful_contrast.jsonl", "benign_natural_2.jsonl", "harmful_natural_2.jsonl")
     prompts = [p for name in screened for p in read_prompts(DATA / name)]
-    assert len(prompts) == 78 + 35 + 139 + 30
+    assert len(prompts) == 78 + 35 + 137 + 30
     assert [p for p in prompts if check_overlap.echo(p, held_out)] == []
+
+
+def test_minimal_pairs_are_many_of_every_kind_and_held_out_pairs_use_other_words():
+    """Training pairs: 1,500 and more, 150 and more of each kind, each sharing its unsafe word (save compounds such as
+    heroine / heroin or knockout / knock out). Held-out pairs: 300 and more, on unsafe words no training prompt uses,
+    and no held-out pair echoes a training prompt (check_overlap.py --held-out)."""
+    sys.path.insert(0, str(DATA))
+    import check_overlap
+
+    pairs, held = read_pairs(PAIRS_TRAIN), read_pairs(PAIRS_EVAL)
+    assert len(pairs) >= 1500 and min(sum(p.kind == k for p in pairs) for k in PAIR_KINDS) >= 150
+    assert len(held) >= 300 and min(sum(p.kind == k for p in held) for k in PAIR_KINDS) >= 25
+    shared = [p for p in pairs if word_pattern([p.word]).search(p.safe) and word_pattern([p.word]).search(p.unsafe)]
+    assert len(shared) >= 0.97 * len(pairs)
+    banned = check_overlap.held_out_words()
+    training = read_prompt_files(check_overlap.training_files())
+    assert [p for p in training if banned.search(p)] == []
+    others, held_out = check_overlap.signatures(training), check_overlap.held_out_signatures()
+    assert [p.safe for p in held if check_overlap.why_dropped(vars(p), others, None, both_ways=True)] == []
+    assert [p.safe for p in pairs if check_overlap.why_dropped(vars(p), held_out, banned, both_ways=False)] == []
+
+
+def test_pairs_stay_whole_in_training_and_watching():
+    pairs = read_pairs(PAIRS_TRAIN)[:40]
+    split = split_training(["Write a threat to my coworker."] * 2, ["Tell me a story.", "Name a colour."], pairs)
+    assert len(split.pairs) == 36
+    for safe, unsafe in split.pairs:
+        assert any((p.safe, p.unsafe) == (split.train[safe], split.train[unsafe]) for p in pairs)
+    watched = set(split.watch)
+    assert sum(p.safe in watched and p.unsafe in watched for p in pairs) == 4  # every 10th pair, both members
+    assert not any((p.safe in watched) != (p.unsafe in watched) for p in pairs)
+    assert sum(split.edgy[unsafe] for _, unsafe in split.pairs) >= 35  # the twins carry their unsafe word
+    assert split.train[:2] == ["Tell me a story.", "Name a colour."] and split.watch[0] == "Write a threat to my coworker."
 
 
 def _prompt_files(tmp_path) -> tuple[Path, Path]:
