@@ -70,7 +70,8 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
     """Write the bundle to opts.out (only once complete) and return its parity report."""
     soft_prompt, adapter, steering = check_inputs(opts)
     prefix = calibrated_prefix(opts, soft_prompt)
-    with tqdm(total=6, desc="loading model", unit="stage", leave=False) as stages, atomic_dir(opts.out) as tmp:
+    with (tqdm(total=6, desc="loading model", unit="stage", leave=False) as stages,
+          atomic_dir(opts.out, replace=opts.force) as tmp):
         base = load_base(opts.model, opts.chat_template)
         tokenizer, virtual = base.tokenizer, None
         if opts.folding is Folding.VIRTUAL_TOKENS:

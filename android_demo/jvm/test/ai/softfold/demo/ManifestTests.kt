@@ -18,6 +18,10 @@ class ManifestTests(private val fixtures: Fixtures) {
         HostTest("a bundle of steering vectors alone (steering, no soft_prompt) is read") { steeringAloneRead() },
         HostTest("model file the manifest does not list is refused") { unlistedModelRefused() },
         HostTest("streaming sha256 equals the manifest's for a multi-MiB file") { streamingSha256() },
+        HostTest("a symlink to a file outside, listed with that file's sha256, is refused") { linkedFileRefused() },
+        HostTest("a symlinked directory inside the bundle is refused") { linkedDirectoryRefused() },
+        HostTest("a symlinked manifest.json is refused before it is read") { linkedManifestRefused() },
+        HostTest("listed paths that leave the bundle are refused") { pathsOutsideRefused() },
     )
 
     private fun exportedBundlesVerify() {
@@ -129,6 +133,51 @@ class ManifestTests(private val fixtures: Fixtures) {
         val big = fixtures.bigFile
         check(big.file.length() > 2 * (1 shl 20)) { "${big.file} is ${big.file.length()} bytes: not a multi-chunk case" }
         checkEquals(big.sha256, BundleCheck.sha256(big.file), "sha256 of ${big.file}")
+    }
+
+    private fun linkedFileRefused() {
+        val copy = copyOf("executorch-prefix-kv")
+        val outside = File(fixtures.out, "secret-${copy.name}.txt")
+        outside.writeText("not the app's to read\n")
+        Files.createSymbolicLink(File(copy, "secret").toPath(), outside.toPath())
+        listFile(copy, "secret", outside.length(), BundleCheck.sha256(outside))
+        checkEquals("secret: a symbolic link; a bundle holds plain files only: push the whole bundle again",
+            rejection(copy), "reason")
+    }
+
+    private fun linkedDirectoryRefused() {
+        val copy = copyOf("executorch-prefix-kv")
+        Files.createSymbolicLink(File(copy, "more").toPath(), fixtures.out.toPath())
+        val reason = rejection(copy)
+        check(reason.startsWith("more: a symbolic link")) { reason }
+    }
+
+    private fun linkedManifestRefused() {
+        val copy = copyOf("executorch-prefix-kv")
+        val manifest = File(copy, "manifest.json")
+        val moved = File(fixtures.out, "manifest-${copy.name}.json")
+        manifest.copyTo(moved)
+        manifest.delete()
+        Files.createSymbolicLink(manifest.toPath(), moved.toPath())
+        val reason = rejection(copy)
+        check(reason.startsWith("manifest.json: a symbolic link")) { reason }
+    }
+
+    private fun pathsOutsideRefused() {
+        for (path in listOf("../outside.txt", "/etc/hostname", "sub/../../outside.txt")) {
+            val copy = copyOf("executorch-prefix-kv")
+            listFile(copy, path, 1, "00")
+            checkEquals("$path: listed outside the bundle directory", rejection(copy), "reason for $path")
+        }
+    }
+
+    /** Adds an entry to the copy's manifest files list, as a tampered manifest would. */
+    private fun listFile(copy: File, path: String, size: Long, sha256: String) {
+        val file = File(copy, "manifest.json")
+        val manifest = org.json.JSONObject(file.readText())
+        val entry = org.json.JSONObject(mapOf("path" to path, "size" to size, "sha256" to sha256))
+        manifest.getJSONArray("files").put(entry)
+        file.writeText(manifest.toString())
     }
 
     private fun rejection(dir: File): String {

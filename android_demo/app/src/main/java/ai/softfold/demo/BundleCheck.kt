@@ -2,16 +2,21 @@ package ai.softfold.demo
 
 import org.json.JSONException
 import java.io.File
+import java.nio.file.Files
 import java.security.MessageDigest
 
-/** A bundle directory, checked before any engine touches it: a readable manifest of the schema this
- *  app knows, listing every file the engine will read, each with the size and sha256 export wrote. */
+/** A bundle directory, checked before any engine touches it: plain files only (no symbolic links), a readable
+ *  manifest of the schema this app knows, listing every file the engine will read, each inside the bundle with the
+ *  size and sha256 export wrote. */
 sealed interface BundleCheck {
     data class Verified(val dir: File, val manifest: BundleManifest) : BundleCheck
     data class Rejected(val reason: String) : BundleCheck
 
     companion object {
         fun of(dir: File): BundleCheck {
+            symlinkIn(dir)?.let {
+                return Rejected("$it: a symbolic link; a bundle holds plain files only: push the whole bundle again")
+            }
             val manifestFile = File(dir, "manifest.json")
             if (!manifestFile.isFile) return Rejected("no manifest.json in $dir: push a whole softfold bundle there")
             val manifest = try {
@@ -38,10 +43,26 @@ sealed interface BundleCheck {
             else -> listOf(manifest.modelFile, "tokenizer.json")
         }
 
-        private fun problem(dir: File, listed: ListedFile): String? {
-            if (listed.path.startsWith("/") || listed.path.split('/').any { it == ".." }) {
-                return "${listed.path}: listed outside the bundle directory"
+        /** The first symbolic link inside the bundle (to a file or a directory), by its path inside it; null when
+         *  there is none. A link could point the checksum, and then the engine, at a file outside the bundle. */
+        fun symlinkIn(dir: File): String? {
+            val root = dir.canonicalFile.toPath()
+            return Files.walk(root).use { paths ->  // links are not followed: a linked directory is not entered
+                paths.filter { Files.isSymbolicLink(it) }.map { root.relativize(it).toString() }.sorted()
+                    .findFirst().orElse(null)
             }
+        }
+
+        /** Whether a listed path names a place inside the bundle: relative, no "..", and so once resolved. */
+        fun inside(dir: File, path: String): Boolean {
+            if (path.isEmpty() || path.startsWith("/") || '\\' in path) return false
+            if (path.split('/').any { it == ".." }) return false
+            val root = dir.canonicalFile
+            return File(root, path).canonicalFile.toPath().startsWith(root.toPath())
+        }
+
+        private fun problem(dir: File, listed: ListedFile): String? {
+            if (!inside(dir, listed.path)) return "${listed.path}: listed outside the bundle directory"
             val file = File(dir, listed.path)
             return when {
                 !file.isFile -> "${listed.path}: listed in manifest.json but missing"
