@@ -8,12 +8,15 @@ run through `accelerate` so `accelerate launch` scales it out unchanged.
 import copy
 import json
 import math
+import os
+import re
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -27,6 +30,10 @@ from softfold.softprompt import SAFETY_INIT_TEXT, text_embeddings
 from softfold.steering import check_layers, default_layers
 
 CHECKPOINT = "checkpoint"
+STATE_KEY = "softfold_state"  # the checkpoint's step, history and optimizer settings, in its tensors' metadata
+# what a killed run leaves half-written: safetensors' own scratch file (.tmpXXXXXX, renamed into place when
+# complete) and ours (NAME.partial)
+SCRATCH = re.compile(r"\.tmp[A-Za-z0-9]{6}|.+\.partial")
 ALL_LINEAR = "all-linear"  # PEFT's name for every Linear of the blocks, the LM head left out
 
 
@@ -85,6 +92,9 @@ class DistillConfig:
     def __post_init__(self):
         if self.lr is None:
             object.__setattr__(self, "lr", DEFAULT_LR[self.method])
+        if not (math.isfinite(self.lr) and self.lr > 0):  # 0 trains nothing; NaN or Inf wrecks the adapter
+            raise UserError(f"--lr must be a finite number > 0 (default {DEFAULT_LR[self.method]} for --method "
+                            f"{self.method.value}), got {self.lr}")
         if self.method is Method.LORA:
             check_lora_settings(self)
         if self.method is Method.STEERING:
@@ -331,24 +341,55 @@ def balanced_order(flagged: list[bool], batch_size: int, seed: int, step: int) -
 
 
 def _save_checkpoint(out: Path, step: int, student, optimizer, history: list[dict], method: Method) -> None:
-    """The adapter's parameters ("param.NAME") and Adam's state ("adam.I.SLOT", I the parameter's index)."""
+    """The adapter's parameters ("param.NAME") and Adam's state ("adam.I.SLOT", I the parameter's index), the run's
+    state (step, history) in the same file's metadata, and that state again in state.json for people. Each file is
+    written beside its place and renamed into it: a kill leaves the previous checkpoint or this one, never a mix."""
     ckpt = out / CHECKPOINT
     ckpt.mkdir(parents=True, exist_ok=True)
     state = optimizer.state_dict()
     tensors = {f"param.{name}": p.detach().contiguous() for name, p in trainable_parameters(student).items()}
     for index, slots in state["state"].items():
         tensors |= {f"adam.{index}.{slot}": value.detach().contiguous() for slot, value in slots.items()}
-    save_file(tensors, ckpt / "state.safetensors")
-    (ckpt / "state.json").write_text(json.dumps({"method": method.value, "step": step,
-                                                 "param_groups": state["param_groups"], "history": history}))
+    meta = json.dumps({"method": method.value, "step": step, "param_groups": state["param_groups"], "history": history})
+    _write_whole(ckpt / "state.safetensors", lambda tmp: save_file(tensors, tmp, metadata={STATE_KEY: meta}))
+    _write_whole(ckpt / "state.json", lambda tmp: tmp.write_text(meta))
+
+
+def _write_whole(path: Path, write) -> None:
+    """`write(tmp)` to a scratch file beside `path`, then renamed over it (atomic on one file system)."""
+    tmp = path.with_name(path.name + ".partial")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def remove_scratch(out: Path) -> None:
+    """The half-written files a killed run left in `out` and its checkpoint (SCRATCH): a resume starts clean."""
+    for directory in (out, out / CHECKPOINT):
+        if directory.is_dir():
+            for path in directory.iterdir():
+                if SCRATCH.fullmatch(path.name) and path.is_file():
+                    path.unlink()
+
+
+def _checkpoint_state(ckpt: Path) -> dict | None:
+    """The step, history and optimizer settings of the checkpoint: its tensors' metadata (written with them), or
+    state.json for checkpoints written before that; None without one."""
+    if (ckpt / "state.safetensors").exists():
+        with safe_open(str(ckpt / "state.safetensors"), framework="pt") as f:
+            meta = (f.metadata() or {}).get(STATE_KEY)
+        if meta is not None:
+            return json.loads(meta)
+    if (ckpt / "state.json").exists() and (ckpt / "state.safetensors").exists():
+        return json.loads((ckpt / "state.json").read_text())
+    return None
 
 
 def _load_checkpoint(out: Path, student, optimizer, method: Method) -> tuple[int, list[dict]]:
     """(the step to resume from, the evaluations so far); (0, []) without a checkpoint."""
     ckpt = out / CHECKPOINT
-    if not (ckpt / "state.json").exists():
+    meta = _checkpoint_state(ckpt)
+    if meta is None:
         return 0, []
-    meta = json.loads((ckpt / "state.json").read_text())
     if meta.get("method", Method.PROMPT.value) != method.value:
         raise UserError(f"{ckpt} holds a --method {meta['method']} run: resume it with that method, or pass "
                         "another --out")
@@ -410,6 +451,7 @@ def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[Teach
     student = make_student(base, config, prompts)
     optimizer = torch.optim.Adam(list(trainable_parameters(student).values()), lr=config.lr)
     resume = resume and not config.baseline_only  # the baseline is computed, never resumed
+    remove_scratch(Path(out))
     start, history = _load_checkpoint(out, student, optimizer, config.method) if resume else (0, [])
     student, optimizer = accelerator.prepare(student, optimizer)
     bar = tqdm(range(start, config.steps), desc=f"distill ({config.method.value}, {config.loss.value})", initial=start,

@@ -5,6 +5,7 @@ bundle's greedy reply is the sequence both are scored on; the gate is the refusa
 replies and the KL between the two bundles' next-token distributions over the reply positions.
 """
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,10 +31,10 @@ class BundleThresholds:
     max_mean_kl: float = 0.1  # mean KL(released || new) per reply position, nats
 
     def __post_init__(self):
-        if not 0 <= self.min_decision_agreement <= 1:
+        if not 0 <= self.min_decision_agreement <= 1:  # NaN too: every comparison with it is false
             raise UserError(f"--min-agreement must be within [0, 1], got {self.min_decision_agreement}")
-        if self.max_mean_kl < 0:
-            raise UserError(f"--max-kl must be >= 0 nats, got {self.max_mean_kl}")
+        if not 0 <= self.max_mean_kl < math.inf:
+            raise UserError(f"--max-kl must be a finite number >= 0 nats, got {self.max_mean_kl}")
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,8 @@ def compare_bundles(new: Path, released: Path, prompts: list[str], max_new_token
             raise UserError(f"the two bundles tokenize {prompt[:40]!r} differently: they hold different tokenizers "
                             "or chat templates, so their outputs cannot be compared token by token")
         released_text, new_text = a.reply(text_a, max_new_tokens), b.reply(text_b, max_new_tokens)
-        continuation = a.tokenizer.encode(released_text, add_special_tokens=False).ids[:max_new_tokens] or [ids[-1]]
+        room = min(max_new_tokens, *(side.manifest["model"]["context_length"] - len(ids) for side in (a, b)))
+        continuation = a.tokenizer.encode(released_text, add_special_tokens=False).ids[:room] or [ids[-1]]
         want, got = (side.engine.logits(ids, continuation)[len(ids) - 1:] for side in (a, b))
         kl = F.kl_div(F.log_softmax(got, -1), F.log_softmax(want, -1), log_target=True, reduction="none").sum(-1)
         results.append(PromptComparison(

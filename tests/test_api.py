@@ -29,5 +29,10 @@ def test_bundle_compare_checks_its_thresholds(tmp_path):
 
     with pytest.raises(softfold.UserError, match=r"--min-agreement must be within \[0, 1\], got 1.5"):
         BundleThresholds(min_decision_agreement=1.5)
-    with pytest.raises(softfold.UserError, match="--max-kl must be >= 0 nats, got -1"):
+    with pytest.raises(softfold.UserError, match="--max-kl must be a finite number >= 0 nats, got -1"):
         BundleThresholds(max_mean_kl=-1)
+    for bad in (float("nan"), float("inf")):  # NaN: every comparison false, a gate that cannot fail
+        with pytest.raises(softfold.UserError, match=f"--max-kl must be a finite number >= 0 nats, got {bad}"):
+            BundleThresholds(max_mean_kl=bad)
+        with pytest.raises(softfold.UserError, match=rf"--min-agreement must be within \[0, 1\], got {bad}"):
+            BundleThresholds(min_decision_agreement=bad)

@@ -1,7 +1,9 @@
 """What several commands share: the parser class, flag types, the flags declared once, report checks."""
 import argparse
+import math
 import sys
 from pathlib import Path
+from typing import Callable
 
 from softfold.errors import ExitCode, UserError
 from softfold.export.config import DEFAULT_OFFSET_BITS, Algorithm, QuantConfig, Recipe, Target
@@ -22,6 +24,55 @@ def positive_int(text: str) -> int:
     return value
 
 
+def nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {value}")
+    return value
+
+
+def finite_number(low: float = -math.inf, high: float = math.inf, low_open: bool = False,
+                  nonzero: bool = False) -> Callable[[str], float]:
+    """An argparse type for a float flag (a threshold, a weight, a rate): a finite number within [low, high] (low
+    excluded with `low_open`; 0 excluded with `nonzero`). NaN would make every comparison with it false: a gate
+    that cannot fail."""
+    where = _range_text(low, high, low_open)
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number {where}, got {text!r}") from None
+        inside = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+        if not inside or (nonzero and value == 0):
+            wanted = " ".join(part for part in ("a finite number", where, "other than 0" if nonzero else "") if part)
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    parse.__name__ = "number"  # argparse names the type in its own messages
+    return parse
+
+
+def _range_text(low: float, high: float, low_open: bool) -> str:
+    if math.isinf(high):
+        return "" if math.isinf(low) else f"{'>' if low_open else '>='} {low:g}"
+    return f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+
+
+FRACTION = finite_number(0, 1)  # a share of prompts, 0 to 1
+NONNEGATIVE = finite_number(0)
+POSITIVE = finite_number(0, low_open=True)
+
+
+class Once(argparse.Action):
+    """A flag that takes one value: given twice, argparse's default keeps the last silently; this refuses."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            raise argparse.ArgumentError(self, "given twice: pass it once")
+        setattr(namespace, self.dest, values)
+
+
 def add_model_flag(p: argparse.ArgumentParser, chat_template: bool = True) -> None:
     """--model, and --chat-template for the commands that load the model themselves."""
     p.add_argument("--model", help="base model: a Hugging Face model directory, a .gguf file, or a named model ("
@@ -35,16 +86,16 @@ def add_model_flag(p: argparse.ArgumentParser, chat_template: bool = True) -> No
 
 
 def add_soft_prompt_flag(p: argparse.ArgumentParser, required: bool = True, help: str = "") -> None:
-    p.add_argument("--soft-prompt", required=required, metavar="DIR",
+    p.add_argument("--soft-prompt", required=required, metavar="DIR", action=Once,
                    help=help or "PEFT prompt-tuning adapter directory (the distillation checkpoint)")
 
 
 def add_adapter_flag(p: argparse.ArgumentParser, help: str) -> None:
-    p.add_argument("--adapter", metavar="DIR", help=help)
+    p.add_argument("--adapter", metavar="DIR", action=Once, help=help)
 
 
 def add_steering_flag(p: argparse.ArgumentParser, help: str) -> None:
-    p.add_argument("--steering-vector", metavar="FILE", help=help)
+    p.add_argument("--steering-vector", metavar="FILE", action=Once, help=help + " (one file: merge several into one)")
 
 
 def model_path(args: argparse.Namespace) -> Path:

@@ -3,7 +3,8 @@ guard system."""
 import argparse
 from pathlib import Path
 
-from softfold.cli.common import add_model_flag, chat_template_path, model_path, positive_int
+from softfold.cli.common import (NONNEGATIVE, POSITIVE, add_model_flag, chat_template_path, finite_number, model_path,
+                                 positive_int)
 from softfold.datasets import BENIGN_TRAIN, HARMFUL_TRAIN
 from softfold.errors import UserError
 
@@ -45,8 +46,8 @@ def add_to(sub) -> None:
     p.add_argument("--loss", default="kl", choices=["tv", "kl", "direct"], help="distillation loss (default: kl)")
     p.add_argument("--num-virtual-tokens", type=positive_int, help="--method prompt: soft prompt length (default: 100)")
     p.add_argument("--lora-rank", type=positive_int, help="--method lora: rank r of each update (default: 8)")
-    p.add_argument("--lora-alpha", type=float, help="--method lora: the update B A is scaled by alpha / r "
-                                                    "(default: 16)")
+    p.add_argument("--lora-alpha", type=POSITIVE, help="--method lora: the update B A is scaled by alpha / r "
+                                                       "(default: 16)")
     p.add_argument("--lora-target-modules", nargs="+", metavar="NAME",
                    help="--method lora: the Linears to adapt, by name (q_proj v_proj ...: every Linear whose name ends "
                         "so), or all-linear (the default): every attention and MLP projection (Phi-3's fused qkv_proj "
@@ -65,14 +66,14 @@ def add_to(sub) -> None:
                         "mean-difference (the classic baseline: per layer, the mean residual activation at the last "
                         "prompt token over the refused (flagged) training prompts minus that over the answered ones, "
                         "times --steering-scale). With --steps 0, that baseline is written untrained (no teacher run)")
-    p.add_argument("--steering-scale", type=float, metavar="S",
+    p.add_argument("--steering-scale", type=finite_number(nonzero=True), metavar="S",
                    help="--method steering --steering-init mean-difference: multiply the mean difference by S "
                         "(default: 1)")
     p.add_argument("--steps", type=int, default=200, help="optimizer steps (default: 200; 0 only for the untrained "
                                                           "mean-difference steering baseline)")
     p.add_argument("--batch-size", type=positive_int, default=8)
-    p.add_argument("--lr", type=float, help="Adam's learning rate (default: 1e-2 for prompt and steering, 2e-4 for "
-                                            "lora)")
+    p.add_argument("--lr", type=POSITIVE, help="Adam's learning rate (default: 1e-2 for prompt and steering, 2e-4 "
+                                               "for lora)")
     p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
                    help="constant, or cosine: from --lr down to 0 at the last step (a quieter end for long runs)")
     p.add_argument("--seed", type=int, default=0)
@@ -87,13 +88,13 @@ def add_to(sub) -> None:
                    help="--method prompt or steering: also train through the 4-bit bundles' arithmetic (8da4w / "
                         "int4: group-32 weights, int8 activations, simulated), so refusals survive quantization; two "
                         "forwards per step")
-    p.add_argument("--quantized-weight", type=float, default=1.0, metavar="W",
+    p.add_argument("--quantized-weight", type=POSITIVE, default=1.0, metavar="W",
                    help="with --quantization-aware: weight of the quantized model's loss against the fp32 one's "
                         "(above 1 favors agreement of the 4-bit bundles over the fp32 prompt's own fit)")
-    p.add_argument("--margin", type=float, default=0.0, metavar="NATS",
+    p.add_argument("--margin", type=NONNEGATIVE, default=0.0, metavar="NATS",
                    help="also train each teacher reply token to lead the student's next likeliest one by NATS "
                         "(a hinge; default 0, off). It favors the commonest reply, the refusal: watch benign answers")
-    p.add_argument("--opening-weight", type=float, default=1.0, metavar="W",
+    p.add_argument("--opening-weight", type=POSITIVE, default=1.0, metavar="W",
                    help="weight of each reply's first token, where the refuse-or-answer decision falls, against each "
                         "later token (default 1: all alike); long benign replies otherwise drown the decision")
     p.add_argument("--balanced", action="store_true",

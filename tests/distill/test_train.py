@@ -1,6 +1,10 @@
 """The distillation stage on a tiny model: teacher, guards, gradients, loss going down, exact resume; for each
 method (a soft prompt, a LoRA, steering vectors)."""
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -517,3 +521,47 @@ def test_steering_settings_are_checked_before_any_work(deep, base):
     with pytest.raises(UserError, match="--steps 0 trains nothing"):
         DistillConfig(steps=0)
     assert DistillConfig(method=Method.STEERING).lr == 1e-2
+
+
+# --- checkpoints: whole or absent, a killed run's scratch removed on resume ----------------------------------------
+
+def test_the_learning_rate_is_a_finite_positive_number():
+    for lr in (0.0, -1e-3, float("nan"), float("inf")):
+        with pytest.raises(UserError, match=f"--lr must be a finite number > 0 .*, got {lr}"):
+            DistillConfig(lr=lr)
+
+
+@pytest.mark.integration
+def test_a_run_killed_anywhere_resumes_and_leaves_no_scratch(tiny_models, tmp_path):
+    """`softfold distill` killed with SIGKILL while it trains and checkpoints every step, its scratch files left as
+    a kill inside a write leaves them (safetensors' .tmpXXXXXX, ours .partial): the resume removes them, starts
+    from the checkpoint it finds whole, and finishes."""
+    from softfold.cli import main
+
+    (tmp_path / "h.txt").write_text("\n".join(HARMFUL) + "\n")
+    (tmp_path / "b.txt").write_text("\n".join(BENIGN) + "\n")
+    out, ckpt = tmp_path / "out", tmp_path / "out" / CHECKPOINT
+
+    def argv(steps: int) -> list[str]:
+        return ["distill", "--model", str(tiny_models["llama"]), "--out", str(out), "--harmful",
+                str(tmp_path / "h.txt"), "--benign", str(tmp_path / "b.txt"), "--num-virtual-tokens", "4",
+                "--steps", str(steps), "--eval-every", "1", "--batch-size", "2", "--max-response-tokens", "4"]
+
+    run = subprocess.Popen([sys.executable, "-m", "softfold.cli", *argv(400)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (ckpt / "state.json").exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    run.kill()  # SIGKILL: no handler runs
+    assert run.wait() == -signal.SIGKILL and (ckpt / "state.json").exists()
+    (ckpt / ".tmpAb12Cd").write_bytes(b"half a state.safetensors")
+    (ckpt / "state.json.partial").write_text('{"step": ')
+    (out / ".tmpXy34Zw").write_bytes(b"half an adapter")
+    killed_at = json.loads((ckpt / "state.json").read_text())["step"]
+    assert 0 < killed_at < 400
+    assert main(argv(killed_at + 2)) == 0
+    assert sorted(p.name for p in ckpt.iterdir()) == ["state.json", "state.safetensors"]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".tmp")]
+    history = json.loads((out / "softfold_distill.json").read_text())["history"]
+    assert [h["step"] for h in history] == list(range(1, killed_at + 3))  # resumed where the checkpoint was
