@@ -5,6 +5,7 @@ runtime the phone uses, and (b) a greedy reply from the phone's own engine: text
 TextLLMRunner (.pte), token ids from onnxruntime-genai (.onnx, .ort), whose decode drops special
 tokens.
 """
+import json
 from pathlib import Path
 from typing import Protocol
 
@@ -16,7 +17,7 @@ from softfold import text_runner
 from softfold.bundle import read_manifest
 from softfold.native_io import muted
 from softfold.prompt_format import chat_text
-from softfold.text_runner import cut_at_stop, load_text_runner
+from softfold.text_runner import RunnerText, cut_at_stop, load_text_runner
 from softfold.virtual_tokens import VirtualTokens, virtual_tokens
 
 
@@ -32,6 +33,10 @@ class Engine(Protocol):
     def greedy(self, chat_text: str, max_new_tokens: int) -> str | list[int]:
         """The phone engine's greedy reply: text (TextLLMRunner) or token ids (onnxruntime-genai)."""
 
+    def reply_text(self, ids: list[int], tokenizer) -> str:
+        """The text this engine's greedy reply shows for these token ids: how the gate renders the reference's reply
+        to compare it with the engine's on equal terms."""
+
 
 class ExecuTorchEngine:
     def __init__(self, bundle: Path):
@@ -42,6 +47,7 @@ class ExecuTorchEngine:
             self.method = Runtime.get().load_program(str(bundle / "model.pte")).load_method("forward")
         self.bundle = bundle
         self.runner = None
+        self.runner_text: RunnerText | None = None
 
     def _forward(self, ids: list[int], pos: int) -> torch.Tensor:
         return self.method.execute([torch.tensor([ids]), torch.tensor([pos])])[0][0].float()
@@ -64,6 +70,12 @@ class ExecuTorchEngine:
         text, _ = text_runner.generate(self.runner, chat_text, max_new_tokens, stop_strings=[])
         return text
 
+    def reply_text(self, ids: list[int], tokenizer) -> str:
+        """As TextLLMRunner prints them: it drops a byte that is half a UTF-8 character, where a decode of the whole
+        reply shows U+FFFD."""
+        self.runner_text = self.runner_text or RunnerText(self.bundle / "tokenizer.json")
+        return self.runner_text(ids)
+
 
 class OnnxEngine:
     def __init__(self, bundle: Path, model_file: str):
@@ -73,6 +85,7 @@ class OnnxEngine:
         self.session = ort.InferenceSession(str(bundle / model_file), providers=["CPUExecutionProvider"])
         self.past_names = [i.name for i in self.session.get_inputs() if i.name.startswith("past_key_values.")]
         self.genai = None
+        self.context = json.loads((bundle / "genai_config.json").read_text())["model"]["context_length"]
 
     def logits(self, prompt_ids: list[int], continuation: list[int]) -> torch.Tensor:
         cache = empty_cache(self.session)
@@ -96,7 +109,12 @@ class OnnxEngine:
         from softfold import genai_runner
 
         self.genai = self.genai or og.Model(str(self.bundle))
-        return genai_runner.greedy(self.genai, og.Tokenizer(self.genai).encode(chat_text), max_new_tokens).ids
+        prompt_ids = og.Tokenizer(self.genai).encode(chat_text)
+        budget = min(max_new_tokens, self.context - len(prompt_ids))  # past the context, onnxruntime-genai throws
+        return genai_runner.greedy(self.genai, prompt_ids, budget).ids if budget > 0 else []
+
+    def reply_text(self, ids: list[int], tokenizer) -> str:
+        return tokenizer.decode(ids)
 
 
 def empty_cache(session) -> dict[str, np.ndarray]:
@@ -121,6 +139,9 @@ class VirtualTokenEngine:
 
     def greedy(self, chat_text: str, max_new_tokens: int) -> str | list[int]:
         return self.engine.greedy(self.virtual.text + chat_text, max_new_tokens)
+
+    def reply_text(self, ids: list[int], tokenizer) -> str:
+        return self.engine.reply_text(ids, tokenizer)
 
 
 def engine_for(bundle: Path, backend: str, model_file: str, virtual: VirtualTokens | None = None) -> Engine:

@@ -186,7 +186,9 @@ def measure_engine(reference: ReferenceSamples, engine: Engine, recipe: str, thr
             reply = engine.greedy(chat_text(tokenizer, ref.prompt), budget)
             text = reply if isinstance(reply, str) else tokenizer.decode(reply)
             result.engine_text = cut_at_stop(text, stop_pieces)
-            result.engine_match = result.engine_text == result.reference_text
+            # the reference's tokens shown as the engine shows text (TextLLMRunner drops half characters)
+            expected = cut_at_stop(engine.reply_text(ref.continuation, tokenizer), stop_pieces)
+            result.engine_match = result.engine_text == expected
             result.engine_refuses = is_refusal(result.engine_text)
         result.reference_refuses = is_refusal(result.reference_text)
         results.append(result)

@@ -34,6 +34,40 @@ def load_text_runner(bundle: Path):
         return TextLLMRunner(str(bundle / "model.pte"), str(bundle / "tokenizer.json"))
 
 
+class RunnerText:
+    """The text TextLLMRunner prints for a sequence of token ids: each token decoded alone by the same C++ tokenizer
+    (pytorch_tokenizers' HFTokenizer), a piece of one byte dropped unless it is printable ASCII or whitespace (its
+    safe_printf: that drops half a UTF-8 character and control codes), the rest printed and read back as UTF-8, an
+    incomplete sequence as U+FFFD, as `generate` reads it. The parity gate renders the reference's tokens so, to
+    compare the engine's text with the reference's on equal terms."""
+
+    def __init__(self, tokenizer_json: Path):
+        with muted():  # the C++ library logs its regex setup
+            from pytorch_tokenizers import CppHFTokenizer
+
+            self.tokenizer = CppHFTokenizer()
+            self.tokenizer.load(str(tokenizer_json))
+
+    def piece(self, token: int) -> bytes:
+        """The token's bytes as the runner's tokenizer decodes it (the binding hands back a piece that is not whole
+        UTF-8 as the UnicodeDecodeError's bytes)."""
+        try:
+            return self.tokenizer.decode(token).encode("utf-8")
+        except UnicodeDecodeError as e:
+            return e.object
+
+    def __call__(self, ids: list[int]) -> str:
+        return b"".join(printed(self.piece(token)) for token in ids).decode("utf-8", errors="replace")
+
+
+def printed(piece: bytes) -> bytes:
+    """What the runner prints of a piece: a single byte only when it is printable ASCII or whitespace (C's isprint /
+    isspace, in its safe_printf), a longer piece up to its first NUL (printf's %s)."""
+    if len(piece) == 1:
+        return piece if 32 <= piece[0] < 127 or piece[0] in b" \t\n\v\f\r" else b""
+    return piece.split(b"\0", 1)[0]
+
+
 def cut_at_stop(text: str, stop_strings: list[str]) -> str:
     """Text before the first stop string.
 

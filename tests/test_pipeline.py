@@ -127,3 +127,30 @@ def test_base_only_exports_the_model_alone(tiny_models, tmp_path):
     want = cut_at_stop(tok.decode(reply), ["<|im_end|>"])
     runner = TextLLMRunner(str(out / "model.pte"), str(out / "tokenizer.json"))
     assert runner_greedy(runner, chat(tok, PROMPTS[0]), 16) == want
+
+
+WORLD_PROMPTS = ("北京是", "Café crème brûlée", "🙂 🚀 emoji", "Привет, как дела?", PROMPTS[0])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("target", ["executorch", "onnx"])
+def test_replies_in_other_scripts_pass_the_gate_when_the_tokens_match(tmp_path, target):
+    """A tokenizer with every byte and merges of CJK, emoji and accented text: a random model's replies hold such
+    characters, control bytes and characters split across tokens, which TextLLMRunner prints differently from a
+    decode of the whole reply (it drops lone bytes). The gate compares the two on equal terms: tokens that match
+    exactly pass, through either engine."""
+    from tiny import make_model_dir, make_soft_prompt_dir
+
+    from softfold.export.config import QuantConfig, Target
+
+    model = make_model_dir(tmp_path / "world", all_bytes=True)
+    prompt = make_soft_prompt_dir(tmp_path / "prompt", model, 4)
+    report = export_bundle(ExportOptions(model=model, soft_prompt=prompt, out=tmp_path / target,
+                                         quant=QuantConfig(Target(target)), max_context=MAX_CONTEXT,
+                                         gate=GateConfig(WORLD_PROMPTS)))
+    assert report.passed, report.failures
+    assert report.metrics["exact_match"] == report.metrics["engine_match"] == 1.0
+    replies = "".join(r.reference_text for r in report.prompts)
+    assert any(ord(c) > 0x7F and c != "\ufffd" for c in replies)  # the replies are not ASCII only
+    if target == "executorch":  # the runner shows some replies otherwise than a decode of the whole reply
+        assert any(r.engine_text != r.reference_text for r in report.prompts)

@@ -20,15 +20,23 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # Byte-level symbols of printable ASCII, space and newline only: every token decodes to valid UTF-8,
 # so random-weight models never emit half a multi-byte character.
 ASCII_ALPHABET = [chr(c) for c in range(33, 127)] + ["\u0120", "\u010a"]
+# Text in other scripts (CJK, emoji, accents, Cyrillic, Greek, Devanagari): with every byte in the alphabet and
+# merges of whole and partial characters, a random-weight model's replies hold such characters, control bytes and
+# characters split across tokens, as real replies in other scripts do
+WORLD_CORPUS = ["北京是中国的首都。东京是日本的首都。", "Café crème brûlée, naïve façade, Ørsted, Škoda.",
+                "🙂 🚀 🎉 ☕ 👍🏽 emoji everywhere", "Привет, как дела? Ελληνικά γράμματα.", "नमस्ते दुनिया"] * 4
 
 
-def make_tokenizer(vocab_size: int = 384) -> PreTrainedTokenizerFast:
+def make_tokenizer(vocab_size: int = 384, all_bytes: bool = False) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer with a ChatML template; `all_bytes`: all 256 bytes and merges of other scripts
+    (WORLD_CORPUS), else printable ASCII only."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
-                                  initial_alphabet=ASCII_ALPHABET, show_progress=False)
-    tok.train_from_iterator(CORPUS, trainer)
+    alphabet = pre_tokenizers.ByteLevel.alphabet() if all_bytes else ASCII_ALPHABET
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size + (48 if all_bytes else 0), special_tokens=SPECIALS,
+                                  initial_alphabet=alphabet, show_progress=False)
+    tok.train_from_iterator(CORPUS + (WORLD_CORPUS if all_bytes else []), trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
                                    unk_token="<|endoftext|>", pad_token="<|endoftext|>")
     fast.chat_template = CHATML
@@ -51,9 +59,10 @@ ARCHS = {
 }
 
 
-def make_model_dir(path: Path, arch: str = "llama", seed: int = 0, n_layers: int = 2) -> Path:
-    """A random-weight HF model directory (config, safetensors, tokenizer, chat template); `arch` a key of ARCHS."""
-    tokenizer = make_tokenizer()
+def make_model_dir(path: Path, arch: str = "llama", seed: int = 0, n_layers: int = 2, all_bytes: bool = False) -> Path:
+    """A random-weight HF model directory (config, safetensors, tokenizer, chat template); `arch` a key of ARCHS;
+    `all_bytes`: the tokenizer of `make_tokenizer(all_bytes=True)`."""
+    tokenizer = make_tokenizer(all_bytes=all_bytes)
     model_type, overrides = ARCHS[arch]
     config = AutoConfig.for_model(model_type, **{
         "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": n_layers,
