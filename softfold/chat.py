@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer
@@ -29,11 +29,17 @@ def chat_template(bundle: Path) -> str:
 
 def format_prompt(bundle: Path, user_text: str) -> str:
     """The chat template rendered for one user turn, as transformers' apply_chat_template does."""
+    return prompt_renderer(bundle)(user_text)
+
+
+def prompt_renderer(bundle: Path) -> Callable[[str], str]:
+    """`format_prompt` for one bundle, its template compiled once (for many prompts)."""
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     config = json.loads((bundle / "tokenizer_config.json").read_text())
     template = env.from_string(chat_template(bundle))
-    return template.render(messages=[{"role": "user", "content": user_text}], add_generation_prompt=True,
-                           bos_token=config.get("bos_token", ""), eos_token=config.get("eos_token", ""))
+    return lambda user_text: template.render(messages=[{"role": "user", "content": user_text}],
+                                             add_generation_prompt=True, bos_token=config.get("bos_token", ""),
+                                             eos_token=config.get("eos_token", ""))
 
 
 def check_text(user_text: str) -> None:
@@ -51,6 +57,39 @@ def check_prompt(bundle: Path, user_text: str) -> None:
     if tokens >= context:
         raise UserError(f"the prompt takes {tokens} tokens with its chat template, but {bundle} holds "
                         f"{context}: shorten it, or export with a larger --max-context")
+
+
+def check_prompt_files(bundle: Path, sources: list[tuple[Path, Sequence[str]]]) -> None:
+    """Every prompt of every file fits the bundle's context with room for a reply, counted by the bundle's own
+    tokenizer and chat template, before any of them runs; else a one-line UserError naming the file, the line and
+    the limit. `sources`: (file, the prompts read from it)."""
+    context = read_manifest(bundle)["model"]["context_length"]
+    tokenizer, render = Tokenizer.from_file(str(bundle / "tokenizer.json")), prompt_renderer(bundle)
+    for path, prompts in sources:
+        counts = [len(e.ids) for e in tokenizer.encode_batch([render(p) for p in prompts])]
+        too_long = next(((p, n) for p, n in zip(prompts, counts) if n >= context), None)
+        if too_long:
+            prompt, tokens = too_long
+            raise UserError(f"{path}:{line_of(Path(path), prompt)}: the prompt takes {tokens} tokens with its chat "
+                            f"template, but {bundle} holds {context}: shorten it or drop it, or export with a larger "
+                            "--max-context")
+
+
+def line_of(path: Path, prompt: str) -> int | str:
+    """The first line of a prompt file that holds `prompt` (as text, or as a JSON line's field), 1-based; "?" when
+    none does."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip() == prompt or _json_field_holds(line, prompt):
+            return number
+    return "?"
+
+
+def _json_field_holds(line: str, prompt: str) -> bool:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(record, dict) and any(isinstance(v, str) and v.strip() == prompt for v in record.values())
 
 
 @dataclass(frozen=True)
@@ -105,7 +144,9 @@ def _generate_genai(bundle: Path, user_text: str, max_new_tokens: int,
         if on_token:
             on_token(pieces[-1])
 
-    run = genai_runner.greedy(model, tokenizer.encode(format_prompt(bundle, user_text)), max_new_tokens, emit)
+    prompt_ids = tokenizer.encode(format_prompt(bundle, user_text))
+    budget = min(max_new_tokens, read_manifest(bundle)["model"]["context_length"] - len(prompt_ids))
+    run = genai_runner.greedy(model, prompt_ids, budget, emit)  # past the context, onnxruntime-genai throws
     new = len(run.ids)
     return Reply("".join(pieces), run.prompt_tokens, new, round(1000 * (run.first_token - run.start)),
                  run.prompt_tokens / max(run.prefill_done - run.start, 1e-9),

@@ -3,11 +3,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from softfold.cli.common import (add_adapter_flag, add_model_flag, add_soft_prompt_flag, add_steering_flag,
-                                 chat_template_path, check_writable_file, positive_int, report_verdict, verdict)
-from softfold.bundle import file_sha256
+from softfold.cli.common import (FRACTION, NONNEGATIVE, add_adapter_flag, add_model_flag, add_soft_prompt_flag,
+                                 add_steering_flag, chat_template_path, check_writable_file, positive_int,
+                                 report_verdict, verdict)
+from softfold.bundle import OutputKind, check_out, file_sha256
 from softfold.datasets import read_prompts
 from softfold.errors import UserError
+
+REPORT_FILES = ("parity.json", "bundle_parity.json")  # what a parity run writes into --report
 
 
 def add_to(sub) -> None:
@@ -37,9 +40,9 @@ def add_to(sub) -> None:
                    help="extra prompts (.txt one per line, or .jsonl with a \"prompt\" field), added to the defaults")
     p.add_argument("--max-new-tokens", type=positive_int, default=32,
                    help="with --against: greedy reply length per prompt (default 32)")
-    p.add_argument("--min-agreement", type=float, default=0.97,
+    p.add_argument("--min-agreement", type=FRACTION, default=0.97,
                    help="with --against: least fraction of prompts with the same refusal decision (default 0.97)")
-    p.add_argument("--max-kl", type=float, default=0.1, metavar="NATS",
+    p.add_argument("--max-kl", type=NONNEGATIVE, default=0.1, metavar="NATS",
                    help="with --against: largest mean KL(released || new) per reply position (default 0.1; two "
                         "exports of the same inputs give 0)")
     p.add_argument("--report", help="directory for the reports (default: BUNDLE.parity beside it)")
@@ -47,26 +50,38 @@ def add_to(sub) -> None:
     p.set_defaults(func=handle)
 
 
+REPORTS = OutputKind("parity report directory", lambda d: any((d / f).is_file() for f in REPORT_FILES),
+                     " or ".join(REPORT_FILES), replace_flag=None,
+                     fix="pass a new directory, or a previous parity report directory")
+
+
 def handle(args: argparse.Namespace) -> int:
     from softfold.api import Bundle
+    from softfold.chat import check_prompt_files
 
     if bool(args.soft_prompt or args.adapter or args.steering_vector) == bool(args.against):
         raise UserError("parity takes --soft-prompt DIR, --adapter DIR and/or --steering-vector FILE (gate against the "
                         "PyTorch reference) or --against BUNDLE (gate against a released bundle), one of the two")
-    bundle = Bundle(Path(args.bundle))
     check_writable_file(args.junit, "--junit")
-    prompts = tuple(p for path in args.prompts for p in read_prompts(path))
-    out = Path(args.report or bundle.path.parent / f"{bundle.path.name}.parity")
+    bundles = [Bundle(Path(path)).opened() for path in (args.bundle, args.against) if path]
+    sources = [(Path(path), read_prompts(path)) for path in args.prompts]
+    for bundle in bundles:  # every prompt fits every bundle, before the first one runs
+        check_prompt_files(bundle.path, sources)
+    prompts = tuple(p for _, file_prompts in sources for p in file_prompts)
+    out = Path(args.report or bundles[0].path.parent / f"{bundles[0].path.name}.parity")
+    inputs = [p for p in (args.bundle, args.against, args.soft_prompt, args.adapter, args.steering_vector, args.model,
+                          *args.prompts) if p]
+    check_out(out, inputs, kind=REPORTS, flag="--report")
     if args.against:
-        return _against_bundle(bundle, Bundle(Path(args.against)), prompts, args, out)
-    return _against_reference(bundle, prompts, args, out)
+        return _against_bundle(*bundles, prompts, args, out)
+    return _against_reference(bundles[0], prompts, args, out)
 
 
 def _against_reference(bundle, prompts: tuple[str, ...], args: argparse.Namespace, out: Path) -> int:
     from softfold.parity import junit_xml, write_reports
 
     report = bundle.parity(args.soft_prompt, args.model, prompts, chat_template_path(args), args.adapter,
-                           args.steering_vector)
+                           args.steering_vector, check=False)
     for note in _other_inputs(bundle.manifest, args):
         print(f"note: {note}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +119,8 @@ def _against_bundle(bundle, released, prompts: tuple[str, ...], args: argparse.N
     from softfold.bundle_parity import BundleThresholds, junit_xml, write_reports
 
     report = bundle.compare(released, prompts, args.max_new_tokens,
-                            BundleThresholds(min_decision_agreement=args.min_agreement, max_mean_kl=args.max_kl))
+                            BundleThresholds(min_decision_agreement=args.min_agreement, max_mean_kl=args.max_kl),
+                            check=False)
     out.mkdir(parents=True, exist_ok=True)
     write_reports(report, out)
     if args.junit:

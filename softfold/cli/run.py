@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from softfold.cli.common import positive_int
+from softfold.errors import UserError
 
 
 def add_to(sub) -> None:
@@ -13,7 +14,8 @@ def add_to(sub) -> None:
                                    "stderr. The checksums are verified first, and a bundle that failed its parity "
                                    "gate is run with a warning.")
     p.add_argument("bundle")
-    p.add_argument("prompt", help="the user message; the bundle's chat template is applied")
+    p.add_argument("prompt", help="the user message; the bundle's chat template is applied. - reads it from standard "
+                                  "input (a file, a pipe: `softfold run B - < message.txt`)")
     p.add_argument("--max-new-tokens", type=positive_int, default=256)
     p.add_argument("--no-verify", action="store_true", help="skip the checksum check before loading (said on stderr)")
     p.set_defaults(func=handle)
@@ -24,15 +26,31 @@ def handle(args: argparse.Namespace) -> int:
     from softfold.chat import check_text, stream_to_stdout
 
     bundle = Bundle(Path(args.bundle))
-    check_text(args.prompt)
+    prompt = read_message(args.prompt)
+    check_text(prompt)
     if args.no_verify:
+        bundle.check_files()
         print(f"note: {bundle.path}'s checksums were not verified (--no-verify)", file=sys.stderr)
+        bundle.warn_if_gate_failed()
     else:
-        bundle.check_intact("re-export it, or pass --no-verify to chat anyway")
-    if not bundle.manifest.parity.passed:
-        print(f"WARNING: {bundle.path} FAILED its parity gate at export ({bundle.path}/parity.md): its replies may "
-              "not match the soft prompt's behavior", file=sys.stderr)
-    reply = bundle.generate(args.prompt, args.max_new_tokens, on_token=stream_to_stdout, check=False)
+        bundle.opened("re-export it, or pass --no-verify to chat anyway")
+    reply = bundle.generate(prompt, args.max_new_tokens, on_token=stream_to_stdout, check=False)
     print(f"\n[{reply.prompt_tokens} prompt tokens, {reply.new_tokens} new; first token {reply.time_to_first_token_ms} ms;"
           f" decode {reply.decode_tokens_per_s:.1f} tok/s]", file=sys.stderr)
     return 0
+
+
+def read_message(prompt: str) -> str:
+    """The message: the argument itself, or standard input's text for "-"; a one-line UserError when that is empty
+    or not UTF-8."""
+    if prompt != "-":
+        return prompt
+    try:
+        text = sys.stdin.buffer.read().decode("utf-8").strip()
+    except UnicodeDecodeError as e:
+        raise UserError(f"the message on standard input is not UTF-8 text ({e.reason} at byte {e.start}): send it as "
+                        "UTF-8") from None
+    if not text:
+        raise UserError("`softfold run BUNDLE -` read an empty message from standard input: pipe the message in "
+                        "(softfold run BUNDLE - < message.txt), or pass it as an argument")
+    return text
