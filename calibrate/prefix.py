@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
@@ -26,6 +26,8 @@ from softfold.generate import KV, expand_cache, greedy_batch, prefix_cache
 from softfold.load import BaseModel, SoftPrompt
 from softfold.prompt_format import chat_ids
 from softfold.reference import eos_ids
+
+PREFIX_METADATA = "softfold_prefix_kv"  # the metadata key of the files save_prefix writes
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,17 @@ def save_prefix(prefix: CalibratedPrefix, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
-    save_file(tensors, tmp, metadata={"softfold_prefix_kv": json.dumps(meta, sort_keys=True)})
+    save_file(tensors, tmp, metadata={PREFIX_METADATA: json.dumps(meta, sort_keys=True)})
     tmp.replace(path)
+
+
+def is_prefix_file(path: Path) -> bool:
+    """Whether `path` is a file `save_prefix` wrote (its metadata says so): the one file calibrate-prefix replaces."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return PREFIX_METADATA in (f.metadata() or {})
+    except (SafetensorError, OSError):  # not a safetensors file
+        return False
 
 
 def load_prefix(path: Path) -> CalibratedPrefix:
@@ -185,7 +196,7 @@ def load_prefix(path: Path) -> CalibratedPrefix:
     if not path.is_file():
         raise UserError(f"--prefix-kv {path}: file not found; write one with `softfold calibrate-prefix`")
     with safe_open(str(path), framework="pt") as f:
-        meta = (f.metadata() or {}).get("softfold_prefix_kv")
+        meta = (f.metadata() or {}).get(PREFIX_METADATA)
         if meta is None:
             raise UserError(f"--prefix-kv {path} was not written by `softfold calibrate-prefix` (no metadata)")
         meta = json.loads(meta)

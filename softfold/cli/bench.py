@@ -5,6 +5,7 @@ from pathlib import Path
 
 from softfold import bench
 from softfold.bench_plot import svg
+from softfold.bundle import OutputKind, check_out
 from softfold.cli.common import (add_adapter_flag, add_model_flag, add_soft_prompt_flag, add_steering_flag, model_path,
                                  optional_path, positive_int)
 
@@ -22,7 +23,8 @@ def add_to(sub) -> None:
                              "to compare with the soft prompt's cost")
     add_steering_flag(p, help="llama.cpp control vector: adds steering-pte-8da4w, the vectors folded (no soft "
                               "prompt), to compare with the soft prompt's cost")
-    p.add_argument("--work", required=True, help="directory for the exports and results")
+    p.add_argument("--work", required=True, help="directory for the exports and results (a new directory, or a "
+                                                 "previous bench's)")
     p.add_argument("--optimum-cli", help="optimum-cli of a virtualenv with optimum-executorch "
                                          "(see benchmarks/README.md); without it those variants are skipped")
     p.add_argument("--only", nargs="+", choices=[v.name for v in bench.variants()], metavar="VARIANT",
@@ -36,7 +38,31 @@ def add_to(sub) -> None:
     p.set_defaults(func=handle)
 
 
+BENCH_FILES = ("bench.json", "bench.partial.json", "hf")  # what a previous bench left in its --work
+BENCH_WORK = OutputKind("softfold bench work directory", lambda d: any((d / f).exists() for f in BENCH_FILES),
+                        " or ".join(BENCH_FILES), replace_flag=None,
+                        fix="pass a new directory, or the --work of a previous bench")
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """The soft prompt, adapter and control vector checked against the model, and --work, in seconds: the bench's
+    exports run in processes of their own, whose errors would come back as skipped variants."""
+    from softfold.load import load_soft_prompt, read_config
+    from softfold.lora import load_lora
+    from softfold.steering import load_steering
+
+    config = read_config(model_path(args))
+    load_soft_prompt(Path(args.soft_prompt), config.hidden_size)
+    if args.adapter:
+        load_lora(args.adapter, config)
+    if args.steering_vector:
+        load_steering(args.steering_vector, config)
+    inputs = [p for p in (model_path(args), args.soft_prompt, args.adapter, args.steering_vector) if p]
+    check_out(Path(args.work), inputs, kind=BENCH_WORK, flag="--work")
+
+
 def handle(args: argparse.Namespace) -> int:
+    check_inputs(args)
     report = bench.run_bench(Path(args.work), model_path(args), Path(args.soft_prompt), args.optimum_cli, args.only,
                              args.new_tokens, args.runs, args.reuse, args.rounds, optional_path(args.adapter),
                              optional_path(args.steering_vector))

@@ -2,7 +2,7 @@
 import argparse
 
 from softfold.cli.common import (add_model_flag, add_recipe_arguments, add_soft_prompt_flag, export_options,
-                                 positive_int)
+                                 nonnegative_int, positive_int)
 
 
 def add_to(sub) -> None:
@@ -18,11 +18,11 @@ def add_to(sub) -> None:
     add_model_flag(p)
     add_soft_prompt_flag(p)
     add_recipe_arguments(p)
-    p.add_argument("--out", required=True, help="safetensors file to write")
+    p.add_argument("--out", required=True, help="safetensors file to write (a new file, or one calibrate-prefix wrote)")
     p.add_argument("--steps", type=positive_int, default=300, help="Adam steps (default: 300)")
     p.add_argument("--prompts-per-file", type=positive_int, default=64,
                    help="calibration prompts from each distillation training file (default: 64)")
-    p.add_argument("--opening-prompts-per-file", type=int, default=0,
+    p.add_argument("--opening-prompts-per-file", type=nonnegative_int, default=0,
                    help="also match the first reply token (where the refuse-or-answer decision falls) on this many "
                         "prompts per training file (default: 0, off)")
     p.add_argument("--seed", type=int, default=0)
@@ -30,16 +30,21 @@ def add_to(sub) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from softfold.calibrate.prefix import PrefixCalibration, calibrate_prefix, save_prefix
+    from softfold.bundle import check_out_file
+    from softfold.calibrate.prefix import PrefixCalibration, calibrate_prefix, is_prefix_file, save_prefix
     from softfold.calibrate.prompts import prefix_calibration_prompts
-    from softfold.load import load_base, load_soft_prompt
+    from softfold.load import check_chat_template_input, load_base, load_soft_prompt, read_config
 
     opts = export_options(args)
+    inputs = [p for p in (opts.model, opts.soft_prompt, opts.chat_template) if p]
+    check_out_file(opts.out, inputs, is_prefix_file, "--out", "prefix K/V file")
     sim = opts.quant.simulation()
     config = PrefixCalibration(steps=args.steps, prompts_per_file=args.prompts_per_file,
                                opening_prompts_per_file=args.opening_prompts_per_file, seed=args.seed)
+    hidden_size = read_config(opts.model).hidden_size  # the inputs checked in seconds, before the model loads
+    check_chat_template_input(opts.model, opts.chat_template)
+    soft_prompt = load_soft_prompt(opts.soft_prompt, hidden_size)
     base = load_base(opts.model, opts.chat_template)
-    soft_prompt = load_soft_prompt(opts.soft_prompt, base.config.hidden_size)
     prefix = calibrate_prefix(base, soft_prompt, sim, prefix_calibration_prompts(config.prompts_per_file), config,
                               prefix_calibration_prompts(config.opening_prompts_per_file))
     save_prefix(prefix, opts.out)

@@ -3,7 +3,8 @@ import argparse
 import json
 from pathlib import Path
 
-from softfold.cli.common import add_model_flag, add_soft_prompt_flag, chat_template_path, model_path, positive_int
+from softfold.cli.common import (add_model_flag, add_soft_prompt_flag, chat_template_path, check_writable_file,
+                                 model_path, positive_int)
 
 
 def add_to(sub) -> None:
@@ -24,11 +25,14 @@ def add_to(sub) -> None:
 def handle(args: argparse.Namespace) -> int:
     from softfold.calibrate.prompts import calibration_set
     from softfold.calibrate.sensitivity import sensitivity
-    from softfold.load import load_base, load_soft_prompt
+    from softfold.load import check_chat_template_input, load_base, load_soft_prompt, read_config
     from softfold.reference import Reference
 
+    check_writable_file(args.json, "--json")
+    hidden_size = read_config(model_path(args)).hidden_size  # the inputs checked in seconds, before the model loads
+    check_chat_template_input(model_path(args), chat_template_path(args))
+    load_soft_prompt(Path(args.soft_prompt), hidden_size)
     base = load_base(model_path(args), chat_template_path(args))
-    load_soft_prompt(Path(args.soft_prompt), base.config.hidden_size)  # validates, one-line errors
     harmful, benign = calibration_set(args.prompts_per_class)
     report = sensitivity(Reference(base, Path(args.soft_prompt)), harmful + benign, args.weight_bits, args.group_size)
     print(report.markdown())
