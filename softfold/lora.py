@@ -19,6 +19,7 @@ from softfold.errors import UserError
 from softfold.load import BaseModel, check_safetensors, read_json_object, refuse_pickle
 
 CONFIG_FILE, WEIGHTS_FILE = "adapter_config.json", "adapter_model.safetensors"
+ALL_LINEAR = "all-linear"  # PEFT's target_modules for every Linear but the LM head
 _LORA_TENSOR = re.compile(r"^(?:base_model\.model\.)?(.+)\.lora_(A|B|embedding_A|embedding_B)(?:\.\w+)?(?:\.weight)?$")
 # LoRA options whose merge the export graphs cannot hold: (adapter_config.json key, what it does)
 UNSUPPORTED = (("layer_replication", "repeats decoder layers"), ("lora_bias", "adds a bias to the adapted Linears"),
@@ -62,15 +63,34 @@ def load_lora(path: str | Path, config) -> LoraAdapter:
     rank, alpha = settings.get("r"), settings.get("lora_alpha")
     if not isinstance(rank, int) or rank < 1 or not isinstance(alpha, (int, float)):
         raise UserError(f"adapter {path} has r={rank!r}, lora_alpha={alpha!r}: expected a rank >= 1 and a number")
-    modules = _check_weights(path, config)
+    modules, names = _check_weights(path, config)
     targets = settings.get("target_modules")
     targets = (targets,) if isinstance(targets, str) else tuple(sorted(targets or ()))
+    _check_targets(path, settings.get("target_modules"), names, config.model_type)
     return LoraAdapter(path, rank, float(alpha), targets, modules,
                        {name: file_sha256(path / name) for name in (CONFIG_FILE, WEIGHTS_FILE)})
 
 
-def _check_weights(path: Path, config) -> tuple[str, ...]:
-    """The adapted modules, each one of the model's with the shapes its lora_A / lora_B need."""
+def _check_targets(path: Path, targets, names: list[str], model_type: str) -> None:
+    """adapter_config.json's target_modules name modules the model has, as PEFT matches them (a list: exact names or
+    name suffixes; a string: a regular expression over full names, or "all-linear"): the manifest records them."""
+    if targets is None or targets == ALL_LINEAR:
+        return
+    if isinstance(targets, str):
+        matched, missing = any(re.fullmatch(targets, name) for name in names), [targets]
+    else:
+        missing = [t for t in targets if not any(name == t or name.endswith("." + t) for name in names)]
+        matched = not missing
+    if not matched:
+        ends = " ".join(sorted({n.rsplit(".", 1)[-1] for n in names}))
+        raise UserError(f"adapter {path}: target_modules names {', '.join(map(str, missing))}, which this "
+                        f"{model_type} model does not have (its modules end in {ends}): fix adapter_config.json, or "
+                        "pass the model it was trained for")
+
+
+def _check_weights(path: Path, config) -> tuple[tuple[str, ...], list[str]]:
+    """The adapted modules, each one of the model's with the shapes its lora_A / lora_B need; and the names of the
+    model's modules LoRA can adapt."""
     weights = path / WEIGHTS_FILE
     pairs: dict[str, dict[str, torch.Tensor]] = {}
     check_safetensors(weights, "adapter weights")
@@ -96,7 +116,7 @@ def _check_weights(path: Path, config) -> tuple[str, ...]:
                             "it was trained for a base model of another shape; pass that model")
         if not all(torch.isfinite(t).all() for t in pair.values()):
             raise UserError(f"adapter {path}: {name} holds NaN or Inf values: retrain or re-save it")
-    return tuple(sorted(pairs))
+    return tuple(sorted(pairs)), list(shapes)
 
 
 def _meta_model(config) -> torch.nn.Module:
