@@ -7,6 +7,7 @@ in optimum's other exporters: `optimum-cli export softfold --soft-prompt P --rec
 """
 import os
 import sys
+import types
 
 from optimum.commands.base import BaseOptimumCLICommand, CommandInfo
 from optimum.commands.export.base import ExportCommand
@@ -15,6 +16,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # as `softfold export` sets it, b
 
 from softfold.cli import run_command  # noqa: E402
 from softfold.cli.export import add_export_arguments, handle  # noqa: E402
+from softfold.errors import ExitCode  # noqa: E402
 
 
 class SoftfoldExportCommand(BaseOptimumCLICommand):
@@ -25,9 +27,15 @@ class SoftfoldExportCommand(BaseOptimumCLICommand):
     def parse_args(parser) -> None:
         add_export_arguments(parser, positional_out=True)
         parser.add_argument("--debug", action="store_true", help="show the traceback behind an error")
+        parser.error = types.MethodType(_one_line_error, parser)
 
     def run(self) -> None:
         sys.exit(run_command(handle, self.args))  # optimum ignores run()'s return: exit with the code
+
+
+def _one_line_error(parser, message: str) -> None:
+    """A flag mistake as softfold's own errors read (one line, exit 2), not optimum's usage block."""
+    parser.exit(ExitCode.BAD_INPUT, f"softfold: error: {message} (see {parser.prog} --help)\n")
 
 
 REGISTER_COMMANDS = [(SoftfoldExportCommand, ExportCommand)]
