@@ -1,13 +1,20 @@
 """`softfold eval`: refusals on harmful prompt sets, answers and over-refusals on benign ones."""
 import argparse
 import json
+import random
+import sys
+import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from softfold.cli.common import (add_adapter_flag, add_model_flag, add_soft_prompt_flag, add_steering_flag,
-                                 chat_template_path, model_path, positive_int)
+                                 chat_template_path, check_writable_file, model_path, positive_int)
 from softfold.datasets import BENIGN_EVAL, HARMFUL_EVAL, NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL
 from softfold.errors import UserError
+
+SAMPLE_SEED = 0  # --limit's sample: one seed, so every run of a command evaluates the same prompts
+PROBE_BATCH = 16  # replies timed for the estimate: one batch, as the PyTorch systems generate them
 
 
 def add_to(sub) -> None:
@@ -35,6 +42,9 @@ def add_to(sub) -> None:
                         "the fp32 student's (the --soft-prompt, --adapter and/or --steering-vector they were "
                         "exported with)")
     p.add_argument("--no-base", action="store_true", help="skip the base model (it takes as long as each system)")
+    p.add_argument("--limit", type=positive_int, metavar="N",
+                   help="at most N prompts of each set, a seeded sample (the same N prompts every run; a pair file's "
+                        "safe and unsafe halves keep the same pairs): a quick look before a long run")
     p.add_argument("--json", help="also write every system's per-prompt decisions here")
     p.set_defaults(func=handle)
 
@@ -45,27 +55,98 @@ def handle(args: argparse.Namespace) -> int:
     from softfold.distill.recipe import make_guard
     from softfold.engines import bundle_replies
     from softfold.load import load_base
-    from softfold.lora import load_lora
-    from softfold.steering import load_steering
 
-    sets = ([load_set(Path(f), Label.HARMFUL) for f in args.harmful] +
-            [load_set(Path(f), Label.BENIGN) for f in args.benign])
+    check_writable_file(args.json, "--json")
+    sources = ([(Path(f), load_set(Path(f), Label.HARMFUL)) for f in args.harmful] +
+               [(Path(f), load_set(Path(f), Label.BENIGN)) for f in args.benign])
+    sets = [sampled(s, args.limit) for _, s in sources]
     if len({s.name for s in sets}) < len(sets):
         raise UserError("--harmful / --benign: two prompt files share a name; rename one (sets are reported by name)")
-    harmful = [p for s in sets if s.label is Label.HARMFUL for p in s.prompts]
-    guard = make_guard(args.guard, harmful) if args.guard else None
-    if args.bundle and not (args.soft_prompt or args.adapter or args.steering_vector):
+    student = args.soft_prompt or args.adapter or args.steering_vector
+    if args.no_base and not (student or args.guard or args.bundle):
+        raise UserError("eval --no-base leaves nothing to evaluate: pass --soft-prompt, --adapter and/or "
+                        "--steering-vector (the student), --guard or --bundle, or drop --no-base")
+    if args.bundle and not student:
         raise UserError("--bundle compares with the fp32 student: pass the --soft-prompt, --adapter and/or "
                         "--steering-vector the bundles were exported with")
+    adapter, steering = check_student(args)
+    check_bundles(args.bundle, [(path, s.prompts) for (path, _), s in zip(sources, sets)])
+    harmful = [p for s in sets if s.label is Label.HARMFUL for p in s.prompts]
+    guard = make_guard(args.guard, harmful) if args.guard else None
     base = load_base(model_path(args), chat_template_path(args))
-    adapter = load_lora(args.adapter, base.config) if args.adapter else None
-    steering = load_steering(args.steering_vector, base.config) if args.steering_vector else None
+    soft_prompt = Path(args.soft_prompt) if args.soft_prompt else None
+    systems = ["base"] if not args.no_base or guard else []
+    systems += [student_name(soft_prompt, adapter, steering)] if student else []
+    print(workload(base, sets, systems + [Path(b).name for b in args.bundle], args.max_new_tokens), file=sys.stderr)
     bundles = {Path(b).name: partial(bundle_replies, Path(b), base.tokenizer, max_new_tokens=args.max_new_tokens)
                for b in args.bundle}
-    soft_prompt = Path(args.soft_prompt) if args.soft_prompt else None
     results = evaluate(base, sets, soft_prompt, guard, args.max_new_tokens, bundles, include_base=not args.no_base,
                        adapter=adapter, steering=steering)
     print(markdown(results, student_name(soft_prompt, adapter, steering)))
     if args.json:
         Path(args.json).write_text(json.dumps(to_json(results), indent=1) + "\n")
     return 0
+
+
+def check_student(args: argparse.Namespace):
+    """The soft prompt, LoRA and control vector checked against the model's config, before the model loads; the
+    adapter and the vectors, as loaded (None where not given)."""
+    from softfold.load import check_chat_template_input, load_soft_prompt, read_config
+    from softfold.lora import load_lora
+    from softfold.steering import load_steering
+
+    config = read_config(model_path(args))
+    check_chat_template_input(model_path(args), chat_template_path(args))
+    if args.soft_prompt:
+        load_soft_prompt(Path(args.soft_prompt), config.hidden_size)
+    adapter = load_lora(args.adapter, config) if args.adapter else None
+    steering = load_steering(args.steering_vector, config) if args.steering_vector else None
+    return adapter, steering
+
+
+def check_bundles(bundles: list[str], sources: list[tuple[Path, tuple[str, ...]]]) -> None:
+    """Each bundle verified (and said when it failed its gate at export), and every prompt fitting its context."""
+    from softfold.api import Bundle
+    from softfold.chat import check_prompt_files
+
+    for path in bundles:
+        bundle = Bundle(Path(path)).opened()
+        check_prompt_files(bundle.path, sources)
+
+
+def sampled(prompt_set, limit: int | None):
+    """At most `limit` prompts of the set, a seeded sample kept in the file's order: the same for every run, and
+    the same positions for two sets of one length (a pair file's safe and unsafe halves)."""
+    n = len(prompt_set.prompts)
+    if limit is None or n <= limit:
+        return prompt_set
+    keep = sorted(random.Random(SAMPLE_SEED).sample(range(n), limit))
+
+    def pick(values: tuple) -> tuple:
+        return tuple(values[i] for i in keep) if values else values
+
+    return replace(prompt_set, prompts=pick(prompt_set.prompts), forms=pick(prompt_set.forms),
+                   kinds=pick(prompt_set.kinds))
+
+
+def workload(base, sets, systems: list[str], max_new_tokens: int) -> str:
+    """The run's size, said before it starts, and its time estimated from one batch of the base model's full-length
+    replies (replies that end early cost less; the bundles' engines run one prompt at a time)."""
+    from softfold.generate import greedy_batch
+    from softfold.prompt_format import chat_ids
+
+    prompts = [p for s in sets for p in s.prompts]
+    probe = [chat_ids(base.tokenizer, p) for p in prompts[:PROBE_BATCH]]
+    start = time.perf_counter()
+    greedy_batch(base.model, probe, max_new_tokens, stop=set())
+    per_reply = (time.perf_counter() - start) / len(probe)
+    replies = len(prompts) * len(systems)
+    return (f"softfold eval: {len(prompts):,} prompts ({len(sets)} sets) x {len(systems)} systems "
+            f"({', '.join(systems)}) = {replies:,} greedy replies of up to {max_new_tokens} tokens, about "
+            f"{_duration(replies * per_reply)} here (timed on one batch); --limit N samples N prompts per set")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{max(seconds, 1):.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
