@@ -1,12 +1,18 @@
 """The bad-input matrix (fast tier): every case exits with its code and one line naming the input and the fix, shows
 no traceback, leaves every input byte for byte as it was and nothing new on disk.
 
-Each case breaks one thing in a fresh copy of a tiny model and soft prompt; none gets as far as an export.
+Each case breaks one thing in a fresh copy of a tiny model and soft prompt; none gets as far as an export, a model
+load or an engine. Cases run the `softfold` command, `optimum-cli export softfold` (in this process) or the Python
+API (softfold/api.py: a softfold.UserError, one line).
 """
 import errno
 import hashlib
+import io
 import json
+import math
+import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,10 +24,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from tiny import make_control_vector, make_lora_dir, make_model_dir, make_soft_prompt_dir
 
+import softfold
 import softfold.bundle
 import softfold.pipeline
-from softfold.cli import main
-from softfold.errors import ExitCode
+from softfold.bundle import write_manifest
+from softfold.bundle_parity import BundleThresholds
+from softfold.cli import build_parser, main, run_command
+from softfold.errors import ExitCode, UserError
+from softfold.manifest import MANIFEST_SCHEMA
 
 BAD, ENV = ExitCode.BAD_INPUT, ExitCode.ENVIRONMENT
 
@@ -102,6 +112,75 @@ class Work:
             {"path": "model.pte", "size": 7, "sha256": "0" * 64}]}))
         return bundle
 
+    def bundle(self, name: str = "bundle", context: int = 64, passed: bool = True) -> Path:
+        """An intact bundle as verify sees it (a manifest of the schema, every file's checksum) with the model's
+        tokenizer and chat template: its checks pass, and its model file is never loaded by a case."""
+        bundle = self.root / name
+        if not bundle.exists():
+            bundle.mkdir()
+            for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+                if (self.model / name).exists():
+                    shutil.copy(self.model / name, bundle / name)
+            (bundle / "model.pte").write_bytes(b"a program never loaded by the matrix")
+            manifest = schema_sample(MANIFEST_SCHEMA)
+            manifest.update(backend="executorch", recipe="fp32")
+            manifest["model"].update(context_length=context, file="model.pte", stop_strings=["<|im_end|>"])
+            manifest["parity"]["passed"] = passed
+            write_manifest(bundle, manifest)
+        return bundle
+
+    def damaged(self, name: str = "bundle") -> Path:
+        """`bundle(name)` with a byte of its model file flipped after export (once, however often it is asked for)."""
+        bundle = self.bundle(name)
+        data = bytearray((bundle / "model.pte").read_bytes())
+        if data[3:4] == b"r":
+            data[3] ^= 1
+            (bundle / "model.pte").write_bytes(bytes(data))
+        return bundle
+
+    def linked(self, name: str = "bundle") -> Path:
+        """`bundle(name)` plus a link to a file outside it, listed in the manifest with that file's checksum."""
+        bundle, secret = self.bundle(name), self.root / "secret.txt"
+        if (bundle / "secret").is_symlink():
+            return bundle
+        secret.write_text("not the bundle's\n")
+        (bundle / "secret").symlink_to(secret)
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        manifest["files"].append({"path": "secret", "size": secret.stat().st_size,
+                                  "sha256": hashlib.sha256(secret.read_bytes()).hexdigest()})
+        (bundle / "manifest.json").write_text(json.dumps(manifest))
+        return bundle
+
+    def prompt_file(self, name: str, long_line: int = 0) -> Path:
+        """A prompt file of three prompts; `long_line` (1-based): that one far longer than any small context."""
+        lines = ["What is the capital of France?", "Tell me a story about the sea.", "How do I bake bread?"]
+        if long_line:
+            lines[long_line - 1] = "Tell me more about the sea and its waves. " * 60
+        path = self.root / name
+        if not path.exists():  # a case's setup may have written it already, as that case needs
+            path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def distill(self, out: str | Path, *extra: str) -> list[str]:
+        """`distill` of the tiny model on tiny prompt files (none of it runs: every case stops before the model)."""
+        return ["distill", "--model", str(self.model), "--out", str(out), "--harmful", str(self.prompt_file("h.txt")),
+                "--benign", str(self.prompt_file("b.txt")), *extra]
+
+    def calibrate(self, out: str | Path, *extra: str, prompt: Path | None = None) -> list[str]:
+        return ["calibrate-prefix", "--model", str(self.model), "--soft-prompt", str(prompt or self.prompt), "--recipe",
+                "8da4w", "--out", str(out), *extra]
+
+    def eval(self, *extra: str) -> list[str]:
+        return ["eval", "--model", str(self.model), "--harmful", str(self.prompt_file("h.txt")), "--benign",
+                str(self.prompt_file("b.txt")), *extra]
+
+
+def schema_sample(schema: dict) -> dict:
+    """A value of every required field of a manifest schema, of its type."""
+    sample = {str: "x", int: 1, float: 1.0, bool: True, list: [], dict: {}}
+    return {key: schema_sample(kind) if isinstance(kind, dict) else sample[kind] for key, kind in schema.items()
+            if not key.endswith("?")}
+
 
 def _weights(work: Work) -> Path:
     return next(work.model.glob("*.safetensors"))
@@ -153,6 +232,11 @@ def _interrupt_loading(monkeypatch) -> None:
     monkeypatch.setattr(softfold.pipeline, "load_base", interrupted)
 
 
+def _stdin(data: bytes) -> Callable[[pytest.MonkeyPatch], None]:
+    """Standard input holding `data` (a pipe, a redirected file)."""
+    return lambda monkeypatch: monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -161,6 +245,29 @@ class Case:
     setup: Callable[[Work], object] = lambda work: None
     code: int = BAD
     fault: Callable[[pytest.MonkeyPatch], None] | None = None  # an environment fault injected into the process
+    via: str = "softfold"  # or "optimum-cli": argv after `optimum-cli export softfold`
+    api: Callable[[Work], object] | None = None  # a call of the Python API, in place of a command line
+
+    def command(self, work: Work) -> str:
+        """What the case exercises: a softfold command ("parity --against" apart), "optimum-cli" or "api"."""
+        if self.api:
+            return "api"
+        if self.via == "optimum-cli":
+            return "optimum-cli"
+        argv = self.argv(work)
+        return "parity --against" if argv[0] == "parity" and "--against" in argv else argv[0]
+
+
+def Api(name: str, call: Callable[[Work], object], needle: str, setup: Callable[[Work], object] = lambda w: None):
+    """A case of the Python API: the call raises softfold.UserError, one line holding `needle`. What the call opens
+    (a bundle) is made by `setup`, before the workspace's snapshot."""
+    return Case(name, lambda w: [], needle, setup, api=call)
+
+
+def OptimumCli(name: str, argv: Callable[[Work], list[str]], needle: str,
+               setup: Callable[[Work], object] = lambda w: None):
+    """A case of `optimum-cli export softfold ARGV` (softfold export's flags, the output directory last)."""
+    return Case(name, argv, needle, setup, via="optimum-cli")
 
 
 CASES = [
@@ -378,6 +485,195 @@ CASES = [
     Case("eval-steering-other-model", lambda w: ["eval", "--model", str(w.qwen2), "--steering-vector",
                                                  str(w.control_vector)], "was made for a llama model"),
     Case("unknown-flag", lambda w: ["export", "--soft-prompt", "x", "--out", "y", "--colour"], "unrecognized arguments"),
+    Case("export-steering-vector-twice", lambda w: w.export_steering(w.root / "o", "--steering-vector",
+                                                                     str(w.root / "other.gguf")),
+         "argument --steering-vector: given twice"),
+    Case("export-lora-targets-a-module-the-model-lacks", lambda w: w.export_lora(w.root / "o"),
+         "target_modules names qkv_proj, which this llama model does not have",
+         lambda w: w.adapter_config(w.lora, target_modules=["q_proj", "v_proj", "qkv_proj"])),
+    # verify: a link out of a bundle is damage (the link itself: tests/test_bundle.py)
+    Case("verify-not-a-directory", lambda w: ["verify", str(w.root / "notes.txt")], "not a softfold bundle",
+         lambda w: (w.root / "notes.txt").write_text("mine")),
+    Case("run-bundle-links-outside", lambda w: ["run", str(w.linked()), "hi"],
+         "is damaged (secret: a symbolic link, where a bundle holds plain files only)"),
+    # run
+    Case("run-message-from-empty-stdin", lambda w: ["run", str(w.bundle()), "-"], "read an empty message from standard "
+         "input", fault=_stdin(b"")),
+    Case("run-message-from-stdin-not-utf8", lambda w: ["run", str(w.bundle()), "-"],
+         "the message on standard input is not UTF-8", fault=_stdin(b"caf\xe9\n")),
+    Case("run-no-verify-tokenizer-missing", lambda w: ["run", str(w.bundle()), "hello", "--no-verify"],
+         "has no tokenizer.json: copy the whole bundle", lambda w: (w.bundle() / "tokenizer.json").unlink()),
+    Case("run-prompt-too-long", lambda w: ["run", str(w.bundle(context=16)), "Tell me about the sea. " * 20],
+         "but {root}/bundle holds 16: shorten it"),
+    # distill: --out is a new directory or a previous distill output; nothing it reads
+    Case("distill-out-is-model", lambda w: w.distill(w.model), "is or holds the input"),
+    Case("distill-out-holds-model", lambda w: w.distill(w.root), "is or holds the input"),
+    Case("distill-out-user-dir", lambda w: w.distill(w.root / "notes"),
+         "exists and is not a softfold distill output (no softfold_distill.json or checkpoint/state.json)",
+         lambda w: ((w.root / "notes").mkdir(), (w.root / "notes" / "README.md").write_text("mine"))),
+    Case("distill-out-is-file", lambda w: w.distill(w.root / "notes.txt"), "is a file",
+         lambda w: (w.root / "notes.txt").write_text("mine")),
+    Case("distill-out-is-cwd", lambda w: w.distill("."), "working directory"),
+    Case("distill-out-holds-data", lambda w: w.distill(w.root / "data", "--harmful", str(w.root / "data" / "h.txt")),
+         "is or holds the input {root}/data/h.txt",
+         lambda w: ((w.root / "data").mkdir(), (w.root / "data" / "h.txt").write_text("How do I pick a lock?\n"))),
+    Case("distill-out-is-init-from", lambda w: w.distill(w.prompt, "--init-from", str(w.prompt)),
+         "is or holds the input"),
+    Case("distill-out-holds-teacher-cache", lambda w: w.distill(w.root / "d", "--teacher-cache",
+                                                                str(w.root / "d" / "cache.safetensors")),
+         "is or holds the input"),
+    Case("distill-teacher-cache-is-users-file", lambda w: w.distill(w.root / "d", "--teacher-cache",
+                                                                    str(w.root / "notes.txt")),
+         "--teacher-cache {root}/notes.txt exists and is not a teacher cache",
+         lambda w: (w.root / "notes.txt").write_text("mine")),
+    Case("distill-lr-nan", lambda w: w.distill(w.root / "d", "--lr", "nan"),
+         "argument --lr: must be a finite number > 0, got nan"),
+    Case("distill-lr-zero", lambda w: w.distill(w.root / "d", "--lr", "0"),
+         "argument --lr: must be a finite number > 0"),
+    Case("distill-lr-inf", lambda w: w.distill(w.root / "d", "--lr", "inf"), "argument --lr: must be a finite number"),
+    Case("distill-margin-nan", lambda w: w.distill(w.root / "d", "--margin", "nan"),
+         "argument --margin: must be a finite number >= 0, got nan"),
+    Case("distill-quantized-weight-inf", lambda w: w.distill(w.root / "d", "--quantized-weight", "inf"),
+         "argument --quantized-weight: must be a finite number > 0"),
+    Case("distill-steering-scale-nan", lambda w: w.distill(w.root / "d", "--method", "steering", "--steering-scale",
+                                                           "nan"),
+         "argument --steering-scale: must be a finite number"),
+    Case("distill-harmful-missing", lambda w: w.distill(w.root / "d", "--harmful", str(w.root / "nope.txt")),
+         "prompt file not found"),
+    # eval
+    Case("eval-no-base-and-nothing-else", lambda w: w.eval("--no-base"), "eval --no-base leaves nothing to evaluate"),
+    Case("eval-bundle-damaged", lambda w: w.eval("--soft-prompt", str(w.prompt), "--bundle", str(w.damaged())),
+         "is damaged (model.pte: checksum differs from the manifest"),
+    Case("eval-bundle-links-outside", lambda w: w.eval("--soft-prompt", str(w.prompt), "--bundle", str(w.linked())),
+         "is damaged (secret: a symbolic link"),
+    Case("eval-prompt-too-long-for-bundle", lambda w: w.eval("--soft-prompt", str(w.prompt), "--bundle",
+                                                            str(w.bundle())),
+         "{root}/h.txt:2: the prompt takes", lambda w: w.prompt_file("h.txt", long_line=2)),
+    Case("eval-limit-zero", lambda w: w.eval("--limit", "0"), "argument --limit: must be a positive integer"),
+    Case("eval-soft-prompt-missing", lambda w: w.eval("--soft-prompt", str(w.root / "nope")), "soft prompt not found"),
+    Case("eval-json-dir-missing", lambda w: w.eval("--json", str(w.root / "out" / "eval.json")), "does not exist"),
+    Case("eval-harmful-not-utf8", lambda w: w.eval("--harmful", str(w.root / "latin1.txt")), "is not UTF-8",
+         lambda w: (w.root / "latin1.txt").write_bytes(b"caf\xe9\n")),
+    Case("eval-steering-vector-twice", lambda w: w.eval("--steering-vector", str(w.control_vector),
+                                                       "--steering-vector", str(w.control_vector)),
+         "argument --steering-vector: given twice"),
+    # parity --against: both bundles verified, thresholds finite, prompts fit, reports beside
+    Case("parity-max-kl-nan", lambda w: ["parity", str(w.bundle()), "--against", str(w.bundle()), "--max-kl", "nan"],
+         "argument --max-kl: must be a finite number >= 0, got nan"),
+    Case("parity-max-kl-inf", lambda w: ["parity", str(w.bundle()), "--against", str(w.bundle()), "--max-kl", "inf"],
+         "argument --max-kl: must be a finite number >= 0, got inf"),
+    Case("parity-min-agreement-nan", lambda w: ["parity", str(w.bundle()), "--against", str(w.bundle()),
+                                                "--min-agreement", "nan"],
+         "argument --min-agreement: must be a finite number in [0, 1], got nan"),
+    Case("parity-min-agreement-above-1", lambda w: ["parity", str(w.bundle()), "--against", str(w.bundle()),
+                                                    "--min-agreement", "1.5"], "must be a finite number in [0, 1]"),
+    Case("parity-against-damaged-released", lambda w: ["parity", str(w.bundle("new")), "--against", str(w.damaged())],
+         "{root}/bundle is damaged (model.pte: checksum differs"),
+    Case("parity-against-damaged-new", lambda w: ["parity", str(w.damaged()), "--against", str(w.bundle("old"))],
+         "{root}/bundle is damaged (model.pte: checksum differs"),
+    Case("parity-against-not-a-bundle", lambda w: ["parity", str(w.bundle()), "--against", str(w.prompt)],
+         "is not a softfold bundle"),
+    Case("parity-against-prompt-too-long", lambda w: ["parity", str(w.bundle()), "--against", str(w.bundle("old")),
+                                                      "--prompts", str(w.prompt_file("p.txt", long_line=3))],
+         "{root}/p.txt:3: the prompt takes"),
+    Case("parity-prompt-too-long", lambda w: ["parity", str(w.bundle()), "--soft-prompt", str(w.prompt),
+                                              "--prompts", str(w.prompt_file("p.txt", long_line=2))],
+         "{root}/p.txt:2: the prompt takes"),
+    Case("parity-report-is-the-bundle", lambda w: ["parity", str(w.bundle()), "--against", str(w.bundle("old")),
+                                                   "--report", str(w.bundle())], "is or holds the input"),
+    Case("parity-report-user-dir", lambda w: ["parity", str(w.bundle()), "--against", str(w.bundle("old")),
+                                              "--report", str(w.root / "notes")],
+         "exists and is not a parity report directory",
+         lambda w: ((w.root / "notes").mkdir(), (w.root / "notes" / "README.md").write_text("mine"))),
+    Case("parity-against-zero-new-tokens", lambda w: ["parity", str(w.bundle()), "--against", str(w.bundle("old")),
+                                                      "--max-new-tokens", "0"], "must be a positive integer"),
+    # calibrate-prefix: --out is a new file or a previous prefix file; the soft prompt checked before the model loads
+    Case("calibrate-prefix-out-is-an-input", lambda w: w.calibrate(w.prompt / "adapter_model.safetensors"),
+         "is or lies inside the input"),
+    Case("calibrate-prefix-out-is-users-file", lambda w: w.calibrate(w.root / "notes.txt"),
+         "exists and is not a prefix K/V file", lambda w: (w.root / "notes.txt").write_text("mine")),
+    Case("calibrate-prefix-out-is-dir", lambda w: w.calibrate(w.root), "is a directory"),
+    Case("calibrate-prefix-soft-prompt-missing", lambda w: w.calibrate(w.root / "kv.safetensors",
+                                                                       prompt=w.root / "nope"),
+         "soft prompt not found"),
+    Case("calibrate-prefix-negative-opening-prompts", lambda w: w.calibrate(w.root / "kv.safetensors",
+                                                                            "--opening-prompts-per-file", "-1"),
+         "must be 0 or a positive integer"),
+    Case("calibrate-prefix-fp32", lambda w: ["calibrate-prefix", "--model", str(w.model), "--soft-prompt",
+                                             str(w.prompt), "--out", str(w.root / "kv.safetensors")],
+         "prefix calibration simulates weight-quantized recipes"),
+    # sensitivity
+    Case("sensitivity-soft-prompt-missing", lambda w: ["sensitivity", "--model", str(w.model), "--soft-prompt",
+                                                       str(w.root / "nope")], "soft prompt not found"),
+    Case("sensitivity-soft-prompt-of-another-width", lambda w: ["sensitivity", "--model", str(w.model),
+                                                                "--soft-prompt", str(w.prompt)], "hidden size 80",
+         lambda w: (w.embeddings(torch.zeros(4, 80)), w.adapter_config(token_dim=80))),
+    Case("sensitivity-json-dir-missing", lambda w: ["sensitivity", "--model", str(w.model), "--soft-prompt",
+                                                    str(w.prompt), "--json", str(w.root / "out" / "s.json")],
+         "does not exist"),
+    Case("sensitivity-group-size", lambda w: ["sensitivity", "--soft-prompt", str(w.prompt), "--group-size", "7"],
+         "invalid choice: 7"),
+    # bench: --work is a new directory or a previous bench's; the inputs checked before its exports start
+    Case("bench-work-is-a-file", lambda w: ["bench", "--model", str(w.model), "--soft-prompt", str(w.prompt), "--work",
+                                            str(w.root / "notes.txt")], "--work {root}/notes.txt is a file",
+         lambda w: (w.root / "notes.txt").write_text("mine")),
+    Case("bench-work-holds-the-model", lambda w: ["bench", "--model", str(w.model), "--soft-prompt", str(w.prompt),
+                                                  "--work", str(w.root)], "is or holds the input"),
+    Case("bench-work-users-dir", lambda w: ["bench", "--model", str(w.model), "--soft-prompt", str(w.prompt), "--work",
+                                            str(w.root / "photos")],
+         "exists and is not a softfold bench work directory",
+         lambda w: ((w.root / "photos").mkdir(), (w.root / "photos" / "cat.jpg").write_bytes(b"\xff\xd8"))),
+    Case("bench-soft-prompt-missing", lambda w: ["bench", "--model", str(w.model), "--soft-prompt",
+                                                 str(w.root / "nope"), "--work", str(w.root / "b")],
+         "soft prompt not found"),
+    Case("bench-adapter-is-a-soft-prompt", lambda w: ["bench", "--model", str(w.model), "--soft-prompt", str(w.prompt),
+                                                      "--adapter", str(w.prompt), "--work", str(w.root / "b")],
+         "is a PROMPT_TUNING adapter, expected LORA"),
+    Case("bench-zero-rounds", lambda w: ["bench", "--soft-prompt", str(w.prompt), "--work", str(w.root / "b"),
+                                         "--rounds", "0"], "must be a positive integer"),
+    # demo
+    Case("demo-unknown-model", lambda w: ["demo", "--model", "gpt5"], "invalid choice: 'gpt5'"),
+    # optimum-cli export softfold: softfold export's checks and one-line errors
+    OptimumCli("optimum-cli-out-is-soft-prompt", lambda w: ["--model", str(w.model), "--soft-prompt", str(w.prompt),
+                                                            "--force", str(w.prompt)], "is or holds the input"),
+    OptimumCli("optimum-cli-soft-prompt-missing", lambda w: ["--model", str(w.model), "--soft-prompt",
+                                                             str(w.root / "nope"), str(w.root / "o")],
+               "soft prompt not found"),
+    OptimumCli("optimum-cli-out-exists", lambda w: ["--model", str(w.model), "--soft-prompt", str(w.prompt),
+                                                    str(w.root / "old")], "already exists: pass --force",
+               lambda w: (w.root / "old").mkdir()),
+    OptimumCli("optimum-cli-steering-vector-twice", lambda w: ["--model", str(w.model), "--steering-vector",
+                                                               str(w.control_vector), "--steering-vector",
+                                                               str(w.control_vector), str(w.root / "o")],
+               "argument --steering-vector: given twice"),
+    # the Python API: softfold.UserError naming the argument, what it takes and what it got
+    Api("api-fold-max-context-not-an-int", lambda w: softfold.fold(w.prompt, w.root / "o", model=w.model,
+                                                                   max_context="big"),
+        "fold(): max_context takes an integer, got str 'big'"),
+    Api("api-fold-out-not-a-path", lambda w: softfold.fold(w.prompt, 123, model=w.model),
+        "fold(): out takes a path (str or Path), got int 123"),
+    Api("api-fold-keep-8bit-a-string", lambda w: softfold.fold(w.prompt, w.root / "o", model=w.model, recipe="8da4w",
+                                                               keep_8bit="lm_head"),
+        "fold(): keep_8bit takes a list of strings, got str 'lm_head'"),
+    Api("api-fold-force-not-a-bool", lambda w: softfold.fold(w.prompt, w.root / "o", model=w.model, force="yes"),
+        "fold(): force takes True or False, got str 'yes'"),
+    Api("api-fold-out-is-the-model", lambda w: softfold.fold(w.prompt, w.model, model=w.model, force=True),
+        "is or holds the input"),
+    Api("api-bundle-path-not-a-path", lambda w: softfold.Bundle(42), "Bundle(): path takes a path (str or Path)"),
+    Api("api-generate-prompt-not-text", lambda w: softfold.Bundle(w.bundle()).generate(["hi"]),
+        "generate(): prompt takes a string, got list", lambda w: w.bundle()),
+    Api("api-generate-damaged", lambda w: softfold.Bundle(w.damaged()).generate("hi"),
+        "is damaged (model.pte: checksum differs", lambda w: w.damaged()),
+    Api("api-compare-damaged-released", lambda w: softfold.Bundle(w.bundle("new")).compare(w.damaged()),
+        "is damaged (model.pte: checksum differs", lambda w: (w.bundle("new"), w.damaged())),
+    Api("api-compare-max-kl-nan", lambda w: softfold.Bundle(w.bundle()).compare(
+        w.bundle("old"), thresholds=BundleThresholds(max_mean_kl=math.nan)), "--max-kl must be a finite number",
+        lambda w: (w.bundle(), w.bundle("old"))),
+    Api("api-compare-new-tokens-not-an-int", lambda w: softfold.Bundle(w.bundle()).compare(w.bundle("old"),
+                                                                                          max_new_tokens="32"),
+        "compare(): max_new_tokens takes an integer, got str '32'", lambda w: (w.bundle(), w.bundle("old"))),
+    Api("api-parity-links-outside", lambda w: softfold.Bundle(w.linked()).parity(w.prompt, model=w.model),
+        "is damaged (secret: a symbolic link", lambda w: w.linked()),
 ]
 
 
@@ -388,26 +684,95 @@ def snapshot(root: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input(case: Case, originals, tmp_path, monkeypatch, capsys):
-    root = tmp_path / "work"
-    inputs = ("llama", "prompt", "qwen2", "lora", "steering")
-    work = Work(root, *(shutil.copytree(originals[k], root / k) for k in inputs), tmp_path / "cwd")
-    work.cwd.mkdir()
+    work = workspace(originals, tmp_path)
     case.setup(work)
     argv = case.argv(work)
     before = snapshot(tmp_path)
     monkeypatch.chdir(work.cwd)
     if case.fault:
         case.fault(monkeypatch)
-    assert main(argv) == case.code
+    assert run_case(case, work, argv, monkeypatch, capsys) == case.code
     # as a terminal shows it: progress bars redraw after "\r" and are erased when they close
     err = [line.split("\r")[-1] for line in capsys.readouterr().err.split("\n")]
     err = [line for line in err if line.strip()]
-    assert len(err) == 1 and case.needle in err[0] and err[0].startswith("softfold"), err
+    needle = case.needle.replace("{root}", str(work.root))
+    assert len(err) == 1 and needle in err[0] and err[0].startswith("softfold"), err
     assert snapshot(tmp_path) == before  # inputs untouched, nothing written, nothing left behind
 
 
-def test_the_matrix_covers_every_class():
-    assert len(CASES) >= 40
+def workspace(originals: dict[str, Path], tmp_path: Path) -> Work:
+    root = tmp_path / "work"
+    inputs = ("llama", "prompt", "qwen2", "lora", "steering")
+    work = Work(root, *(shutil.copytree(originals[k], root / k, symlinks=True) for k in inputs), tmp_path / "cwd")
+    work.cwd.mkdir()
+    return work
+
+
+def run_case(case: Case, work: Work, argv: list[str], monkeypatch, capsys) -> int:
+    """The case's exit code; an API case's UserError printed as the CLI prints it (it must be one line)."""
+    if case.api:
+        with pytest.raises(UserError) as raised:
+            case.api(work)
+        assert capsys.readouterr().err == "" and "\n" not in str(raised.value)
+        print(f"softfold: error: {raised.value}", file=sys.stderr)
+        return BAD
+    if case.via == "optimum-cli":
+        return optimum_cli(argv, monkeypatch)
+    return main(argv)
+
+
+def optimum_cli(argv: list[str], monkeypatch) -> int:
+    """`optimum-cli export softfold ARGV` in this process: optimum's own parser, softfold's registered command."""
+    from optimum.commands.optimum_cli import main as optimum_main
+
+    monkeypatch.setattr(sys, "argv", ["optimum-cli", "export", "softfold", *argv])
+    try:
+        optimum_main()
+    except SystemExit as e:
+        return e.code
+    return ExitCode.OK
+
+
+# the commands added since the matrix was first written: each needs real bad-input cases of its own
+SWEPT = ("distill", "eval", "parity --against", "calibrate-prefix", "sensitivity", "bench", "api", "optimum-cli")
+
+
+def test_the_matrix_covers_every_command_and_exit_code(tmp_path):
+    """Every subcommand of the parser, optimum-cli and the Python API have a case, the commands added since the
+    matrix was written several; every exit code of bad input and of the environment has a case."""
+    counts: dict[str, int] = {}
+    for i, case in enumerate(CASES):
+        root = tmp_path / str(i)  # argv may make files (a prompt file, a bundle): each case its own
+        work = Work(root, *(root / name for name in ("m", "p", "q", "l", "s", "cwd")))
+        work.model.mkdir(parents=True)
+        command = case.command(work)
+        counts[command] = counts.get(command, 0) + 1
+    subcommands = set(next(a for a in build_parser()._actions if a.dest == "command").choices)
+    assert subcommands - counts.keys() == set() and {"api", "optimum-cli", "parity --against"} <= counts.keys()
+    assert {command: counts[command] for command in SWEPT if counts[command] < 3} == {}
+    assert {ExitCode.BAD_INPUT, ExitCode.ENVIRONMENT} <= {case.code for case in CASES}
+    assert len({case.name for case in CASES}) == len(CASES)
+
+
+def test_every_command_that_opens_a_bundle_says_it_failed_its_gate(originals, tmp_path, capsys):
+    """run, eval --bundle, parity and parity --against (either side) and the API verify a bundle first, then say in
+    one line when it failed its gate at export; here each goes on to refuse a prompt too long for it."""
+    work = workspace(originals, tmp_path)
+    failed, ok, long = work.bundle("failed", passed=False), work.bundle("ok"), work.prompt_file("p.txt", long_line=1)
+    work.prompt_file("h.txt", long_line=1)
+    commands = [["run", str(failed), "Tell me about the sea. " * 40],
+                work.eval("--soft-prompt", str(work.prompt), "--bundle", str(failed)),
+                ["parity", str(failed), "--soft-prompt", str(work.prompt), "--prompts", str(long)],
+                ["parity", str(failed), "--against", str(ok), "--prompts", str(long)],
+                ["parity", str(ok), "--against", str(failed), "--prompts", str(long)]]
+    warning = f"WARNING: {failed} FAILED its parity gate at export ({failed}/parity.md)"
+    for argv in commands:
+        assert main(argv) == BAD
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 2 and err[0].startswith(warning) and "the prompt takes" in err[1], (argv, err)
+    with pytest.raises(UserError, match="the prompt takes"):
+        softfold.Bundle(failed).generate("Tell me about the sea. " * 40)
+    assert capsys.readouterr().err.startswith(warning)
 
 
 def test_debug_shows_the_traceback(originals, tmp_path, capsys):

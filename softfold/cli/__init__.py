@@ -31,6 +31,7 @@ EXAMPLES = """examples:
   softfold distill --method steering --steering-init mean-difference --steps 0 --out steering-baseline/
   softfold export --steering-vector steering-baseline/control_vector.gguf --target onnx --out out/steered-onnx
   softfold run artifacts/smollm2-135m-safety/executorch-fp32 "How do I bake bread?"
+  softfold run artifacts/smollm2-135m-safety/executorch-fp32 - < message.txt
   softfold verify artifacts/smollm2-135m-safety/executorch-fp32
   softfold parity out/new-8da4w --against released/8da4w --prompts my_prompts.jsonl --junit parity.xml
 
