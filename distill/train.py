@@ -30,6 +30,7 @@ from softfold.softprompt import SAFETY_INIT_TEXT, text_embeddings
 from softfold.steering import check_layers, default_layers
 
 CHECKPOINT = "checkpoint"
+STEPS = "steps"  # OUT/steps/STEP: the adapter at each evaluated step (--keep-steps)
 STATE_KEY = "softfold_state"  # the checkpoint's step, history and optimizer settings, in its tensors' metadata
 # what a killed run leaves half-written: safetensors' own scratch file (.tmpXXXXXX, renamed into place when
 # complete) and ours (NAME.partial)
@@ -88,6 +89,10 @@ class DistillConfig:
     # the reply's first token, where the refuse-or-answer decision falls, counts this many times each later token
     opening_weight: float = 1.0
     balanced: bool = False  # half of every batch flagged (refusals), half answered, whatever the data's mix
+    # minimal pairs in every batch, both members (with training pairs); the rest of the batch balanced both ways:
+    # refused against answered, and answered prompts carrying a pair's unsafe word against refused ones carrying one
+    pairs_per_batch: int = 0
+    keep_steps: bool = False  # also write the adapter at every eval_every step, to OUT/steps/STEP
 
     def __post_init__(self):
         if self.lr is None:
@@ -108,6 +113,9 @@ class DistillConfig:
             raise UserError(f"--opening-weight must be > 0 (1 weighs every reply token alike), got {self.opening_weight}")
         if self.margin < 0:
             raise UserError(f"--margin must be >= 0 nats (0 turns it off), got {self.margin}")
+        if not 0 <= 2 * self.pairs_per_batch <= self.batch_size:
+            raise UserError(f"--pairs-per-batch {self.pairs_per_batch}: each pair takes two of the --batch-size "
+                            f"{self.batch_size} slots; pass 0 to {self.batch_size // 2}")
 
     @property
     def baseline_only(self) -> bool:
@@ -340,6 +348,38 @@ def balanced_order(flagged: list[bool], batch_size: int, seed: int, step: int) -
             for i in batch_order(len(c), half, seed + offset, step)]
 
 
+def paired_order(flagged: list[bool], edgy: tuple[bool, ...], pairs: tuple[tuple[int, int], ...], batch_size: int,
+                 pairs_per_batch: int, seed: int, step: int) -> list[int]:
+    """Examples for `step`: `pairs_per_batch` minimal pairs, both members side by side, so each step sees the line
+    between a safe request and its unsafe twin; the rest of the batch half refused and half answered, and among
+    them as many answered prompts carrying an unsafe word (`edgy`) as refused ones, so no word predicts the label."""
+    chosen = [i for n in batch_order(len(pairs), pairs_per_batch, seed + 2, step) for i in pairs[n]]
+    paired = {i for pair in pairs for i in pair}
+    strata = [[i for i, (f, e) in enumerate(zip(flagged, edgy)) if i not in paired and f == label and e == word]
+              for label in (True, False) for word in (True, False)]
+    rest = batch_size - len(chosen)
+    refused, answered = rest - rest // 2, rest // 2
+    quotas = [answered // 2, refused - answered // 2, answered // 2, answered - answered // 2]
+    for k in (0, 2):  # a stratum with no prompts hands its quota to the other of its label
+        for a, b in ((k, k + 1), (k + 1, k)):
+            if not strata[a]:
+                quotas[a], quotas[b] = 0, quotas[a] + quotas[b]
+    if any(q and not s for q, s in zip(quotas, strata)):
+        raise UserError("paired batches need refused (flagged) and answered training prompts besides the pairs")
+    return chosen + [s[i] for k, (s, q) in enumerate(zip(strata, quotas)) if q
+                     for i in batch_order(len(s), q, seed + 3 + k, step)]
+
+
+def batch_indices(flagged: list[bool], config: DistillConfig, step: int, pairs: tuple[tuple[int, int], ...] = (),
+                  edgy: tuple[bool, ...] = ()) -> list[int]:
+    """The training examples of `step`, by the config's batching: paired, balanced or plain."""
+    if pairs and config.pairs_per_batch:
+        return paired_order(flagged, edgy, pairs, config.batch_size, config.pairs_per_batch, config.seed, step)
+    if config.balanced:
+        return balanced_order(flagged, config.batch_size, config.seed, step)
+    return batch_order(len(flagged), config.batch_size, config.seed, step)
+
+
 def _save_checkpoint(out: Path, step: int, student, optimizer, history: list[dict], method: Method) -> None:
     """The adapter's parameters ("param.NAME") and Adam's state ("adam.I.SLOT", I the parameter's index), the run's
     state (step, history) in the same file's metadata, and that state again in state.json for people. Each file is
@@ -437,11 +477,13 @@ def evaluate_losses(student, examples: list[TeacherExample], config: DistillConf
 
 
 def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[TeacherExample], config: DistillConfig,
-          out: Path, resume: bool = True, prompts: list[tuple[list[int], bool]] | None = None) -> dict:
+          out: Path, resume: bool = True, prompts: list[tuple[list[int], bool]] | None = None,
+          pairs: tuple[tuple[int, int], ...] = (), edgy: tuple[bool, ...] = ()) -> dict:
     """Train, checkpointing every eval_every steps; returns the final metrics. The student lands in `out`, a PEFT
     adapter directory (prompt tuning or LoRA) or OUT/control_vector.gguf (steering). `prompts`: (token ids,
     flagged) of the training prompts a mean-difference start is computed from (default: train_set's; the
-    untrained baseline, --steps 0, has no teacher examples)."""
+    untrained baseline, --steps 0, has no teacher examples). `pairs`: minimal pairs, (safe, unsafe) indices into
+    train_set, and `edgy`: which examples carry an unsafe word, for `paired_order`'s batches."""
     from accelerate import Accelerator
 
     config = for_model(config, base)
@@ -457,9 +499,7 @@ def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[Teach
     bar = tqdm(range(start, config.steps), desc=f"distill ({config.method.value}, {config.loss.value})", initial=start,
                total=config.steps, disable=config.steps == 0)
     for step in bar:
-        order = (balanced_order([ex.flagged for ex in train_set], config.batch_size, config.seed, step) if config.balanced
-                 else batch_order(len(train_set), config.batch_size, config.seed, step))
-        batch = [train_set[i] for i in order]
+        batch = [train_set[i] for i in batch_indices([ex.flagged for ex in train_set], config, step, pairs, edgy)]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         loss = training_loss(student, batch, config)
@@ -471,6 +511,8 @@ def train(base: BaseModel, train_set: list[TeacherExample], eval_set: list[Teach
             history.append({"step": step + 1, "train_loss": loss.item(),
                             **evaluate_losses(accelerator.unwrap_model(student), eval_set, config)})
             _save_checkpoint(out, step + 1, accelerator.unwrap_model(student), optimizer, history, config.method)
+            if config.keep_steps:
+                accelerator.unwrap_model(student).save_pretrained(out / STEPS / str(step + 1))
     accelerator.unwrap_model(student).save_pretrained(out)
     return {"history": history,
             "config": {**asdict(config), "method": config.method.value, "loss": config.loss.value,

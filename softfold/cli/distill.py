@@ -41,6 +41,12 @@ def add_to(sub) -> None:
                         "imperative sets)")
     p.add_argument("--benign", nargs="+", default=[str(f) for f in BENIGN_TRAIN], metavar="FILE",
                    help="benign training prompt files (default: the shipped benign sets)")
+    p.add_argument("--pairs", nargs="+", default=[], metavar="FILE",
+                   help="minimal-pair files (.jsonl of safe / unsafe twins sharing an unsafe word, e.g. the shipped "
+                        "distill/data/pairs_train.jsonl): safe members answered, unsafe ones refused")
+    p.add_argument("--pairs-per-batch", type=int, metavar="N",
+                   help="with --pairs: N pairs in every batch, both members; the rest of the batch balanced on the "
+                        "decision and on the unsafe words (default: a quarter of --batch-size)")
     p.add_argument("--guard", default="labels", help="labels (the prompt files' labels), classifier:DIR (HF "
                                                       "sequence classifier) or causal-lm:DIR (Llama Guard style)")
     p.add_argument("--loss", default="kl", choices=["tv", "kl", "direct"], help="distillation loss (default: kl)")
@@ -78,6 +84,9 @@ def add_to(sub) -> None:
                    help="constant, or cosine: from --lr down to 0 at the last step (a quieter end for long runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=positive_int, default=50, help="held-out loss and checkpoint every N steps")
+    p.add_argument("--keep-steps", action="store_true",
+                   help="also write the adapter at every --eval-every step to OUT/steps/STEP, to evaluate each and "
+                        "pick one on your own held-out sets")
     p.add_argument("--max-response-tokens", type=positive_int, default=16, help="teacher response tokens trained on")
     p.add_argument("--teacher-cache", metavar="FILE", help="save the teacher's responses and distributions here, "
                    "and reuse those of every prompt the same teacher (model, guard, refusal, --max-response-tokens) "
@@ -115,9 +124,11 @@ def handle(args: argparse.Namespace) -> int:
                            seed=args.seed, eval_every=args.eval_every, bf16=args.bf16,
                            quantization_aware=args.quantization_aware, init_from=args.init_from or "",
                            quantized_weight=args.quantized_weight, margin=args.margin,
-                           opening_weight=args.opening_weight, balanced=args.balanced)
+                           opening_weight=args.opening_weight, balanced=args.balanced,
+                           pairs_per_batch=pairs_per_batch(args), keep_steps=args.keep_steps)
     job = DistillJob(model=model_path(args), out=Path(args.out), config=config,
-                     harmful=tuple(map(Path, args.harmful)), benign=tuple(map(Path, args.benign)), guard=args.guard,
+                     harmful=tuple(map(Path, args.harmful)), benign=tuple(map(Path, args.benign)),
+                     pairs=tuple(map(Path, args.pairs)), guard=args.guard,
                      max_response_tokens=args.max_response_tokens, command=args.command_line,
                      teacher_cache=Path(args.teacher_cache) if args.teacher_cache else None,
                      chat_template=chat_template_path(args))
@@ -126,6 +137,14 @@ def handle(args: argparse.Namespace) -> int:
     written = Path(args.out) / CONTROL_VECTOR_FILE if args.method == "steering" else args.out
     print(f"{WRITES[args.method]}: {written}{loss}")
     return 0
+
+
+def pairs_per_batch(args: argparse.Namespace) -> int:
+    if args.pairs_per_batch is not None and not args.pairs:
+        raise UserError("--pairs-per-batch takes --pairs FILE: pass the pair files, or drop the flag")
+    if args.pairs_per_batch is not None:
+        return args.pairs_per_batch
+    return args.batch_size // 4 if args.pairs else 0
 
 
 def method_settings(args: argparse.Namespace) -> dict:

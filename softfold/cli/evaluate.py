@@ -10,7 +10,7 @@ from pathlib import Path
 
 from softfold.cli.common import (add_adapter_flag, add_model_flag, add_soft_prompt_flag, add_steering_flag,
                                  chat_template_path, check_writable_file, model_path, positive_int)
-from softfold.datasets import BENIGN_EVAL, HARMFUL_EVAL, NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL
+from softfold.datasets import BENIGN_EVAL, HARMFUL_EVAL, NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL, PAIRS_EVAL
 from softfold.errors import UserError
 
 SAMPLE_SEED = 0  # --limit's sample: one seed, so every run of a command evaluates the same prompts
@@ -31,11 +31,16 @@ def add_to(sub) -> None:
     add_steering_flag(p, help="llama.cpp control-vector GGUF (`softfold distill --method steering`), each vector added "
                               "after its block; alone or with --soft-prompt / --adapter")
     p.add_argument("--guard", help="also evaluate the dual system: labels, classifier:DIR or causal-lm:DIR")
-    p.add_argument("--harmful", nargs="+", default=[str(HARMFUL_EVAL)], metavar="FILE",
-                   help="harmful sets, where a refusal is right (default: HarmBench standard behaviors, held out)")
+    p.add_argument("--harmful", nargs="*", default=[str(HARMFUL_EVAL)], metavar="FILE",
+                   help="harmful sets, where a refusal is right (default: HarmBench standard behaviors, held out; "
+                        "--harmful with no file: none, e.g. to pick a checkpoint on your own sets alone)")
     p.add_argument("--benign", nargs="+", default=[str(f) for f in (BENIGN_EVAL, NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL)],
                    metavar="FILE", help="benign sets, where a refusal is an over-refusal (default: the held-out "
                                         "template set, natural requests and safe prompts that look unsafe)")
+    p.add_argument("--pairs", nargs="*", default=[str(PAIRS_EVAL)], metavar="FILE",
+                   help="minimal-pair files: safe members are a benign set (NAME:safe), unsafe twins a harmful one "
+                        "(NAME:unsafe), reported per kind and per pair (default: the held-out pairs, on unsafe words "
+                        "no training file uses; --pairs with no file: none)")
     p.add_argument("--max-new-tokens", type=positive_int, default=48)
     p.add_argument("--bundle", nargs="+", default=[], metavar="DIR",
                    help="also exported bundles, through their phone engines; their decisions are compared with "
@@ -51,14 +56,15 @@ def add_to(sub) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     # torch-loading modules, imported when the command runs: `softfold --help` and the other commands skip them
-    from softfold.distill.evaluate import Label, evaluate, load_set, markdown, student_name, to_json
+    from softfold.distill.evaluate import Label, evaluate, load_pair_sets, load_set, markdown, student_name, to_json
     from softfold.distill.recipe import make_guard
     from softfold.engines import bundle_replies
     from softfold.load import load_base
 
     check_writable_file(args.json, "--json")
     sources = ([(Path(f), load_set(Path(f), Label.HARMFUL)) for f in args.harmful] +
-               [(Path(f), load_set(Path(f), Label.BENIGN)) for f in args.benign])
+               [(Path(f), load_set(Path(f), Label.BENIGN)) for f in args.benign] +
+               [(Path(f), s) for f in args.pairs for s in load_pair_sets(Path(f))])
     sets = [sampled(s, args.limit) for _, s in sources]
     if len({s.name for s in sets}) < len(sets):
         raise UserError("--harmful / --benign: two prompt files share a name; rename one (sets are reported by name)")

@@ -19,7 +19,7 @@ from softfold.distill.losses import Loss, distillation_loss
 from softfold.distill.teacher import DEFAULT_REFUSAL, teacher_examples
 from softfold.distill.steering import mean_difference
 from softfold.distill.train import (CHECKPOINT, DistillConfig, LRSchedule, Method, SteeringInit, _load_checkpoint,
-                                    balanced_order, batch_loss, check_student, evaluate_loss, learning_rate,
+                                    balanced_order, batch_loss, paired_order, check_student, evaluate_loss, learning_rate,
                                     make_student, prompt_weight, simulated_4bit, train, trainable_parameters,
                                     training_loss)
 from softfold.errors import UserError
@@ -111,6 +111,16 @@ def test_a_few_steps_lower_the_loss(base, examples, tmp_path, loss):
     assert (tmp_path / "adapter_model.safetensors").exists()
 
 
+def test_keep_steps_writes_the_adapter_of_every_evaluated_step(base, examples, tmp_path):
+    config = DistillConfig(num_virtual_tokens=4, steps=4, batch_size=4, lr=0.05, eval_every=2, keep_steps=True)
+    train(base, examples, examples, config, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "steps").iterdir()) == ["2", "4"]
+    final, last = (load_file(d / "adapter_model.safetensors") for d in (tmp_path, tmp_path / "steps" / "4"))
+    assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in final)
+    earlier = load_file(tmp_path / "steps" / "2" / "adapter_model.safetensors")
+    assert not all(torch.equal(earlier[k], last[k]) for k in final)  # the step-2 prompt, not a copy of the last
+
+
 def test_quantization_aware_training_lowers_the_4bit_loss(base, examples, tmp_path):
     config = DistillConfig(num_virtual_tokens=4, steps=8, batch_size=4, lr=0.05, eval_every=8, quantization_aware=True)
     student = make_student(base, config)
@@ -165,6 +175,29 @@ def test_balanced_batches_hold_both_classes_half_and_half():
     assert {i for step in range(3) for i in balanced_order(flagged, 4, 0, step)} >= {9, 10, 11}  # every answered one
     with pytest.raises(UserError, match="both refused"):
         balanced_order([True] * 4, 4, 0, 0)
+
+
+def test_paired_batches_hold_both_members_and_balance_the_decision_and_the_words():
+    # 0-5: three pairs (safe, unsafe); 6-9 refused with an unsafe word, 10-11 refused without; 12 answered with one,
+    # 13-15 answered without
+    pairs = ((0, 1), (2, 3), (4, 5))
+    flagged = [False, True] * 3 + [True] * 6 + [False] * 4
+    edgy = (True,) * 6 + (True,) * 4 + (False,) * 2 + (True,) + (False,) * 3
+    for step in range(8):
+        order = paired_order(flagged, edgy, pairs, 8, 1, seed=0, step=step)
+        assert len(order) == 8 and order[0] // 2 == order[1] // 2 < 3 and order[0] % 2 == 0  # a pair, side by side
+        rest = order[2:]
+        assert sum(flagged[i] for i in rest) == 3 and all(i >= 6 for i in rest)
+        refused_edgy = sum(flagged[i] and edgy[i] for i in rest)
+        answered_edgy = sum(not flagged[i] and edgy[i] for i in rest)
+        assert refused_edgy == answered_edgy == 1
+    assert {order[0] for step in range(3) for order in [paired_order(flagged, edgy, pairs, 8, 1, 0, step)]} == {0, 2, 4}
+    only_plain = (True,) * 6 + (False,) * 10  # no edgy prompt outside the pairs: the plain ones fill the quotas
+    assert len(paired_order(flagged, only_plain, pairs, 8, 2, 0, 0)) == 8
+    with pytest.raises(UserError, match="besides the pairs"):
+        paired_order([False, True], (True, True), ((0, 1),), 4, 1, 0, 0)
+    with pytest.raises(UserError, match="--pairs-per-batch 3"):
+        DistillConfig(batch_size=4, pairs_per_batch=3)
 
 
 def _teacher_token_gaps(student, examples) -> torch.Tensor:
