@@ -1,7 +1,7 @@
 """Calibrate the soft prompt's prefix K/V to a quantized recipe (`softfold calibrate-prefix`).
 
 A 4-bit model reads the fp32 prefix K/V differently from the fp32 model, and a decision near the
-refuse-or-answer boundary can flip (measurements: distill/RUNS.md). The prefix K/V are the part of a bundle that stays fp32, and they are free parameters of
+refuse-or-answer boundary can flip (measurements: docs/lab/runs.md). The prefix K/V are the part of a bundle that stays fp32, and they are free parameters of
 the exported graph, so this fits them to the recipe: the quantized model (its arithmetic simulated
 in PyTorch, gradients straight through the rounding) is trained to match the fp32 student's
 next-token distributions (KL) over its greedy replies to calibration prompts. Weights and soft

@@ -21,7 +21,7 @@ class Demo:
 
 
 DEMOS = {
-    "smollm2-135m": Demo(None, SHIPPED_PROMPT, "distilled from SmolLM2 + a guard; see distill/RUNS.md"),
+    "smollm2-135m": Demo(None, SHIPPED_PROMPT, "distilled from SmolLM2 + a guard; see docs/lab/runs.md"),
     "gemma3-270m": Demo("gemma3-270m", GEMMA_DEMO_PROMPT,
                         "fitted to end the base model's turns, not a safety prompt; see its README.md"),
 }

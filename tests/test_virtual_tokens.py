@@ -101,7 +101,7 @@ def test_quantized_onnx_keeps_soft_prompt_rows_fp32(virtual_bundle, soft_prompts
     tables = [numpy_helper.to_array(i, base_dir=str(bundle)) for i in graph.initializer if list(i.dims) == list(soft.shape)]
     assert [t.dtype for t in tables] == [np.float32] and np.array_equal(tables[0], soft)  # the rows, exactly
     assert any(n.op_type == "GatherBlockQuantized" for n in graph.node)  # the vocabulary table is 4-bit
-    # the bundle computes the soft prompt's positions with the 4-bit weights: GPTQ does not pay there (distill/RUNS.md)
+    # the bundle computes the soft prompt's positions with the 4-bit weights: GPTQ does not pay there (docs/lab/runs.md)
     scheme = json.loads((bundle / "manifest.json").read_text())["quantization"]["OnnxBlockQuant"]
     assert scheme["algorithm"] == "rtn"
 

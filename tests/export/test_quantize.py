@@ -73,7 +73,7 @@ def test_gptq_bundles_are_closer_to_fp32_than_round_to_nearest(tiny_models, soft
     scheme = quantization["LinearQuant" if target is Target.EXECUTORCH else "OnnxBlockQuant"]
     assert scheme["algorithm"] == "gptq" and scheme["keep_8bit"] == []
     assert {t["rounding"] for name, t in quantization["tensors"].items() if name != "embed_tokens"} == {"gptq"}
-    # measured: .pte 0.288 -> 0.240, ONNX 0.252 -> 0.239 (SmolLM2: distill/RUNS.md)
+    # measured: .pte 0.288 -> 0.240, ONNX 0.252 -> 0.239 (SmolLM2: docs/lab/runs.md)
     assert gptq.metrics["mean_kl"] < rtn.metrics["mean_kl"]
 
 
