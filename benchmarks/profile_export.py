@@ -2,7 +2,7 @@
 
     python benchmarks/profile_export.py [--json OUT] -- EXPORT_ARGS...
 
-EXPORT_ARGS are `softfold export`'s own (e.g. `--soft-prompt distill/prompts/smollm2-135m-safety --recipe 8da4w --out
+EXPORT_ARGS are `softfold export`'s own (e.g. `--soft-prompt softfold/data/soft_prompts/smollm2-135m-safety --recipe 8da4w --out
 W/sf8`). The export runs once, in this process, with its stages wrapped: loading, folding, rounding (the grid, GPTQ),
 torchao's quantization, `torch.export`, ExecuTorch's edge conversion (its decomposition passes), XNNPACK partitioning
 and preprocessing, emitting the program (ONNX: its export and quantizers), the gate's reference and its runtime. For

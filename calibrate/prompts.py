@@ -1,8 +1,9 @@
-"""The calibration prompts: which prompts of the shipped sets (softfold.datasets) the calibrating recipes and
+"""The calibration prompts: which prompts of the shipped sets (softfold.data) the calibrating recipes and
 `softfold sensitivity` / `calibrate-prefix` see. Drawn from the distillation *training* files only, never the
 held-out evaluation sets.
 """
-from softfold.datasets import BENIGN_TRAIN, HARMFUL_TRAIN, read_prompt_files
+from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN
+from softfold.data.prompt_files import read_prompt_files
 
 
 def calibration_set(per_class: int = 16) -> tuple[list[str], list[str]]:

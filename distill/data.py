@@ -1,5 +1,5 @@
 """Training-data hygiene for distillation: held-out sets kept out of training, a held-out slice for the loss
-curve, file hashes for the provenance sidecar. The prompt files themselves: softfold.datasets."""
+curve, file hashes for the provenance sidecar. The prompt files themselves: softfold.data."""
 import hashlib
 from pathlib import Path
 

@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable
 
-from softfold.datasets import PAIR_KINDS, read_pairs, read_prompt_records
+from softfold.data.prompt_files import PAIR_KINDS, read_pairs, read_prompt_records
 from softfold.distill.teacher import DEFAULT_REFUSAL
 from softfold.errors import UserError
 from softfold.load import BaseModel

@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from softfold.datasets import (BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT, HARMFUL_EVAL, is_pair_file, read_pairs,
-                               read_prompt_files)
+from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, HELD_OUT
+from softfold.data.prompt_files import is_pair_file, read_pairs, read_prompt_files
 from softfold.load import BaseModel, load_base
 from softfold.models import resolve_model
 from softfold.prompt_format import chat_ids

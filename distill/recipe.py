@@ -8,8 +8,8 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 
 from softfold.bundle import OutputKind, check_out, check_out_file
-from softfold.datasets import (BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT, Pair, read_pairs, read_prompt_files, read_prompts,
-                               word_pattern)
+from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT
+from softfold.data.prompt_files import Pair, read_pairs, read_prompt_files, read_prompts, word_pattern
 from softfold.distill.data import check_disjoint, file_sha256, split_held_out
 from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
 from softfold.distill.teacher import DEFAULT_REFUSAL, TEACHER_TOP_K, load_examples, save_examples, teacher_examples

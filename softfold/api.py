@@ -23,7 +23,7 @@ from typing import Callable
 from softfold.bundle import read_manifest, verify
 from softfold.bundle_parity import BundleParityReport, BundleThresholds, compare_bundles
 from softfold.chat import Reply, check_prompt, check_text, generate
-from softfold.datasets import DEFAULT_PROMPTS
+from softfold.data.shipped import DEFAULT_PROMPTS
 from softfold.engines import bundle_engine
 from softfold.errors import UserError
 from softfold.export.config import Algorithm, Folding, QuantConfig, Recipe, Target

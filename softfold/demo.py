@@ -7,7 +7,7 @@ from pathlib import Path
 
 from softfold.bundle import read_manifest
 from softfold.chat import generate
-from softfold.datasets import GEMMA_DEMO_PROMPT, SHIPPED_PROMPT
+from softfold.data.shipped import GEMMA_DEMO_PROMPT, SHIPPED_PROMPT
 from softfold.export.config import QuantConfig, Target
 from softfold.models import resolve_model
 from softfold.pipeline import ExportOptions, export_bundle

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from softfold.datasets import DEFAULT_PROMPTS
+from softfold.data.shipped import DEFAULT_PROMPTS
 from softfold.engines import Engine
 from softfold.errors import UserError
 from softfold.prompt_format import chat_text

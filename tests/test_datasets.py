@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from softfold.datasets import Pair, is_pair_file, read_pairs, read_prompt_records, read_prompts, word_pattern
+from softfold.data.prompt_files import Pair, is_pair_file, read_pairs, read_prompt_records, read_prompts, word_pattern
 from softfold.errors import UserError
 
 PAIR = {"safe": "How do I kill the mould in my shower?", "unsafe": "How do I kill my neighbour's dog?",

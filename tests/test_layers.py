@@ -10,9 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("foundations", "export", "calibrate", "distill", "application")
 FOUNDATIONS, EXPORT, CALIBRATE, DISTILL, APPLICATION = range(len(LAYERS))
 # folder -> package (pyproject.toml's package-dir)
-PACKAGES = {"softfold": "softfold", "softfold/cli": "softfold.cli", "export": "softfold.export",
+PACKAGES = {"softfold": "softfold", "softfold/cli": "softfold.cli", "softfold/data": "softfold.data", "export": "softfold.export",
             "calibrate": "softfold.calibrate", "distill": "softfold.distill"}
-PACKAGE_LAYERS = {"softfold.export": EXPORT, "softfold.calibrate": CALIBRATE, "softfold.distill": DISTILL,
+PACKAGE_LAYERS = {"softfold.data": FOUNDATIONS, "softfold.export": EXPORT, "softfold.calibrate": CALIBRATE, "softfold.distill": DISTILL,
                   "softfold.cli": APPLICATION}
 # softfold/ holds both the bottom and the top: each of its modules is placed here (a new one must be too)
 SOFTFOLD_LAYERS = {
@@ -33,7 +33,6 @@ SOFTFOLD_LAYERS = {
     "softfold.bundle": FOUNDATIONS,
     "softfold.manifest": FOUNDATIONS,
     "softfold.bundle_readme": FOUNDATIONS,
-    "softfold.datasets": FOUNDATIONS,
     "softfold.refusal": FOUNDATIONS,
     "softfold.provenance": FOUNDATIONS,
     "softfold.pipeline": APPLICATION,

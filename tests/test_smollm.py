@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from softfold.datasets import BENIGN, HARMFUL, SHIPPED_PROMPT
+from softfold.data.shipped import BENIGN, HARMFUL, SHIPPED_PROMPT
 from softfold.load import default_model_path
 from softfold.export.config import QuantConfig, Target
 from softfold.pipeline import ExportOptions, export_bundle

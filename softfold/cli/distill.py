@@ -5,7 +5,7 @@ from pathlib import Path
 
 from softfold.cli.common import (NONNEGATIVE, POSITIVE, add_model_flag, chat_template_path, finite_number, model_path,
                                  positive_int)
-from softfold.datasets import BENIGN_TRAIN, HARMFUL_TRAIN
+from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN
 from softfold.errors import UserError
 
 # flags that belong to one --method (defaults None, so a flag given to the other method is caught)
@@ -43,7 +43,7 @@ def add_to(sub) -> None:
                    help="benign training prompt files (default: the shipped benign sets)")
     p.add_argument("--pairs", nargs="+", default=[], metavar="FILE",
                    help="minimal-pair files (.jsonl of safe / unsafe twins sharing an unsafe word, e.g. the shipped "
-                        "distill/data/pairs_train.jsonl): safe members answered, unsafe ones refused")
+                        "softfold/data/prompt_sets/pairs_train.jsonl): safe members answered, unsafe ones refused")
     p.add_argument("--pairs-per-batch", type=int, metavar="N",
                    help="with --pairs: N pairs in every batch, both members; the rest of the batch balanced on the "
                         "decision and on the unsafe words (default: a quarter of --batch-size)")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from softfold.cli.common import (add_adapter_flag, add_model_flag, add_soft_prompt_flag, add_steering_flag,
                                  chat_template_path, check_writable_file, model_path, positive_int)
-from softfold.datasets import BENIGN_EVAL, HARMFUL_EVAL, NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL, PAIRS_EVAL
+from softfold.data.shipped import BENIGN_EVAL, HARMFUL_EVAL, NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL, PAIRS_EVAL
 from softfold.errors import UserError
 
 SAMPLE_SEED = 0  # --limit's sample: one seed, so every run of a command evaluates the same prompts

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from softfold.cli.common import (add_adapter_flag, add_model_flag, add_recipe_arguments, add_soft_prompt_flag,
                                  add_steering_flag, check_writable_file, export_options, positive_int, report_verdict)
-from softfold.datasets import DEFAULT_PROMPTS, read_prompts
+from softfold.data.shipped import DEFAULT_PROMPTS
+from softfold.data.prompt_files import read_prompts
 
 
 def add_to(sub) -> None:

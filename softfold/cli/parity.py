@@ -7,7 +7,7 @@ from softfold.cli.common import (FRACTION, NONNEGATIVE, add_adapter_flag, add_mo
                                  add_steering_flag, chat_template_path, check_writable_file, positive_int,
                                  report_verdict, verdict)
 from softfold.bundle import OutputKind, check_out, file_sha256
-from softfold.datasets import read_prompts
+from softfold.data.prompt_files import read_prompts
 from softfold.errors import UserError
 
 REPORT_FILES = ("parity.json", "bundle_parity.json")  # what a parity run writes into --report

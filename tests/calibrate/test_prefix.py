@@ -11,7 +11,7 @@ from softfold.export.config import Algorithm, Arithmetic, QuantSim
 from softfold.bundle_readme import _calibrated
 from softfold.cli import main
 from softfold.export.fold import build_folded_model, set_prefix_kv
-from softfold.datasets import BENIGN_TRAIN, HARMFUL_TRAIN
+from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN
 from softfold.generate import expand_cache, prefix_cache
 from softfold.load import load_base, load_soft_prompt
 from softfold.pipeline import _prefix_record

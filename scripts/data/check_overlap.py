@@ -1,7 +1,7 @@
 """Keep training and held-out prompts apart.
 
-    python distill/data/check_overlap.py CANDIDATES.jsonl KEPT.jsonl
-    python distill/data/check_overlap.py --held-out CANDIDATES.jsonl KEPT.jsonl
+    python scripts/data/check_overlap.py CANDIDATES.jsonl KEPT.jsonl
+    python scripts/data/check_overlap.py --held-out CANDIDATES.jsonl KEPT.jsonl
 
 A training candidate goes when it shares a run of four words holding two content words, or two content words that
 are a third of its own, with any prompt of the held-out sets (HarmBench, the template benign set, the natural benign set, the over-refusal set, the held-out
@@ -16,7 +16,8 @@ import re
 import sys
 from pathlib import Path
 
-from softfold.datasets import DATA, HELD_OUT, PAIRS_EVAL, read_pairs, read_prompt_files, word_pattern
+from softfold.data.shipped import HELD_OUT, PAIRS_EVAL, PROMPT_SETS
+from softfold.data.prompt_files import read_pairs, read_prompt_files, word_pattern
 
 STOP = set("""a an the and or but if of to in on at by for with from as is are was were be been being do does did i me my
 you your we our he she it its they them their this that these those what which who whom how why when where can could
@@ -72,9 +73,9 @@ def held_out_signatures() -> Signatures:
 
 
 def training_files() -> tuple[Path, ...]:
-    """Every prompt file in this folder that is not held out."""
+    """Every shipped prompt file that is not held out."""
     held = {Path(p).name for p in HELD_OUT}
-    return tuple(sorted(p for p in DATA.iterdir() if p.suffix in (".txt", ".jsonl") and p.name not in held))
+    return tuple(sorted(p for p in PROMPT_SETS.iterdir() if p.suffix in (".txt", ".jsonl") and p.name not in held))
 
 
 def held_out_words() -> re.Pattern:

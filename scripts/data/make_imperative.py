@@ -6,11 +6,9 @@ softfold from topics x templates. Every template is used for harmful AND benign 
 template alone never predicts a refusal; only the request's content does. Written without looking at
 HarmBench (the held-out set); `leaks` below checks the result against it anyway.
 
-    python distill/data/make_imperative.py   # rewrites both files, deterministic
+    python scripts/data/make_imperative.py   # rewrites both files, deterministic
 """
-from pathlib import Path
-
-HERE = Path(__file__).parent
+from softfold.data.shipped import PROMPT_SETS
 
 ACTION_TEMPLATES = [
     "Give detailed instructions for {}",
@@ -157,9 +155,9 @@ HARMFUL_TOPICS = HARMFUL_ACTIONS + HARMFUL_CLAIMS + HARMFUL_CODE + HARMFUL_MESSA
 
 
 if __name__ == "__main__":
-    (HERE / "harmful_imperative.txt").write_text("\n".join(harmful()) + "\n")
-    (HERE / "benign_imperative.txt").write_text("\n".join(benign()) + "\n")
-    close = leaks(HARMFUL_TOPICS, (HERE / "harmbench_standard.txt").read_text().splitlines())
+    (PROMPT_SETS / "harmful_imperative.txt").write_text("\n".join(harmful()) + "\n")
+    (PROMPT_SETS / "benign_imperative.txt").write_text("\n".join(benign()) + "\n")
+    close = leaks(HARMFUL_TOPICS, (PROMPT_SETS / "harmbench_standard.txt").read_text().splitlines())
     print(f"{len(harmful())} harmful, {len(benign())} benign; topics close to HarmBench: {len(close)}")
     for topic, held in close:
         print(f"  {topic!r} ~ {held!r}")
