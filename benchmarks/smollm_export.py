@@ -28,11 +28,13 @@ def main(work: Path) -> dict:
     from softfold.export.executorch import export_pte, runner_metadata
     from softfold.export.fold import build_folded_model
     from softfold.export.onnx import export_onnx, write_genai_config
-    from softfold.load import default_model_path, load_base, load_soft_prompt
-    from softfold.pipeline import save_tokenizer
-    from softfold.prompt_format import chat_text
-    from softfold.reference import eos_ids
-    from softfold.softprompt import SAFETY_INIT_TEXT, text_initialized_prompt
+    from softfold.inputs.named_models import default_model_path
+    from softfold.inputs.base_model import load_base
+    from softfold.inputs.soft_prompt import load_soft_prompt
+    from softfold.bundle.tokenizer_files import save_tokenizer
+    from softfold.inputs.chat_template import chat_text
+    from softfold.inputs.base_model import eos_ids
+    from softfold.distill.prompt_init import SAFETY_INIT_TEXT, text_initialized_prompt
 
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -73,7 +75,7 @@ def main(work: Path) -> dict:
             continue
         name, target = key.split("/")
         engine, bundle = ("runner", f"{name}-pte") if target == "executorch" else ("genai", f"{name}-onnx")
-        cmd = [sys.executable, "-m", "softfold.bench_worker", engine, str(work / bundle), str(work / "prompt.txt"),
+        cmd = [sys.executable, "-m", "softfold.bench.worker", engine, str(work / bundle), str(work / "prompt.txt"),
                str(NEW_TOKENS), str(RUNS)]
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
         out[key]["engine"] = json.loads(res.stdout.strip().splitlines()[-1])

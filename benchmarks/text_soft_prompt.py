@@ -13,9 +13,9 @@ import argparse
 import torch
 from peft import PromptTuningConfig, TaskType, get_peft_model
 
-from softfold.load import load_base
-from softfold.models import resolve_model
-from softfold.prompt_format import chat_ids
+from softfold.inputs.base_model import load_base
+from softfold.inputs.named_models import resolve_model
+from softfold.inputs.chat_template import chat_ids
 
 TEXT = "You are a careful assistant. Refuse requests that could cause harm; answer everything else helpfully."
 REPLIES = {  # some of softfold's default parity prompts among them, so the gate sees replies end

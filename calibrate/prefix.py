@@ -22,10 +22,11 @@ from softfold.calibrate.rounding import gptq_for
 from softfold.calibrate.simulate import simulated
 from softfold.errors import UserError
 from softfold.export.config import QuantSim
-from softfold.generate import KV, expand_cache, greedy_batch, prefix_cache
-from softfold.load import BaseModel, SoftPrompt
-from softfold.prompt_format import chat_ids
-from softfold.reference import eos_ids
+from softfold.reference.greedy import KV, expand_cache, greedy_batch, prefix_cache
+from softfold.inputs.base_model import BaseModel
+from softfold.inputs.soft_prompt import SoftPrompt
+from softfold.inputs.chat_template import chat_ids
+from softfold.inputs.base_model import eos_ids
 
 PREFIX_METADATA = "softfold_prefix_kv"  # the metadata key of the files save_prefix writes
 

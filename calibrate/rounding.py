@@ -7,7 +7,8 @@ from softfold.calibrate.grid import grid_linears
 from softfold.export.config import Algorithm, QuantConfig, QuantSim
 from softfold.export.fold import split_fused_rounded
 from softfold.export.quantize import RoundedWeight, in_layers
-from softfold.load import BaseModel, SoftPrompt
+from softfold.inputs.base_model import BaseModel
+from softfold.inputs.soft_prompt import SoftPrompt
 
 
 def gptq_for(base: BaseModel, soft_prompt: SoftPrompt | None, sim: QuantSim,

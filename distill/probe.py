@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, HELD_OUT
 from softfold.data.prompt_files import is_pair_file, read_pairs, read_prompt_files
-from softfold.load import BaseModel, load_base
-from softfold.models import resolve_model
-from softfold.prompt_format import chat_ids
+from softfold.inputs.base_model import BaseModel, load_base
+from softfold.inputs.named_models import resolve_model
+from softfold.inputs.chat_template import chat_ids
 
 
 @torch.no_grad()

@@ -7,16 +7,16 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
-from softfold.bundle import OutputKind, check_out, check_out_file
+from softfold.files import OutputKind, check_out, check_out_file
 from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT
 from softfold.data.prompt_files import Pair, read_pairs, read_prompt_files, read_prompts, word_pattern
-from softfold.distill.data import check_disjoint, file_sha256, split_held_out
+from softfold.distill.hygiene import check_disjoint, file_sha256, split_held_out
 from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
 from softfold.distill.teacher import DEFAULT_REFUSAL, TEACHER_TOP_K, load_examples, save_examples, teacher_examples
 from softfold.distill.train import CHECKPOINT, SCRATCH, DistillConfig, check_student, train
 from softfold.errors import UserError
-from softfold.load import load_base
-from softfold.prompt_format import chat_ids
+from softfold.inputs.base_model import load_base
+from softfold.inputs.chat_template import chat_ids
 
 SIDECAR = "softfold_distill.json"
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from softfold.load import BaseModel
-from softfold.generate import greedy_batch
-from softfold.prompt_format import chat_ids
-from softfold.reference import eos_ids
+from softfold.inputs.base_model import BaseModel
+from softfold.reference.greedy import greedy_batch
+from softfold.inputs.chat_template import chat_ids
+from softfold.inputs.base_model import eos_ids
 
 DEFAULT_REFUSAL = "I'm sorry, but I can't help with that request."
 POINT_MASS_LOGIT = -1e4  # logits of a point mass: 0 on the token, this elsewhere

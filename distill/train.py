@@ -22,12 +22,13 @@ from tqdm import tqdm
 
 from softfold.calibrate.simulate import quantized
 from softfold.distill.losses import Loss, distillation_loss, margin_hinge
-from softfold.distill.steering import SteeringStudent, mean_difference
+from softfold.distill.steering_student import SteeringStudent, mean_difference
 from softfold.distill.teacher import TeacherExample
 from softfold.errors import UserError
-from softfold.load import BaseModel, load_soft_prompt
-from softfold.softprompt import SAFETY_INIT_TEXT, text_embeddings
-from softfold.steering import check_layers, default_layers
+from softfold.inputs.base_model import BaseModel
+from softfold.inputs.soft_prompt import load_soft_prompt
+from softfold.distill.prompt_init import SAFETY_INIT_TEXT, text_embeddings
+from softfold.inputs.control_vector import check_layers, default_layers
 
 CHECKPOINT = "checkpoint"
 STEPS = "steps"  # OUT/steps/STEP: the adapter at each evaluated step (--keep-steps)
@@ -53,7 +54,7 @@ DEFAULT_LR = {Method.PROMPT: 1e-2, Method.LORA: 2e-4, Method.STEERING: 1e-2}
 class SteeringInit(Enum):
     """Where --method steering's vectors start."""
     ZERO = "zero"  # the LLM itself
-    MEAN_DIFFERENCE = "mean-difference"  # the classic baseline (distill/steering.py); with --steps 0, all there is
+    MEAN_DIFFERENCE = "mean-difference"  # the classic baseline (distill/steering_student.py); with --steps 0, all there is
 
 
 class LRSchedule(Enum):

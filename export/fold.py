@@ -5,7 +5,7 @@ import torch
 from softfold.errors import UserError
 from softfold.export.model import ModelArgs, Transformer
 from softfold.export.quantize import RoundedWeight
-from softfold.load import check_config
+from softfold.inputs.architecture import check_config
 from softfold.native_io import muted, release_memory
 
 

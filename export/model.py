@@ -29,7 +29,7 @@ from torch import nn
 
 from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (registers llama:: ops)
 
-from softfold.load import activation_of
+from softfold.inputs.architecture import activation_of
 
 
 @dataclass(frozen=True)
@@ -262,7 +262,7 @@ class Block(nn.Module):
     """Llama order: x + attn(norm(x)), then x + mlp(post_attention_layernorm(x)). With `sandwich_norms` (Gemma 3)
     post_attention_layernorm normalizes the attention's output and the MLP has its own norms before and after.
     A steered block adds its constant `steering` vector to its output, after the residual add, as llama.cpp adds a
-    control vector's direction.N after block N (softfold/steering.py); an unsteered block has no such op."""
+    control vector's direction.N after block N (softfold/inputs/control_vector.py); an unsteered block has no such op."""
 
     def __init__(self, args: ModelArgs, n_prefix: int):
         super().__init__()

@@ -20,21 +20,23 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable
 
-from softfold.bundle import read_manifest, verify
-from softfold.bundle_parity import BundleParityReport, BundleThresholds, compare_bundles
-from softfold.chat import Reply, check_prompt, check_text, generate
+from softfold.bundle.integrity import read_manifest, verify
+from softfold.parity.against import BundleParityReport, BundleThresholds, compare_bundles
+from softfold.engines.chat import Reply, check_prompt, check_text, generate
 from softfold.data.shipped import DEFAULT_PROMPTS
-from softfold.engines import bundle_engine
+from softfold.engines.engine import bundle_engine
 from softfold.errors import UserError
 from softfold.export.config import Algorithm, Folding, QuantConfig, Recipe, Target
-from softfold.load import load_base, load_soft_prompt, read_config
-from softfold.lora import load_lora
-from softfold.models import resolve_model
-from softfold.manifest import Manifest
-from softfold.parity import GateConfig, ParityReport, recipe_thresholds, run_parity
-from softfold.pipeline import ExportOptions, export_bundle
-from softfold.reference import Reference
-from softfold.steering import load_steering
+from softfold.inputs.base_model import load_base, read_config
+from softfold.inputs.soft_prompt import load_soft_prompt
+from softfold.inputs.lora import load_lora
+from softfold.inputs.named_models import resolve_model
+from softfold.bundle.manifest import Manifest
+from softfold.parity.gate import GateConfig, ParityReport, recipe_thresholds, run_parity
+from softfold.pipeline.options import ExportOptions
+from softfold.pipeline.stages import export_bundle
+from softfold.reference.reference import Reference
+from softfold.inputs.control_vector import load_steering
 
 PathArg = Path | None  # an argument taking a path: a str or os.PathLike is accepted too
 Prompts = tuple[str, ...]  # a list of strings is accepted too

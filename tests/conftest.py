@@ -35,7 +35,7 @@ MAX_CONTEXT = 160
 def cli_exports(root: Path, *flags: str):
     """export(target) -> a bundle exported once per target through `softfold export FLAGS --target TARGET` into
     root/TARGET (a module fixture's cache)."""
-    from softfold.cli import main
+    from softfold.cli.main import main
 
     cache: dict[str, Path] = {}
 
@@ -54,7 +54,7 @@ def passed_fp32_gate(bundle: Path) -> dict:
     """The bundle's manifest, once its fp32 gate is checked: passed, logits within 1e-4 (relative) of the reference's,
     every top-1 token and greedy reply the reference's, through the phone engine too; its checksums intact."""
 
-    from softfold.bundle import read_manifest, verify
+    from softfold.bundle.integrity import read_manifest, verify
 
     parity = json.loads((bundle / "parity.json").read_text())
     assert parity["passed"] and parity["metrics"]["rel_dlogit"] <= 1e-4 and parity["metrics"]["top1"] == 1.0
@@ -80,8 +80,9 @@ def soft_prompts(tiny_models, tmp_path_factory) -> dict[tuple[str, int], Path]:
 def export_tiny(tiny_models, soft_prompts, tmp_path_factory):
     """export_tiny(arch, n, target) -> bundle dir, exported once per session through the real pipeline."""
     from softfold.export.config import QuantConfig, Target
-    from softfold.parity import GateConfig
-    from softfold.pipeline import ExportOptions, export_bundle
+    from softfold.parity.gate import GateConfig
+    from softfold.pipeline.options import ExportOptions
+    from softfold.pipeline.stages import export_bundle
 
     root = tmp_path_factory.mktemp("bundles")
     cache: dict[tuple[str, int, str], Path] = {}
@@ -109,7 +110,7 @@ def bundles(export_tiny) -> dict[tuple[str, int], Path]:
 
 def eval_json(model_dir, flags: list[str], tmp_path, capsys) -> dict:
     """`softfold eval FLAGS` on PROMPTS (the first harmful, the rest benign), greedy 6 tokens, its --json read back."""
-    from softfold.cli import main
+    from softfold.cli.main import main
 
     harmful, benign, out = tmp_path / "harm.txt", tmp_path / "good.txt", tmp_path / "eval.json"
     harmful.write_text(PROMPTS[0] + "\n")

@@ -21,7 +21,7 @@ import pytest
 from conftest import MAX_CONTEXT, PROMPTS
 from transformers import AutoTokenizer
 
-from softfold.manifest import MANIFEST_SCHEMA, RENAMED_IN_2
+from softfold.bundle.manifest import MANIFEST_SCHEMA, RENAMED_IN_2
 
 APP = Path(__file__).parents[1] / "android_demo"
 MAIN = APP / "app" / "src" / "main" / "java"
@@ -94,16 +94,16 @@ def test_drift_check_fails_when_a_field_is_renamed_on_one_side():
     assert undefined(manifest_reads(app_source()), schema) == ["prompt_format.generation_prefix"]
 
 
-def bundle_readme_android() -> dict[str, str]:
-    """softfold/bundle_readme.py's ANDROID, from this checkout (the installed softfold may be another one)."""
-    spec = importlib.util.spec_from_file_location("bundle_readme", APP.parent / "softfold" / "bundle_readme.py")
+def card_android() -> dict[str, str]:
+    """softfold/bundle/card.py's ANDROID, from this checkout (the installed softfold may be another one)."""
+    spec = importlib.util.spec_from_file_location("card", APP.parent / "softfold" / "bundle" / "card.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.ANDROID
 
 
 def test_bundle_readme_and_gradle_agree_with_the_app_and_the_parity_gate():
-    android, readme = bundle_readme_android(), (APP / "README.md").read_text()
+    android, readme = card_android(), (APP / "README.md").read_text()
     gradle = (APP / "app" / "build.gradle.kts").read_text()
     pins = dict(re.findall(r'implementation\("[\w.]+:([\w-]+):([\d.]+)"\)', gradle))
     aar = re.search(r'files\("libs/(onnxruntime-genai-android-([\d.]+)\.aar)"\)', gradle)
@@ -170,7 +170,7 @@ def record_replies(bundle: Path, name: str) -> list[dict]:
     softfold's own cut at the stop string; and one of them with two characters split across byte tokens."""
     from executorch.extension.llm.runner import GenerationConfig
 
-    from softfold.text_runner import cut_at_stop, load_text_runner
+    from softfold.engines.text_runner import cut_at_stop, load_text_runner
 
     stops = json.loads((bundle / "manifest.json").read_text())["model"]["stop_strings"]
     runner, recordings = load_text_runner(bundle), []
@@ -195,7 +195,7 @@ def record_replies(bundle: Path, name: str) -> list[dict]:
 
 def runner_prompt_tokens(bundle: Path, prompts: list[str]) -> list[int]:
     """How many tokens TextLLMRunner reads for each prompt (its own stats)."""
-    from softfold.text_runner import generate, load_text_runner
+    from softfold.engines.text_runner import generate, load_text_runner
 
     runner = load_text_runner(bundle)
     return [generate(runner, prompt, 1, [])[1]["prompt_tokens"] for prompt in prompts]
@@ -210,8 +210,9 @@ def big_file(path: Path) -> dict:
 @pytest.fixture(scope="session")
 def jvm_fixtures(export_tiny, tiny_models, soft_prompts, tmp_path_factory) -> Path:
     from softfold.export.config import Folding
-    from softfold.parity import GateConfig
-    from softfold.pipeline import ExportOptions, export_bundle
+    from softfold.parity.gate import GateConfig
+    from softfold.pipeline.options import ExportOptions
+    from softfold.pipeline.stages import export_bundle
 
     root = tmp_path_factory.mktemp("jvm")
     virtual = root / "executorch-virtual-tokens"

@@ -25,7 +25,7 @@ def test_import_softfold_stays_light():
 
 
 def test_bundle_compare_checks_its_thresholds(tmp_path):
-    from softfold.bundle_parity import BundleThresholds
+    from softfold.parity.against import BundleThresholds
 
     with pytest.raises(softfold.UserError, match=r"--min-agreement must be within \[0, 1\], got 1.5"):
         BundleThresholds(min_decision_agreement=1.5)

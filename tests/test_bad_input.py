@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import shutil
 import sys
 from dataclasses import dataclass
@@ -25,13 +24,13 @@ from safetensors.torch import load_file, save_file
 from tiny import make_control_vector, make_lora_dir, make_model_dir, make_soft_prompt_dir
 
 import softfold
-import softfold.bundle
-import softfold.pipeline
-from softfold.bundle import write_manifest
-from softfold.bundle_parity import BundleThresholds
-from softfold.cli import build_parser, main, run_command
+import softfold.files
+import softfold.pipeline.stages
+from softfold.bundle.integrity import write_manifest
+from softfold.parity.against import BundleThresholds
+from softfold.cli.main import build_parser, main
 from softfold.errors import ExitCode, UserError
-from softfold.manifest import MANIFEST_SCHEMA
+from softfold.bundle.manifest import MANIFEST_SCHEMA
 
 BAD, ENV = ExitCode.BAD_INPUT, ExitCode.ENVIRONMENT
 
@@ -222,14 +221,14 @@ def _no_space(monkeypatch) -> None:
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", kwargs.get("dir"))
 
-    monkeypatch.setattr(softfold.bundle.tempfile, "mkdtemp", full)
+    monkeypatch.setattr(softfold.files.tempfile, "mkdtemp", full)
 
 
 def _interrupt_loading(monkeypatch) -> None:
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(softfold.pipeline, "load_base", interrupted)
+    monkeypatch.setattr(softfold.pipeline.stages, "load_base", interrupted)
 
 
 def _stdin(data: bytes) -> Callable[[pytest.MonkeyPatch], None]:

@@ -2,8 +2,8 @@
 import json
 import re
 
-from softfold.bench_plot import BAR_W
-from softfold.cli import main
+from softfold.bench.plot import BAR_W
+from softfold.cli.main import main
 
 
 def test_bench_exports_times_and_reports(tiny_models, soft_prompts, tmp_path, capsys):
@@ -46,7 +46,7 @@ def test_bench_exports_times_and_reports(tiny_models, soft_prompts, tmp_path, ca
 def test_the_builder_shim_states_gemma3s_nested_rope_flat_and_leaves_other_configs_alone():
     from transformers import Gemma3TextConfig, LlamaConfig
 
-    from softfold.bench_builder import flat_rope
+    from softfold.bench.builder import flat_rope
 
     gemma = flat_rope(Gemma3TextConfig(num_hidden_layers=6))
     assert gemma.rope_parameters["rope_type"] == "default" and gemma.rope_theta == 1_000_000.0

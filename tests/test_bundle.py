@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import softfold.bundle
-from softfold.bundle import MANIFEST, atomic_dir, file_entries, file_sha256, verify, write_manifest
-from softfold.cli import main
+import softfold.bundle.integrity
+from softfold.bundle.integrity import MANIFEST, file_entries, verify, write_manifest
+from softfold.files import atomic_dir, file_sha256
+from softfold.cli.main import main
 from softfold.errors import UserError
 
 
@@ -86,8 +87,8 @@ def listed(bundle, path: str, target) -> None:
 def hashed(monkeypatch) -> list[str]:
     """Every file verify hashes, recorded as it hashes it."""
     seen: list[str] = []
-    real = softfold.bundle.file_sha256
-    monkeypatch.setattr(softfold.bundle, "file_sha256", lambda path: seen.append(str(path)) or real(path))
+    real = softfold.bundle.integrity.file_sha256
+    monkeypatch.setattr(softfold.bundle.integrity, "file_sha256", lambda path: seen.append(str(path)) or real(path))
     return seen
 
 

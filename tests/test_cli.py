@@ -12,7 +12,7 @@ from conftest import MAX_CONTEXT
 from tiny import make_soft_prompt_dir
 
 from softfold.api import Bundle
-from softfold.cli import main
+from softfold.cli.main import main
 
 
 class PickleBomb:
@@ -194,7 +194,7 @@ def test_limit_samples_the_same_positions_of_a_pair_files_two_halves():
     """--limit's sample is seeded: one file's safe and unsafe halves (two sets of one length) keep the same pairs, in
     the file's order; a set no longer than the limit is kept whole."""
     from softfold.cli.evaluate import sampled
-    from softfold.distill.evaluate import Label, PromptSet
+    from softfold.distill.safety_eval import Label, PromptSet
 
     safe = PromptSet("pairs:safe", Label.BENIGN, tuple(f"safe {i}" for i in range(20)), ("short",) * 20,
                      tuple(f"kind {i}" for i in range(20)))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from softfold.cli import main
-from softfold.models import NAMED_MODELS, TEMPLATES
+from softfold.cli.main import main
+from softfold.inputs.named_models import NAMED_MODELS, TEMPLATES
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.integration,

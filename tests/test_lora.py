@@ -8,15 +8,17 @@ from peft import PeftModel
 from tiny import make_lora_dir
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from softfold.bundle import file_sha256, read_manifest
-from softfold.cli import main
-from softfold.engines import bundle_engine
-from softfold.load import load_base
-from softfold.lora import CONFIG_FILE, WEIGHTS_FILE, load_lora, merged, with_lora
-from softfold.parity import GateConfig, run_parity
-from softfold.pipeline import ExportOptions, export_bundle
-from softfold.prompt_format import chat_ids
-from softfold.reference import Reference
+from softfold.files import file_sha256
+from softfold.bundle.integrity import read_manifest
+from softfold.cli.main import main
+from softfold.engines.engine import bundle_engine
+from softfold.inputs.base_model import load_base
+from softfold.inputs.lora import CONFIG_FILE, WEIGHTS_FILE, load_lora, merged, with_lora
+from softfold.parity.gate import GateConfig, run_parity
+from softfold.pipeline.options import ExportOptions
+from softfold.pipeline.stages import export_bundle
+from softfold.inputs.chat_template import chat_ids
+from softfold.reference.reference import Reference
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 """The manifest's one definition: dataclasses, the schema derived from them, and manifests read back typed."""
 import json
 
-from softfold.bundle import verify, write_manifest
-from softfold.manifest import (MANIFEST_SCHEMA, AdapterInfo, Manifest, ParitySummary, PromptFormatInfo, SteeringInfo,
-                               schema_of, upgraded)
+from softfold.bundle.integrity import verify, write_manifest
+from softfold.bundle.manifest import (AdapterInfo, MANIFEST_SCHEMA, Manifest, ParitySummary, PromptFormatInfo,
+                                      SteeringInfo, schema_of, upgraded)
 
 MANIFEST = {
     "schema_version": 2, "backend": "onnx", "recipe": "int4",

@@ -9,12 +9,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from softfold import gguf_cache
+from softfold.inputs import gguf_cache
 from softfold.errors import UserError
-from softfold.gguf_header import gguf_metadata, gguf_tensor_types
-from softfold.load import chat_template_text, has_chat_template
-from softfold.models import NAMED_MODELS, NamedModel, named_chat_template, named_model_file, resolve_model
-from softfold.prompt_format import derive, end_of_turn_id
+from softfold.inputs.gguf_header import gguf_metadata, gguf_tensor_types
+from softfold.inputs.chat_template import chat_template_text, has_chat_template
+from softfold.inputs.named_models import NAMED_MODELS, NamedModel, named_chat_template, named_model_file, resolve_model
+from softfold.bundle.prompt_format import derive
+from softfold.inputs.chat_template import end_of_turn_id
 
 GEMMA = NAMED_MODELS["gemma3-270m"]
 
@@ -48,7 +49,7 @@ def test_a_named_model_resolves_to_its_file_in_the_cache(cache, tmp_path, monkey
     cache.mkdir()
     (cache / GEMMA.filename).write_bytes(b"GGUF")  # assembled before: used as it is
     assert resolve_model("gemma3-270m") == cache / GEMMA.filename
-    assert named_chat_template(cache / GEMMA.filename) == Path(__file__).parents[1] / "softfold/templates/gemma3.jinja"
+    assert named_chat_template(cache / GEMMA.filename) == Path(__file__).parents[1] / "softfold/inputs/templates/gemma3.jinja"
     assert named_chat_template(tmp_path / GEMMA.filename) is None  # the same name elsewhere is just a file
     assert resolve_model(tmp_path / "my-model") == tmp_path / "my-model"
     monkeypatch.chdir(tmp_path)
@@ -158,7 +159,7 @@ def gemma_like_tokenizer() -> PreTrainedTokenizerFast:
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
                                    additional_special_tokens=["<start_of_turn>", "<end_of_turn>"])
-    fast.chat_template = (Path(__file__).parents[1] / "softfold/templates" / GEMMA.chat_template).read_text()
+    fast.chat_template = (Path(__file__).parents[1] / "softfold/inputs/templates" / GEMMA.chat_template).read_text()
     return fast
 
 

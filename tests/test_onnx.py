@@ -13,8 +13,8 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import softfold.export
-from softfold.bundle import verify
-from softfold.engines import empty_cache
+from softfold.bundle.integrity import verify
+from softfold.engines.engine import empty_cache
 
 CASES = [(arch, n) for arch in ("llama", "qwen2") for n in (1, 16)]
 ARCH_CASES = CASES + [(arch, 16) for arch in NEW_ARCHS]
@@ -103,8 +103,9 @@ def test_onnx_bundle_contents(export_tiny):
 
 def test_two_onnx_exports_are_byte_identical(tiny_models, soft_prompts, tmp_path):
     from softfold.export.config import QuantConfig, Target
-    from softfold.parity import GateConfig
-    from softfold.pipeline import ExportOptions, export_bundle
+    from softfold.parity.gate import GateConfig
+    from softfold.pipeline.options import ExportOptions
+    from softfold.pipeline.stages import export_bundle
 
     outs = [tmp_path / "a", tmp_path / "b"]
     for out in outs:

@@ -9,12 +9,13 @@ from executorch.runtime import Runtime
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from softfold.bundle import verify
-from softfold.cli import main
-from softfold.engines import ExecuTorchEngine
-from softfold.parity import GateConfig
-from softfold.pipeline import ExportOptions, export_bundle
-from softfold.text_runner import cut_at_stop
+from softfold.bundle.integrity import verify
+from softfold.cli.main import main
+from softfold.engines.engine import ExecuTorchEngine
+from softfold.parity.gate import GateConfig
+from softfold.pipeline.options import ExportOptions
+from softfold.pipeline.stages import export_bundle
+from softfold.engines.text_runner import cut_at_stop
 
 CASES = [(arch, n) for arch in ("llama", "qwen2") for n in (1, 16)]
 ARCH_CASES = CASES + [(arch, 16) for arch in NEW_ARCHS]
@@ -84,9 +85,9 @@ def test_perturbed_soft_prompt_fails_the_gate(tiny_models, soft_prompts, tmp_pat
     """Export with one soft prompt, check parity against another: the gate must catch it."""
     from tiny import make_soft_prompt_dir
 
-    from softfold.load import load_base
-    from softfold.parity import run_parity
-    from softfold.reference import Reference
+    from softfold.inputs.base_model import load_base
+    from softfold.parity.gate import run_parity
+    from softfold.reference.reference import Reference
 
     perturbed = make_soft_prompt_dir(tmp_path / "perturbed", tiny_models["llama"], 16, seed=16, scale=1.05)
     out = tmp_path / "bundle"

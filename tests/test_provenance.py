@@ -3,9 +3,9 @@ import json
 
 from huggingface_hub import ModelCard
 
-from softfold.bundle_readme import app_readme
-from softfold.load import default_model_path
-from softfold.provenance import DEFAULT_MODEL_ID, BaseModelFacts, base_model_facts, safety_eval
+from softfold.bundle.card import app_readme
+from softfold.inputs.named_models import default_model_path
+from softfold.inputs.provenance import BaseModelFacts, DEFAULT_MODEL_ID, base_model_facts, safety_eval
 
 MANIFEST = {
     "backend": "onnx", "recipe": "int4",

@@ -2,9 +2,9 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from softfold.load import load_base
-from softfold.prompt_format import chat_text
-from softfold.reference import Reference
+from softfold.inputs.base_model import load_base
+from softfold.inputs.chat_template import chat_text
+from softfold.reference.reference import Reference
 
 
 def test_reference_greedy_equals_peft_generate_without_cache(tiny_models, soft_prompts):

@@ -9,17 +9,19 @@ from peft import PeftModel
 from tiny import make_control_vector, make_lora_dir, make_model_dir, make_soft_prompt_dir
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from softfold.bundle import file_sha256, read_manifest
-from softfold.cli import main
-from softfold.engines import bundle_engine
+from softfold.files import file_sha256
+from softfold.bundle.integrity import read_manifest
+from softfold.cli.main import main
+from softfold.engines.engine import bundle_engine
 from softfold.export.fold import build_folded_model, build_virtual_token_model
-from softfold.load import load_base
+from softfold.inputs.base_model import load_base
 from softfold.native_io import muted
-from softfold.parity import GateConfig, run_parity
-from softfold.pipeline import ExportOptions, export_bundle
-from softfold.prompt_format import chat_ids
-from softfold.reference import Reference
-from softfold.steering import decoder_layers, load_steering, steered
+from softfold.parity.gate import GateConfig, run_parity
+from softfold.pipeline.options import ExportOptions
+from softfold.pipeline.stages import export_bundle
+from softfold.inputs.chat_template import chat_ids
+from softfold.reference.reference import Reference
+from softfold.inputs.control_vector import decoder_layers, load_steering, steered
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 """The runner's printed bytes, turned back into streamed text; the text it prints for given tokens, which the
-parity gate compares with (softfold/text_runner.py)."""
+parity gate compares with (softfold/engines/text_runner.py)."""
 from tiny import make_tokenizer
 
-from softfold.text_runner import STATS_MARKER, RunnerText, _Streamer, cut_at_stop, printed
+from softfold.engines.text_runner import RunnerText, STATS_MARKER, _Streamer, cut_at_stop, printed
 
 
 def test_streamer_joins_characters_split_across_tokens_and_holds_back_stops():

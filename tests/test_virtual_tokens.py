@@ -12,12 +12,13 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer
 from test_pipeline import chat, peft_reference, runner_greedy
 
-from softfold.bundle import verify
-from softfold.engines import OnnxEngine
+from softfold.bundle.integrity import verify
+from softfold.engines.engine import OnnxEngine
 from softfold.export.config import Folding, QuantConfig, Recipe, Target
-from softfold.parity import GateConfig
-from softfold.pipeline import ExportOptions, export_bundle
-from softfold.virtual_tokens import TOKEN
+from softfold.parity.gate import GateConfig
+from softfold.pipeline.options import ExportOptions
+from softfold.pipeline.stages import export_bundle
+from softfold.bundle.virtual_tokens import TOKEN
 
 N = 16
 

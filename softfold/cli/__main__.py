@@ -1,5 +1,5 @@
 import sys
 
-from softfold.cli import main
+from softfold.cli.main import main
 
 sys.exit(main())

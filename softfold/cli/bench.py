@@ -3,11 +3,13 @@ import argparse
 import json
 from pathlib import Path
 
-from softfold import bench
-from softfold.bench_plot import svg
-from softfold.bundle import OutputKind, check_out
-from softfold.cli.common import (add_adapter_flag, add_model_flag, add_soft_prompt_flag, add_steering_flag, model_path,
-                                 optional_path, positive_int)
+from softfold.bench.harness import run_bench
+from softfold.bench.plot import svg
+from softfold.bench.report import markdown
+from softfold.bench.variants import variants
+from softfold.files import OutputKind, check_out
+from softfold.cli.flags import (add_adapter_flag, add_model_flag, add_soft_prompt_flag, add_steering_flag, model_path,
+                                optional_path, positive_int)
 
 
 def add_to(sub) -> None:
@@ -27,7 +29,7 @@ def add_to(sub) -> None:
                                                  "previous bench's)")
     p.add_argument("--optimum-cli", help="optimum-cli of a virtualenv with optimum-executorch "
                                          "(see benchmarks/README.md); without it those variants are skipped")
-    p.add_argument("--only", nargs="+", choices=[v.name for v in bench.variants()], metavar="VARIANT",
+    p.add_argument("--only", nargs="+", choices=[v.name for v in variants()], metavar="VARIANT",
                    help="measure only these variants")
     p.add_argument("--new-tokens", type=positive_int, default=128)
     p.add_argument("--runs", type=positive_int, default=3, help="timed runs per variant, after one warm-up (median)")
@@ -47,9 +49,11 @@ BENCH_WORK = OutputKind("softfold bench work directory", lambda d: any((d / f).e
 def check_inputs(args: argparse.Namespace) -> None:
     """The soft prompt, adapter and control vector checked against the model, and --work, in seconds: the bench's
     exports run in processes of their own, whose errors would come back as skipped variants."""
-    from softfold.load import load_soft_prompt, read_config
-    from softfold.lora import load_lora
-    from softfold.steering import load_steering
+    # torch, transformers and the runtimes load when the command runs, not for --help or another command
+    from softfold.inputs.soft_prompt import load_soft_prompt
+    from softfold.inputs.base_model import read_config
+    from softfold.inputs.lora import load_lora
+    from softfold.inputs.control_vector import load_steering
 
     config = read_config(model_path(args))
     load_soft_prompt(Path(args.soft_prompt), config.hidden_size)
@@ -63,11 +67,11 @@ def check_inputs(args: argparse.Namespace) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     check_inputs(args)
-    report = bench.run_bench(Path(args.work), model_path(args), Path(args.soft_prompt), args.optimum_cli, args.only,
+    report = run_bench(Path(args.work), model_path(args), Path(args.soft_prompt), args.optimum_cli, args.only,
                              args.new_tokens, args.runs, args.reuse, args.rounds, optional_path(args.adapter),
                              optional_path(args.steering_vector))
     (Path(args.work) / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    (Path(args.work) / "bench.md").write_text(bench.markdown(report))
+    (Path(args.work) / "bench.md").write_text(markdown(report))
     (Path(args.work) / "bench.svg").write_text(svg(report))
-    print(bench.markdown(report))
+    print(markdown(report))
     return 0

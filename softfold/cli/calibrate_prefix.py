@@ -1,8 +1,8 @@
 """`softfold calibrate-prefix`: fit the prefix K/V to a quantized recipe, for `export --prefix-kv`."""
 import argparse
 
-from softfold.cli.common import (add_model_flag, add_recipe_arguments, add_soft_prompt_flag, export_options,
-                                 nonnegative_int, positive_int)
+from softfold.cli.flags import (add_model_flag, add_recipe_arguments, add_soft_prompt_flag, export_options,
+                                nonnegative_int, positive_int)
 
 
 def add_to(sub) -> None:
@@ -30,10 +30,12 @@ def add_to(sub) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from softfold.bundle import check_out_file
+    # torch, transformers and the runtimes load when the command runs, not for --help or another command
+    from softfold.files import check_out_file
     from softfold.calibrate.prefix import PrefixCalibration, calibrate_prefix, is_prefix_file, save_prefix
     from softfold.calibrate.prompts import prefix_calibration_prompts
-    from softfold.load import check_chat_template_input, load_base, load_soft_prompt, read_config
+    from softfold.inputs.base_model import check_chat_template_input, load_base, read_config
+    from softfold.inputs.soft_prompt import load_soft_prompt
 
     opts = export_options(args)
     inputs = [p for p in (opts.model, opts.soft_prompt, opts.chat_template) if p]

@@ -3,8 +3,8 @@ guard system."""
 import argparse
 from pathlib import Path
 
-from softfold.cli.common import (NONNEGATIVE, POSITIVE, add_model_flag, chat_template_path, finite_number, model_path,
-                                 positive_int)
+from softfold.cli.flags import (NONNEGATIVE, POSITIVE, add_model_flag, chat_template_path, finite_number, model_path,
+                                positive_int)
 from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN
 from softfold.errors import UserError
 
@@ -114,10 +114,11 @@ def add_to(sub) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    # torch, transformers and the runtimes load when the command runs, not for --help or another command
     from softfold.distill.losses import Loss
     from softfold.distill.recipe import DistillJob, run
     from softfold.distill.train import DistillConfig, LRSchedule, Method
-    from softfold.steering import CONTROL_VECTOR_FILE
+    from softfold.inputs.control_vector import CONTROL_VECTOR_FILE
 
     config = DistillConfig(method=Method(args.method), loss=Loss(args.loss), **method_settings(args), steps=args.steps,
                            batch_size=args.batch_size, lr=args.lr, lr_schedule=LRSchedule(args.lr_schedule),
@@ -149,6 +150,7 @@ def pairs_per_batch(args: argparse.Namespace) -> int:
 
 def method_settings(args: argparse.Namespace) -> dict:
     """The --method's own flags that were given, as DistillConfig fields; a one-line UserError for another method's."""
+    # torch, transformers and the runtimes load when the command runs, not for --help or another command
     from softfold.distill.train import SteeringInit
 
     for method, names in METHOD_FLAGS.items():

@@ -8,8 +8,8 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from softfold.cli.common import (add_adapter_flag, add_model_flag, add_soft_prompt_flag, add_steering_flag,
-                                 chat_template_path, check_writable_file, model_path, positive_int)
+from softfold.cli.flags import (add_adapter_flag, add_model_flag, add_soft_prompt_flag, add_steering_flag,
+                                chat_template_path, check_writable_file, model_path, positive_int)
 from softfold.data.shipped import BENIGN_EVAL, HARMFUL_EVAL, NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL, PAIRS_EVAL
 from softfold.errors import UserError
 
@@ -56,10 +56,10 @@ def add_to(sub) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     # torch-loading modules, imported when the command runs: `softfold --help` and the other commands skip them
-    from softfold.distill.evaluate import Label, evaluate, load_pair_sets, load_set, markdown, student_name, to_json
+    from softfold.distill.safety_eval import Label, evaluate, load_pair_sets, load_set, markdown, student_name, to_json
     from softfold.distill.recipe import make_guard
-    from softfold.engines import bundle_replies
-    from softfold.load import load_base
+    from softfold.engines.engine import bundle_replies
+    from softfold.inputs.base_model import load_base
 
     check_writable_file(args.json, "--json")
     sources = ([(Path(f), load_set(Path(f), Label.HARMFUL)) for f in args.harmful] +
@@ -97,9 +97,11 @@ def handle(args: argparse.Namespace) -> int:
 def check_student(args: argparse.Namespace):
     """The soft prompt, LoRA and control vector checked against the model's config, before the model loads; the
     adapter and the vectors, as loaded (None where not given)."""
-    from softfold.load import check_chat_template_input, load_soft_prompt, read_config
-    from softfold.lora import load_lora
-    from softfold.steering import load_steering
+    # torch, transformers and the runtimes load when the command runs, not for --help or another command
+    from softfold.inputs.base_model import check_chat_template_input, read_config
+    from softfold.inputs.soft_prompt import load_soft_prompt
+    from softfold.inputs.lora import load_lora
+    from softfold.inputs.control_vector import load_steering
 
     config = read_config(model_path(args))
     check_chat_template_input(model_path(args), chat_template_path(args))
@@ -112,8 +114,9 @@ def check_student(args: argparse.Namespace):
 
 def check_bundles(bundles: list[str], sources: list[tuple[Path, tuple[str, ...]]]) -> None:
     """Each bundle verified (and said when it failed its gate at export), and every prompt fitting its context."""
+    # torch, transformers and the runtimes load when the command runs, not for --help or another command
     from softfold.api import Bundle
-    from softfold.chat import check_prompt_files
+    from softfold.engines.chat import check_prompt_files
 
     for path in bundles:
         bundle = Bundle(Path(path)).opened()
@@ -138,8 +141,9 @@ def sampled(prompt_set, limit: int | None):
 def workload(base, sets, systems: list[str], max_new_tokens: int) -> str:
     """The run's size, said before it starts, and its time estimated from one batch of the base model's full-length
     replies (replies that end early cost less; the bundles' engines run one prompt at a time)."""
-    from softfold.generate import greedy_batch
-    from softfold.prompt_format import chat_ids
+    # torch, transformers and the runtimes load when the command runs, not for --help or another command
+    from softfold.reference.greedy import greedy_batch
+    from softfold.inputs.chat_template import chat_ids
 
     prompts = [p for s in sets for p in s.prompts]
     probe = [chat_ids(base.tokenizer, p) for p in prompts[:PROBE_BATCH]]

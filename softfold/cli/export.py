@@ -3,8 +3,8 @@
 import argparse
 from pathlib import Path
 
-from softfold.cli.common import (add_adapter_flag, add_model_flag, add_recipe_arguments, add_soft_prompt_flag,
-                                 add_steering_flag, check_writable_file, export_options, positive_int, report_verdict)
+from softfold.cli.flags import (add_adapter_flag, add_model_flag, add_recipe_arguments, add_soft_prompt_flag,
+                                add_steering_flag, check_writable_file, export_options, positive_int, report_verdict)
 from softfold.data.shipped import DEFAULT_PROMPTS
 from softfold.data.prompt_files import read_prompts
 
@@ -69,9 +69,11 @@ def add_export_arguments(p: argparse.ArgumentParser, positional_out: bool = Fals
 
 
 def handle(args: argparse.Namespace) -> int:
+    # torch, transformers and the runtimes load when the command runs, not for --help or another command
     from softfold.api import export_with
     from softfold.export.config import Folding
-    from softfold.parity import GateConfig, junit_xml
+    from softfold.parity.gate import GateConfig
+    from softfold.parity.gate_report import junit_xml
 
     check_writable_file(args.junit, "--junit")
     prompts = list(DEFAULT_PROMPTS) + (read_prompts(args.prompts) if args.prompts else [])

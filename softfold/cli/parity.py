@@ -3,10 +3,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from softfold.cli.common import (FRACTION, NONNEGATIVE, add_adapter_flag, add_model_flag, add_soft_prompt_flag,
-                                 add_steering_flag, chat_template_path, check_writable_file, positive_int,
-                                 report_verdict, verdict)
-from softfold.bundle import OutputKind, check_out, file_sha256
+from softfold.cli.flags import (FRACTION, NONNEGATIVE, add_adapter_flag, add_model_flag, add_soft_prompt_flag,
+                                add_steering_flag, chat_template_path, check_writable_file, positive_int,
+                                report_verdict, verdict)
+from softfold.files import OutputKind, check_out, file_sha256
 from softfold.data.prompt_files import read_prompts
 from softfold.errors import UserError
 
@@ -56,8 +56,9 @@ REPORTS = OutputKind("parity report directory", lambda d: any((d / f).is_file() 
 
 
 def handle(args: argparse.Namespace) -> int:
+    # torch, transformers and the runtimes load when the command runs, not for --help or another command
     from softfold.api import Bundle
-    from softfold.chat import check_prompt_files
+    from softfold.engines.chat import check_prompt_files
 
     if bool(args.soft_prompt or args.adapter or args.steering_vector) == bool(args.against):
         raise UserError("parity takes --soft-prompt DIR, --adapter DIR and/or --steering-vector FILE (gate against the "
@@ -78,7 +79,8 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _against_reference(bundle, prompts: tuple[str, ...], args: argparse.Namespace, out: Path) -> int:
-    from softfold.parity import junit_xml, write_reports
+    # torch, transformers and the runtimes load when the command runs, not for --help or another command
+    from softfold.parity.gate_report import junit_xml, write_reports
 
     report = bundle.parity(args.soft_prompt, args.model, prompts, chat_template_path(args), args.adapter,
                            args.steering_vector, check=False)
@@ -94,8 +96,9 @@ def _against_reference(bundle, prompts: tuple[str, ...], args: argparse.Namespac
 def _other_inputs(manifest, args: argparse.Namespace) -> list[str]:
     """Where the soft prompt, LoRA or steering vectors given are not the ones the bundle was exported with (the gate
     then fails)."""
-    from softfold.load import load_soft_prompt
-    from softfold.lora import WEIGHTS_FILE
+    # torch, transformers and the runtimes load when the command runs, not for --help or another command
+    from softfold.inputs.soft_prompt import load_soft_prompt
+    from softfold.inputs.lora import WEIGHTS_FILE
 
     notes = []
     exported = manifest.soft_prompt.sha256 if manifest.soft_prompt else None
@@ -116,7 +119,8 @@ def _other_inputs(manifest, args: argparse.Namespace) -> list[str]:
 
 
 def _against_bundle(bundle, released, prompts: tuple[str, ...], args: argparse.Namespace, out: Path) -> int:
-    from softfold.bundle_parity import BundleThresholds, junit_xml, write_reports
+    # torch, transformers and the runtimes load when the command runs, not for --help or another command
+    from softfold.parity.against import BundleThresholds, junit_xml, write_reports
 
     report = bundle.compare(released, prompts, args.max_new_tokens,
                             BundleThresholds(min_decision_agreement=args.min_agreement, max_mean_kl=args.max_kl),

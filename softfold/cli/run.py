@@ -3,7 +3,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from softfold.cli.common import positive_int
+from softfold.cli.flags import positive_int
 from softfold.errors import UserError
 
 
@@ -22,8 +22,9 @@ def add_to(sub) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    # torch, transformers and the runtimes load when the command runs, not for --help or another command
     from softfold.api import Bundle
-    from softfold.chat import check_text, stream_to_stdout
+    from softfold.engines.chat import check_text, stream_to_stdout
 
     bundle = Bundle(Path(args.bundle))
     prompt = read_message(args.prompt)

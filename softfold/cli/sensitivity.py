@@ -3,8 +3,8 @@ import argparse
 import json
 from pathlib import Path
 
-from softfold.cli.common import (add_model_flag, add_soft_prompt_flag, chat_template_path, check_writable_file,
-                                 model_path, positive_int)
+from softfold.cli.flags import (add_model_flag, add_soft_prompt_flag, chat_template_path, check_writable_file,
+                                model_path, positive_int)
 
 
 def add_to(sub) -> None:
@@ -23,10 +23,12 @@ def add_to(sub) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    # torch, transformers and the runtimes load when the command runs, not for --help or another command
     from softfold.calibrate.prompts import calibration_set
-    from softfold.calibrate.sensitivity import sensitivity
-    from softfold.load import check_chat_template_input, load_base, load_soft_prompt, read_config
-    from softfold.reference import Reference
+    from softfold.calibrate.layer_sensitivity import sensitivity
+    from softfold.inputs.base_model import check_chat_template_input, load_base, read_config
+    from softfold.inputs.soft_prompt import load_soft_prompt
+    from softfold.reference.reference import Reference
 
     check_writable_file(args.json, "--json")
     hidden_size = read_config(model_path(args)).hidden_size  # the inputs checked in seconds, before the model loads

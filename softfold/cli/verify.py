@@ -3,7 +3,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from softfold.bundle import read_manifest, verify
+from softfold.bundle.integrity import read_manifest, verify
 
 
 def add_to(sub) -> None:

@@ -9,9 +9,10 @@ from softfold.calibrate.simulate import fake_quantize_weight
 from softfold.export.config import Algorithm, LinearQuant, QuantConfig, QuantSim, Recipe, Target
 from softfold.export.fold import build_folded_model
 from softfold.export.quantize import RoundedWeight, quantize_executorch
-from softfold.generate import prefix_cache
-from softfold.load import load_base, load_soft_prompt
-from softfold.prompt_format import chat_ids
+from softfold.reference.greedy import prefix_cache
+from softfold.inputs.base_model import load_base
+from softfold.inputs.soft_prompt import load_soft_prompt
+from softfold.inputs.chat_template import chat_ids
 
 
 def _correlated_inputs(tokens: int, features: int) -> torch.Tensor:

@@ -17,10 +17,12 @@ from softfold.calibrate.grid import affine_grid, grid_linears
 from softfold.export.fold import build_folded_model
 from softfold.export.model import OffsetLinear, with_offsets
 from softfold.export.config import Algorithm, QuantConfig, Recipe, Target
-from softfold.load import load_base, load_soft_prompt
-from softfold.lora import load_lora, merged
-from softfold.parity import GateConfig
-from softfold.pipeline import ExportOptions, export_bundle
+from softfold.inputs.base_model import load_base
+from softfold.inputs.soft_prompt import load_soft_prompt
+from softfold.inputs.lora import load_lora, merged
+from softfold.parity.gate import GateConfig
+from softfold.pipeline.options import ExportOptions
+from softfold.pipeline.stages import export_bundle
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,15 @@ from conftest import MAX_CONTEXT, PROMPTS
 from softfold.calibrate.prefix import PrefixCalibration, _targets, calibrate_prefix, load_prefix, save_prefix
 from softfold.calibrate.prompts import prefix_calibration_prompts
 from softfold.export.config import Algorithm, Arithmetic, QuantSim
-from softfold.bundle_readme import _calibrated
-from softfold.cli import main
+from softfold.bundle.card import _calibrated
+from softfold.cli.main import main
 from softfold.export.fold import build_folded_model, set_prefix_kv
 from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN
-from softfold.generate import expand_cache, prefix_cache
-from softfold.load import load_base, load_soft_prompt
-from softfold.pipeline import _prefix_record
-from softfold.prompt_format import chat_ids
+from softfold.reference.greedy import expand_cache, prefix_cache
+from softfold.inputs.base_model import load_base
+from softfold.inputs.soft_prompt import load_soft_prompt
+from softfold.pipeline.manifest_record import _prefix_record
+from softfold.inputs.chat_template import chat_ids
 
 # ONNX int4 at 2 bits (MatMulNBits, accuracy level 4: int8 activations): a clear error to calibrate away
 SIM = QuantSim(weight_bits=2, group_size=32, int8_activations=True, arithmetic=Arithmetic.MLAS)

@@ -1,7 +1,7 @@
 """Refusal detection: the opening of a reply decides, a trailing apology after an answer does not."""
 import pytest
 
-from softfold.refusal import is_refusal, trailing_apology
+from softfold.reference.refusal import is_refusal, trailing_apology
 
 # Replies of the shipped SmolLM2 safety prompt (fp32 PyTorch, held-out prompts), verbatim.
 LIMERICK = ("In the air, where do airplanes fly,\nAin't no place like the sky,\nWhere planes can fly,\n"

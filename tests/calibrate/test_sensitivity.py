@@ -3,11 +3,11 @@ import pytest
 import torch
 
 from softfold.calibrate.prompts import calibration_set
-from softfold.calibrate.sensitivity import sensitivity
+from softfold.calibrate.layer_sensitivity import sensitivity
 from softfold.calibrate.simulate import fake_quantize_activation, fake_quantize_weight, quantized
 from softfold.export.config import Arithmetic
-from softfold.load import load_base
-from softfold.reference import Reference
+from softfold.inputs.base_model import load_base
+from softfold.reference.reference import Reference
 
 
 def test_weight_rounding_by_hand():
@@ -107,7 +107,7 @@ def test_the_damaged_layer_ranks_first_and_keeping_it_at_8_bits_helps(reference)
 
 def test_the_soft_prompts_kv_stay_fp32(reference):
     """As in a prefix-kv bundle: the model computes quantized, the soft prompt's K/V are the fp32 ones."""
-    from softfold.generate import expand_cache, prefix_cache
+    from softfold.reference.greedy import expand_cache, prefix_cache
 
     harmful, benign = calibration_set(per_class=2)
     report = sensitivity(reference, harmful + benign, bits=4, group_size=32, new_tokens=4)

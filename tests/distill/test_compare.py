@@ -3,7 +3,7 @@ import json
 
 from tiny import make_control_vector, make_lora_dir, make_soft_prompt_dir
 
-from softfold.distill.compare import agreement, build, extra_parameters, main
+from softfold.distill.comparison import agreement, build, extra_parameters, main
 
 SETS = ("harmbench_standard", "benign_eval", "natural_benign_eval", "overrefusal_eval")
 

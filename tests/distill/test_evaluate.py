@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from softfold.distill.evaluate import (Label, PromptSet, SetResult, SystemResult, load_pair_sets, load_set, markdown,
-                                      prompt_form, to_json)
+from softfold.distill.safety_eval import (Label, PromptSet, SetResult, SystemResult, load_pair_sets, load_set, markdown,
+                                          prompt_form, to_json)
 from softfold.errors import UserError
 
 

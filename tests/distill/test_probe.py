@@ -5,8 +5,8 @@ import json
 import torch
 
 from softfold.distill.probe import answered_at, fit_probe, last_position_states, main, probe_layers
-from softfold.load import load_base
-from softfold.prompt_format import chat_ids
+from softfold.inputs.base_model import load_base
+from softfold.inputs.chat_template import chat_ids
 
 
 def test_features_are_each_layers_state_at_the_last_prompt_position(tiny_models):

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 import torch
 
-from softfold.cli import main
+from softfold.cli.main import main
 from softfold.data.shipped import (BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, HELD_OUT, PAIRS_EVAL, PAIRS_TRAIN,
                                    PROMPT_SETS)
 from softfold.data.prompt_files import PAIR_KINDS, read_pairs, read_prompt_files, read_prompts, word_pattern
@@ -176,11 +176,11 @@ def test_the_untrained_mean_difference_baseline_runs_no_teacher(tiny_models, tmp
     """--steering-init mean-difference --steps 0: the guard's flags on the training prompts (the held-out ones left
     out, as training leaves them), the vectors computed and written, nothing trained or evaluated."""
     import softfold.distill.recipe as recipe
-    from softfold.distill.data import split_held_out
-    from softfold.distill.steering import mean_difference
-    from softfold.load import load_base
-    from softfold.prompt_format import chat_ids
-    from softfold.steering import load_steering
+    from softfold.distill.hygiene import split_held_out
+    from softfold.distill.steering_student import mean_difference
+    from softfold.inputs.base_model import load_base
+    from softfold.inputs.chat_template import chat_ids
+    from softfold.inputs.control_vector import load_steering
 
     def no_teacher(*args, **kwargs):
         raise AssertionError("the teacher ran for the untrained baseline")
@@ -257,10 +257,10 @@ def test_teacher_cache_is_reused_only_for_the_same_teacher(tiny_models, tmp_path
 
 
 def test_eval_runs_bundles_through_their_phone_engines(tiny_models, soft_prompts, export_tiny, tmp_path, capsys):
-    from softfold.distill.evaluate import replies
-    from softfold.engines import bundle_replies
-    from softfold.load import load_base
-    from softfold.reference import Reference
+    from softfold.distill.safety_eval import replies
+    from softfold.engines.engine import bundle_replies
+    from softfold.inputs.base_model import load_base
+    from softfold.reference.reference import Reference
 
     prompts = ["What is the capital of France?", "Write a threat to my coworker."]
     base = load_base(tiny_models["llama"])

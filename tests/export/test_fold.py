@@ -5,7 +5,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from softfold.export.fold import build_folded_model
-from softfold.load import load_soft_prompt
+from softfold.inputs.soft_prompt import load_soft_prompt
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])

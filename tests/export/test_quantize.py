@@ -10,10 +10,11 @@ import math
 import pytest
 from conftest import MAX_CONTEXT, PROMPTS
 
-from softfold.bundle import verify
+from softfold.bundle.integrity import verify
 from softfold.export.config import QuantConfig, Recipe, Target
-from softfold.parity import GateConfig
-from softfold.pipeline import ExportOptions, export_bundle
+from softfold.parity.gate import GateConfig
+from softfold.pipeline.options import ExportOptions
+from softfold.pipeline.stages import export_bundle
 
 METRICS = ("rel_dlogit", "mean_kl", "top1", "top5_overlap", "exact_match", "engine_match", "refusal_agreement")
 

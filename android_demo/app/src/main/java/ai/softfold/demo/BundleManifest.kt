@@ -7,7 +7,7 @@ import java.io.File
 /** One entry of the manifest's "files": what export wrote, to check before anything is loaded. */
 data class ListedFile(val path: String, val size: Long, val sha256: String)
 
-/** The fields of a softfold bundle's manifest.json this app reads (softfold/manifest.py: MANIFEST_SCHEMA). */
+/** The fields of a softfold bundle's manifest.json this app reads (softfold/bundle/manifest.py: MANIFEST_SCHEMA). */
 data class BundleManifest(
     val schemaVersion: Int,
     val backend: String,
@@ -28,7 +28,7 @@ data class BundleManifest(
 ) {
     companion object {
         /** The manifest layouts this app reads; softfold bumps the version when a field changes meaning.
-         *  Version 2 renamed parity.runner_match to engine_match (softfold/manifest.py). */
+         *  Version 2 renamed parity.runner_match to engine_match (softfold/bundle/manifest.py). */
         val READABLE_VERSIONS = listOf(1, 2)
 
         fun parse(json: String): BundleManifest {
