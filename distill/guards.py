@@ -79,3 +79,16 @@ class CausalLMGuard:
 
     def flags(self, prompts: list[str]) -> list[bool]:
         return [safe < unsafe for safe, unsafe in map(self.verdict_logits, prompts)]
+
+
+def guard_for(spec: str, harmful: list[str]):
+    """The guard `--guard` names: labels (the prompt files' own, `harmful` the flagged ones), classifier:DIR or
+    causal-lm:DIR."""
+    kind, _, where = spec.partition(":")
+    if kind == "labels":
+        return LabelGuard(frozenset(harmful))
+    if kind == "classifier" and where:
+        return ClassifierGuard(Path(where))
+    if kind == "causal-lm" and where:
+        return CausalLMGuard(Path(where))
+    raise UserError(f"--guard {spec!r} is not a guard: use labels, classifier:MODEL_DIR or causal-lm:MODEL_DIR")

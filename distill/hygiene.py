@@ -1,13 +1,7 @@
 """Training-data hygiene for distillation: held-out sets kept out of training, a held-out slice for the loss
 curve, file hashes for the provenance sidecar. The prompt files themselves: softfold.data."""
-import hashlib
-from pathlib import Path
 
 from softfold.errors import UserError
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def check_disjoint(train: list[str], held_out: list[str], what: str) -> None:

@@ -7,14 +7,13 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
-from softfold.files import OutputKind, check_out, check_out_file
+from softfold.files import OutputKind, check_out, check_out_file, file_sha256
 from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT
 from softfold.data.prompt_files import Pair, read_pairs, read_prompt_files, read_prompts, word_pattern
-from softfold.distill.hygiene import check_disjoint, file_sha256, split_held_out
-from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
+from softfold.distill.hygiene import check_disjoint, split_held_out
+from softfold.distill.guards import guard_for
 from softfold.distill.teacher import DEFAULT_REFUSAL, TEACHER_TOP_K, load_examples, save_examples, teacher_examples
 from softfold.distill.train import CHECKPOINT, SCRATCH, DistillConfig, check_student, train
-from softfold.errors import UserError
 from softfold.inputs.base_model import load_base
 from softfold.inputs.chat_template import chat_ids
 
@@ -36,17 +35,6 @@ class DistillJob:
     command: str = ""  # the command line that ran this job, for the provenance sidecar
     teacher_cache: Path | None = None  # reuse the teacher's output across runs that share data, guard and model
     chat_template: Path | None = None  # a Jinja file replacing the model's chat template (needed when it has none)
-
-
-def make_guard(spec: str, harmful: list[str]):
-    kind, _, where = spec.partition(":")
-    if kind == "labels":
-        return LabelGuard(frozenset(harmful))
-    if kind == "classifier" and where:
-        return ClassifierGuard(Path(where))
-    if kind == "causal-lm" and where:
-        return CausalLMGuard(Path(where))
-    raise UserError(f"--guard {spec!r} is not a guard: use labels, classifier:MODEL_DIR or causal-lm:MODEL_DIR")
 
 
 def _teacher(job: DistillJob, base, guard, train_prompts: list[str], watch_prompts: list[str]) -> tuple[list, list]:
@@ -132,7 +120,7 @@ def run(job: DistillJob) -> dict:
         check_disjoint(harmful + benign, read_prompts(path), f"held-out {Path(path).name}")
     base = load_base(job.model, job.chat_template)
     check_student(base, job.config)
-    guard = make_guard(job.guard, harmful)
+    guard = guard_for(job.guard, harmful)
     split = split_training(harmful, benign, pairs)
     train_prompts, watch_prompts = split.train, split.watch
     if job.config.baseline_only:  # the untrained mean-difference vectors: the guard's flags, no teacher replies

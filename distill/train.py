@@ -25,6 +25,7 @@ from softfold.distill.losses import Loss, distillation_loss, margin_hinge
 from softfold.distill.steering_student import SteeringStudent, mean_difference
 from softfold.distill.teacher import TeacherExample
 from softfold.errors import UserError
+from softfold.inputs.lora import ALL_LINEAR
 from softfold.inputs.base_model import BaseModel
 from softfold.inputs.soft_prompt import load_soft_prompt
 from softfold.distill.prompt_init import SAFETY_INIT_TEXT, text_embeddings
@@ -36,7 +37,6 @@ STATE_KEY = "softfold_state"  # the checkpoint's step, history and optimizer set
 # what a killed run leaves half-written: safetensors' own scratch file (.tmpXXXXXX, renamed into place when
 # complete) and ours (NAME.partial)
 SCRATCH = re.compile(r"\.tmp[A-Za-z0-9]{6}|.+\.partial")
-ALL_LINEAR = "all-linear"  # PEFT's name for every Linear of the blocks, the LM head left out
 
 
 class Method(Enum):
@@ -258,7 +258,7 @@ def prompt_weight(student) -> torch.nn.Parameter:
     return student.prompt_encoder["default"].embedding.weight
 
 
-def virtual_tokens(student) -> torch.Tensor:
+def prompt_embeddings(student) -> torch.Tensor:
     """The embeddings [N, hidden] the student puts before every input: its soft prompt; none (N = 0) for LoRA and
     steering."""
     peft_config = getattr(student, "peft_config", None)
@@ -277,7 +277,7 @@ def batch_loss(student, batch: list[TeacherExample], loss: Loss, bf16: bool = Fa
     nothing. `margin` > 0 adds `margin_hinge`; `opening_weight` weighs each reply's first token against the rest.
     """
     lm = student.get_base_model()
-    decoder, prompt = getattr(lm, lm.base_model_prefix), virtual_tokens(student)
+    decoder, prompt = getattr(lm, lm.base_model_prefix), prompt_embeddings(student)
     n_virtual, seqs = prompt.shape[0], [ex.prompt_ids + ex.response_ids for ex in batch]
     width, reply = max(map(len, seqs)), max(len(ex.response_ids) for ex in batch)
     ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs], device=prompt.device)

@@ -195,10 +195,10 @@ def record_replies(bundle: Path, name: str) -> list[dict]:
 
 def runner_prompt_tokens(bundle: Path, prompts: list[str]) -> list[int]:
     """How many tokens TextLLMRunner reads for each prompt (its own stats)."""
-    from softfold.engines.text_runner import generate, load_text_runner
+    from softfold.engines.text_runner import greedy, load_text_runner
 
     runner = load_text_runner(bundle)
-    return [generate(runner, prompt, 1, [])[1]["prompt_tokens"] for prompt in prompts]
+    return [greedy(runner, prompt, 1, [])[1]["prompt_tokens"] for prompt in prompts]
 
 
 def big_file(path: Path) -> dict:

@@ -5,7 +5,7 @@ from huggingface_hub import ModelCard
 
 from softfold.bundle.card import app_readme
 from softfold.inputs.named_models import default_model_path
-from softfold.inputs.provenance import BaseModelFacts, DEFAULT_MODEL_ID, base_model_facts, safety_eval
+from softfold.inputs.provenance import BaseModelFacts, DEFAULT_MODEL_ID, base_model_facts, eval_summary
 
 MANIFEST = {
     "backend": "onnx", "recipe": "int4",
@@ -42,7 +42,7 @@ def test_card_carries_the_soft_prompt_safety_eval(tmp_path):
     evaluation = {"soft_prompt": {"harmbench_standard": {"label": "harmful", "correct_rate": 0.96512, "prompts": ["a"] * 200},
                                   "mine": {"label": "benign", "correct_rate": 0.5, "prompts": ["b"] * 4}}}
     (tmp_path / "eval.json").write_text(json.dumps(evaluation))
-    summary = safety_eval(tmp_path)
+    summary = eval_summary(tmp_path)
     assert summary == {"harmbench_standard": {"label": "harmful", "prompts": 200, "correct_rate": 0.9651},
                        "mine": {"label": "benign", "prompts": 4, "correct_rate": 0.5}}
     manifest = {**MANIFEST, "model": {**MANIFEST["model"], "base_model": "org/m", "license": "apache-2.0"},
@@ -51,4 +51,4 @@ def test_card_carries_the_soft_prompt_safety_eval(tmp_path):
     assert ModelCard(text).data.base_model == "org/m"
     assert "| harmbench_standard | harmful | 200 | 96.5% refused |" in text and "| mine | benign | 4 | 50.0% answered |" in text
     (tmp_path / "eval.json").write_text("{not json")
-    assert safety_eval(tmp_path) is None
+    assert eval_summary(tmp_path) is None

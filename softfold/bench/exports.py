@@ -82,7 +82,7 @@ def export_naive(base, soft_prompt: Path, out: Path, recipe: str) -> None:
     save_tokenizer(base.tokenizer, out)
 
 
-def make_guard(tokenizer_source, out: Path) -> Path:
+def write_guard_model(tokenizer_source, out: Path) -> Path:
     """A Llama-Guard-3-1B-shaped model with random weights, as a Hugging Face directory."""
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(**GUARD_CONFIG)).eval()
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.kind == "naive":
         export_naive(base, args.soft_prompt, args.out, args.recipe)
     else:
-        guard_dir = make_guard(base.tokenizer, args.out / "hf")
+        guard_dir = write_guard_model(base.tokenizer, args.out / "hf")
         export_guard(load_base(guard_dir), args.out, args.recipe)
     print(json.dumps({"kind": args.kind, "out": str(args.out)}))
 

@@ -30,7 +30,7 @@ def runner_samples(bundle: Path, text: str, new_tokens: int, runs: int) -> tuple
     runner = text_runner.load_text_runner(bundle)
     samples, prompt_tokens = [], 0
     for _ in range(runs + 1):
-        _, s = text_runner.generate(runner, text, new_tokens, stop_strings=[])
+        _, s = text_runner.greedy(runner, text, new_tokens, stop_strings=[])
         prompt_tokens = s["prompt_tokens"]
         decode_ms = max(s["inference_end_ms"] - s["prompt_eval_end_ms"], 1)
         samples.append((s["first_token_ms"] - s["inference_start_ms"], 1000 * (s["generated_tokens"] - 1) / decode_ms))

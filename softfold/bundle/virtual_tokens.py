@@ -38,7 +38,7 @@ def add_virtual_tokens(tokenizer, n: int):
     return bundle_tokenizer, virtual
 
 
-def virtual_tokens(manifest: dict) -> VirtualTokens | None:
+def read_virtual_tokens(manifest: dict) -> VirtualTokens | None:
     """The bundle's virtual tokens, from its manifest; None for prefix-kv bundles and those without a soft prompt."""
     ids = manifest.get("soft_prompt", {}).get("virtual_token_ids")
     return VirtualTokens(ids) if ids else None

@@ -57,7 +57,7 @@ def add_to(sub) -> None:
 def handle(args: argparse.Namespace) -> int:
     # torch-loading modules, imported when the command runs: `softfold --help` and the other commands skip them
     from softfold.distill.safety_eval import Label, evaluate, load_pair_sets, load_set, markdown, student_name, to_json
-    from softfold.distill.recipe import make_guard
+    from softfold.distill.guards import guard_for
     from softfold.engines.engine import bundle_replies
     from softfold.inputs.base_model import load_base
 
@@ -75,10 +75,10 @@ def handle(args: argparse.Namespace) -> int:
     if args.bundle and not student:
         raise UserError("--bundle compares with the fp32 student: pass the --soft-prompt, --adapter and/or "
                         "--steering-vector the bundles were exported with")
-    adapter, steering = check_student(args)
+    adapter, steering = read_student(args)
     check_bundles(args.bundle, [(path, s.prompts) for (path, _), s in zip(sources, sets)])
     harmful = [p for s in sets if s.label is Label.HARMFUL for p in s.prompts]
-    guard = make_guard(args.guard, harmful) if args.guard else None
+    guard = guard_for(args.guard, harmful) if args.guard else None
     base = load_base(model_path(args), chat_template_path(args))
     soft_prompt = Path(args.soft_prompt) if args.soft_prompt else None
     systems = ["base"] if not args.no_base or guard else []
@@ -94,7 +94,7 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_student(args: argparse.Namespace):
+def read_student(args: argparse.Namespace):
     """The soft prompt, LoRA and control vector checked against the model's config, before the model loads; the
     adapter and the vectors, as loaded (None where not given)."""
     # torch, transformers and the runtimes load when the command runs, not for --help or another command

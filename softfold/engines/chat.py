@@ -122,7 +122,7 @@ def generate(bundle: Path, user_text: str, max_new_tokens: int = 256,
         raise UserError(f"bundle {bundle} is a {manifest['backend']} bundle, which runs in an OrtSession of "
                         "your app; softfold run chats with executorch and onnx bundles")
     runner = load_text_runner(bundle)
-    text, stats = text_runner.generate(runner, format_prompt(bundle, user_text), budget,
+    text, stats = text_runner.greedy(runner, format_prompt(bundle, user_text), budget,
                                        manifest["model"]["stop_strings"], on_text=on_token)
     return _reply(text, stats)
 

@@ -18,7 +18,7 @@ from softfold.bundle.integrity import read_manifest
 from softfold.native_io import muted
 from softfold.inputs.chat_template import chat_text
 from softfold.engines.text_runner import RunnerText, cut_at_stop, load_text_runner
-from softfold.bundle.virtual_tokens import VirtualTokens, virtual_tokens
+from softfold.bundle.virtual_tokens import VirtualTokens, read_virtual_tokens
 
 
 class Engine(Protocol):
@@ -67,7 +67,7 @@ class ExecuTorchEngine:
 
     def greedy(self, chat_text: str, max_new_tokens: int) -> str:
         self.runner = self.runner or load_text_runner(self.bundle)
-        text, _ = text_runner.generate(self.runner, chat_text, max_new_tokens, stop_strings=[])
+        text, _ = text_runner.greedy(self.runner, chat_text, max_new_tokens, stop_strings=[])
         return text
 
     def reply_text(self, ids: list[int], tokenizer) -> str:
@@ -152,7 +152,7 @@ def engine_for(bundle: Path, backend: str, model_file: str, virtual: VirtualToke
 
 def bundle_engine(bundle: Path, manifest: dict) -> Engine:
     """The engine of an exported bundle, taking prompts as the base model's tokenizer writes them."""
-    return engine_for(Path(bundle), manifest["backend"], manifest["model"]["file"], virtual_tokens(manifest))
+    return engine_for(Path(bundle), manifest["backend"], manifest["model"]["file"], read_virtual_tokens(manifest))
 
 
 def bundle_replies(bundle: Path, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:

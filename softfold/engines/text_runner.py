@@ -38,7 +38,7 @@ class RunnerText:
     """The text TextLLMRunner prints for a sequence of token ids: each token decoded alone by the same C++ tokenizer
     (pytorch_tokenizers' HFTokenizer), a piece of one byte dropped unless it is printable ASCII or whitespace (its
     safe_printf: that drops half a UTF-8 character and control codes), the rest printed and read back as UTF-8, an
-    incomplete sequence as U+FFFD, as `generate` reads it. The parity gate renders the reference's tokens so, to
+    incomplete sequence as U+FFFD, as `greedy` reads it. The parity gate renders the reference's tokens so, to
     compare the engine's text with the reference's on equal terms."""
 
     def __init__(self, tokenizer_json: Path):
@@ -78,8 +78,8 @@ def cut_at_stop(text: str, stop_strings: list[str]) -> str:
     return text[: min(cuts)] if cuts else text
 
 
-def generate(runner, prompt: str, max_new_tokens: int, stop_strings: list[str],
-             on_text: Callable[[str], None] | None = None) -> tuple[str, dict]:
+def greedy(runner, prompt: str, max_new_tokens: int, stop_strings: list[str],
+           on_text: Callable[[str], None] | None = None) -> tuple[str, dict]:
     """Greedy reply (before any stop string) and the runner's stats, streaming text to `on_text`."""
     from executorch.extension.llm.runner import GenerationConfig
 

@@ -61,7 +61,7 @@ def _front_matter(readme: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def safety_eval(soft_prompt_dir: Path) -> dict | None:
+def eval_summary(soft_prompt_dir: Path) -> dict | None:
     """The soft prompt's own evaluation (eval.json beside it), per prompt set: its label, how many prompts, and the
     share handled correctly (refused when harmful, answered when benign); None when it carries none."""
     path = Path(soft_prompt_dir) / EVAL_FILE

@@ -87,7 +87,7 @@ class ParityReport:
         return {"passed": self.passed, "prompts": len(self.prompts), **self.metrics}
 
 
-def compare(ref: RefSample, got: torch.Tensor) -> PromptResult:
+def compare_prompt(ref: RefSample, got: torch.Tensor) -> PromptResult:
     want = ref.logits[: got.shape[0]]
     dlogit = (got - want).abs().amax(-1)
     kl = F.kl_div(F.log_softmax(got, -1), F.log_softmax(want, -1), log_target=True, reduction="none").sum(-1)
@@ -177,7 +177,7 @@ def measure_engine(reference: ReferenceSamples, engine: Engine, recipe: str, thr
     results = []
     for ref, budget in tqdm(list(zip(reference.samples, reference.budgets)), desc="parity", unit="prompt",
                             leave=False):
-        result = compare(ref, engine.logits(ref.prompt_ids, ref.continuation))
+        result = compare_prompt(ref, engine.logits(ref.prompt_ids, ref.continuation))
         result.reference_text = cut_at_stop(tokenizer.decode(ref.continuation), stop_pieces)
         if check_engine:
             reply = engine.greedy(chat_text(tokenizer, ref.prompt), budget)

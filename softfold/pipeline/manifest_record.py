@@ -15,7 +15,7 @@ from softfold.inputs.soft_prompt import SoftPrompt
 from softfold.inputs.lora import LoraAdapter
 from softfold.parity.gate import ParityReport
 from softfold.bundle.prompt_format import PromptFormat
-from softfold.inputs.provenance import base_model_facts, safety_eval
+from softfold.inputs.provenance import base_model_facts, eval_summary
 from softfold.inputs.base_model import eos_ids
 from softfold.inputs.control_vector import SteeringVectors
 from softfold.bundle.virtual_tokens import VirtualTokens
@@ -59,7 +59,7 @@ def _manifest(base: BaseModel, soft_prompt: SoftPrompt | None, adapter: LoraAdap
 
 def _soft_prompt_record(soft_prompt: SoftPrompt, opts: ExportOptions, virtual: VirtualTokens | None,
                         prefix: CalibratedPrefix | None) -> dict:
-    evaluation = safety_eval(opts.soft_prompt)
+    evaluation = eval_summary(opts.soft_prompt)
     return {"num_virtual_tokens": soft_prompt.num_virtual_tokens, "folding": opts.folding.value,
             "sha256": soft_prompt.sha256, "source": str(opts.soft_prompt),
             **({"virtual_token_ids": virtual.ids} if virtual else {}),

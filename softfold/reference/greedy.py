@@ -15,7 +15,7 @@ KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: (keys, values), each 
 
 
 @dataclass(frozen=True)
-class Reply:
+class Continuation:
     tokens: list[int]  # greedy new tokens, ending with a stop id if one was produced
     logits: torch.Tensor | None  # [len(tokens), vocab] fp32: the distributions that chose them (keep_logits)
 
@@ -38,10 +38,10 @@ def expand_cache(model: nn.Module, kv: KV, batch: int) -> DynamicCache:
 @torch.no_grad()
 def greedy_batch(model: nn.Module, prompts: list[list[int]], max_new_tokens: int, stop: set[int],
                  kv: KV | None = None, batch_size: int = 16, keep_logits: bool = False,
-                 desc: str | None = None) -> list[Reply]:
+                 desc: str | None = None) -> list[Continuation]:
     """Greedy replies to token-id prompts, `batch_size` at a time, after the prefix `kv` when given."""
     n_prefix = kv[0][0].shape[1] if kv else 0
-    out: list[Reply] = []
+    out: list[Continuation] = []
     bar = tqdm(total=len(prompts), desc=desc, unit="prompt", leave=False, disable=desc is None)
     for i in range(0, len(prompts), batch_size):
         out += _greedy_chunk(model, prompts[i:i + batch_size], max_new_tokens, stop, kv, n_prefix, keep_logits)
@@ -51,7 +51,7 @@ def greedy_batch(model: nn.Module, prompts: list[list[int]], max_new_tokens: int
 
 
 def _greedy_chunk(model: nn.Module, chunk: list[list[int]], max_new_tokens: int, stop: set[int], kv: KV | None,
-                  n_prefix: int, keep_logits: bool) -> list[Reply]:
+                  n_prefix: int, keep_logits: bool) -> list[Continuation]:
     def going(reply: list[int]) -> bool:
         return len(reply) < max_new_tokens and (not reply or reply[-1] not in stop)
 
@@ -75,4 +75,4 @@ def _greedy_chunk(model: nn.Module, chunk: list[list[int]], max_new_tokens: int,
         positions = positions[:, -1:] + 1
         step = model(input_ids=torch.tensor([r[-1:] for r in replies]), attention_mask=mask,
                      position_ids=positions, past_key_values=step.past_key_values, use_cache=True)
-    return [Reply(r, torch.stack(w) if keep_logits else None) for r, w in zip(replies, rows)]
+    return [Continuation(r, torch.stack(w) if keep_logits else None) for r, w in zip(replies, rows)]

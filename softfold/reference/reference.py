@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from softfold.reference.greedy import Reply, greedy_batch, prefix_cache
+from softfold.reference.greedy import Continuation, greedy_batch, prefix_cache
 from softfold.inputs.base_model import BaseModel
 from softfold.inputs.lora import LoraAdapter, with_lora
 from softfold.inputs.chat_template import chat_ids
@@ -75,7 +75,7 @@ class Reference:
         return new, first
 
     def greedy_many(self, prompts: list[list[int]], max_new_tokens: int, batch_size: int = 16,
-                    desc: str | None = None) -> list[Reply]:
+                    desc: str | None = None) -> list[Continuation]:
         """`greedy` for many prompts, batched: the soft prompt's K/V are computed once and shared."""
         base = self.model.get_base_model() if self.n_virtual else self.model
         kv = prefix_cache(base, self.model.get_prompt(batch_size=1)[0]) if self.n_virtual else None
