@@ -20,21 +20,23 @@ from pathlib import Path
 import torch
 from executorch.exir.program import _program
 
-from softfold import cli, pipeline
+from softfold.cli import main as cli
+from softfold.inputs.base_model import ModelSource
+from softfold.pipeline import stages
 
 STAGES = [  # (owner, attribute, stage): every call of owner.attribute is timed as that stage
-    (pipeline, "load_base", "load the model"),
-    (pipeline, "build_folded_model", "fold the soft prompt"),
-    (pipeline, "gptq_for", "round (grid, GPTQ)"),
-    (pipeline, "quantize_executorch", "quantize (torchao)"),
+    (ModelSource, "load", "load the model"),
+    (stages, "build_folded_model", "fold the soft prompt"),
+    (stages, "gptq_for", "round (grid, GPTQ)"),
+    (stages, "quantize_executorch", "quantize (torchao)"),
     (torch.export, "export", "torch.export"),
     (_program, "_gen_edge_manager_for_partitioners", "to edge (decompositions)"),
     (_program.EdgeProgramManager, "to_backend", "partition + XNNPACK preprocess"),
     (_program.EdgeProgramManager, "to_executorch", "emit the program"),
-    (pipeline, "export_onnx", "ONNX: torch.onnx export"),
-    (pipeline, "quantize_onnx", "ONNX: ORT's quantizers"),
-    (pipeline, "sample_reference", "gate: the reference's samples (PyTorch)"),
-    (pipeline, "measure_engine", "gate: the runtime against them"),
+    (stages, "export_onnx", "ONNX: torch.onnx export"),
+    (stages, "quantize_onnx", "ONNX: ORT's quantizers"),
+    (stages, "sample_reference", "gate: the reference's samples (PyTorch)"),
+    (stages, "measure_engine", "gate: the runtime against them"),
 ]
 
 

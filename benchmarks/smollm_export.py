@@ -29,7 +29,7 @@ def main(work: Path) -> dict:
     from softfold.export.fold import build_folded_model
     from softfold.export.onnx import export_onnx, write_genai_config
     from softfold.inputs.named_models import default_model_path
-    from softfold.inputs.base_model import load_base
+    from softfold.inputs.base_model import read_model
     from softfold.inputs.soft_prompt import load_soft_prompt
     from softfold.bundle.tokenizer_files import save_tokenizer
     from softfold.inputs.chat_template import chat_text
@@ -38,7 +38,7 @@ def main(work: Path) -> dict:
 
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    base = load_base(default_model_path())
+    base = read_model(default_model_path()).load()
     out = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
            "load_s": round(time.perf_counter() - t0, 1)}
     save_tokenizer(base.tokenizer, work)

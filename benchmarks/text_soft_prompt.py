@@ -13,7 +13,7 @@ import argparse
 import torch
 from peft import PromptTuningConfig, TaskType, get_peft_model
 
-from softfold.inputs.base_model import load_base
+from softfold.inputs.base_model import read_model
 from softfold.inputs.named_models import resolve_model
 from softfold.inputs.chat_template import chat_ids
 
@@ -36,7 +36,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=0, help="fit to short replies that end the turn (default: 0, none)")
     p.add_argument("--lr", type=float, default=0.05)
     args = p.parse_args()
-    base = load_base(resolve_model(args.model))
+    base = read_model(resolve_model(args.model)).load()
     ids = base.tokenizer(args.text, add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         rows = base.model.get_input_embeddings()(torch.tensor([ids]))[0]  # as the model embeds them, scale included

@@ -9,7 +9,7 @@ chat-templated prompts from the distillation training files with the soft prompt
 so the rounding serves the activations the safety behavior produces. The grid is the recipe's own
 (symmetric, one scale per group of `group_size` inputs, torchao's absmax / 7.5 for 4 bits): the
 result is stored as exactly these integers and scales, in the .pte (torchao) and in MatMulNBits (ONNX).
-Measurements against round-to-nearest: docs/lab/runs.md.
+What it changes, measured: docs/lab/runs.md.
 """
 from dataclasses import dataclass
 

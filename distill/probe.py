@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, HELD_OUT
 from softfold.data.prompt_files import is_pair_file, read_pairs, read_prompt_files
-from softfold.inputs.base_model import BaseModel, load_base
+from softfold.inputs.base_model import BaseModel, read_model
 from softfold.inputs.named_models import resolve_model
 from softfold.inputs.chat_template import chat_ids
 
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 0 < args.refused <= 1:
         parser.error(f"--refused is a share of the held-out unsafe twins in (0, 1], got {args.refused}")
-    base = load_base(resolve_model(args.model))
+    base = read_model(resolve_model(args.model)).load()
     pairs = [pair for path in args.pairs for pair in read_pairs(path)]
     harmful = read_prompt_files(tuple(args.harmful)) + [p.unsafe for p in pairs]
     benign = read_prompt_files(tuple(args.benign)) + [p.safe for p in pairs]

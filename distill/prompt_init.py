@@ -1,4 +1,5 @@
-"""Make PEFT prompt-tuning checkpoints (the demo's stand-in until a distilled prompt ships)."""
+"""Where a trained soft prompt starts: the embeddings of a safety instruction's tokens (PEFT's TEXT init), and a PEFT
+prompt-tuning checkpoint holding them, untrained (benchmarks/smollm_export.py times one)."""
 from pathlib import Path
 
 import torch

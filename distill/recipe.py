@@ -7,6 +7,7 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
+from softfold.errors import UserError
 from softfold.files import OutputKind, check_out, check_out_file, file_sha256
 from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT
 from softfold.data.prompt_files import Pair, read_pairs, read_prompt_files, read_prompts, word_pattern
@@ -14,7 +15,7 @@ from softfold.distill.hygiene import check_disjoint, split_held_out
 from softfold.distill.guards import guard_for
 from softfold.distill.teacher import DEFAULT_REFUSAL, TEACHER_TOP_K, load_examples, save_examples, teacher_examples
 from softfold.distill.train import CHECKPOINT, SCRATCH, DistillConfig, check_student, train
-from softfold.inputs.base_model import load_base
+from softfold.inputs.base_model import read_model
 from softfold.inputs.chat_template import chat_ids
 
 SIDECAR = "softfold_distill.json"
@@ -116,9 +117,12 @@ def run(job: DistillJob) -> dict:
     pairs = [pair for path in job.pairs for pair in read_pairs(path)]
     harmful = read_prompt_files(job.harmful) + [p.unsafe for p in pairs]
     benign = read_prompt_files(job.benign) + [p.safe for p in pairs]
+    if not harmful or not benign:
+        raise UserError("distill needs harmful and benign training prompts: pass --harmful FILE and --benign FILE "
+                        "(or --pairs FILE), or drop the empty flag for the shipped sets")
     for path in job.held_out:
         check_disjoint(harmful + benign, read_prompts(path), f"held-out {Path(path).name}")
-    base = load_base(job.model, job.chat_template)
+    base = read_model(job.model, job.chat_template).load()
     check_student(base, job.config)
     guard = guard_for(job.guard, harmful)
     split = split_training(harmful, benign, pairs)

@@ -6,10 +6,12 @@ Systems side by side: the base model, the dual system (base + guard), the studen
 LoRA and/or steering vectors) in fp32 PyTorch, and exported bundles through their phone engines (TextLLMRunner, onnxruntime-genai), whose
 refusal decisions are also compared one by one with the fp32 soft prompt's.
 """
+import random
 import re
-from dataclasses import dataclass
-from functools import cached_property
+import time
+from dataclasses import dataclass, replace
 from enum import Enum
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -17,11 +19,16 @@ from softfold.data.prompt_files import PAIR_KINDS, read_pairs, read_prompt_recor
 from softfold.distill.teacher import DEFAULT_REFUSAL
 from softfold.errors import UserError
 from softfold.inputs.base_model import BaseModel
+from softfold.inputs.chat_template import chat_ids
+from softfold.inputs.soft_prompt import SoftPrompt
 from softfold.inputs.lora import LoraAdapter
+from softfold.reference.greedy import greedy_batch
 from softfold.reference.reference import Reference
 from softfold.reference.refusal import is_refusal, trailing_apology
 from softfold.inputs.control_vector import SteeringVectors
 
+SAMPLE_SEED = 0  # --limit's sample: one seed, so every run of a command evaluates the same prompts
+PROBE_BATCH = 16  # replies timed for the estimate: one batch, as the PyTorch systems generate them
 FORMS = ("question", "how-to", "imperative", "chit-chat", "short", "multi-sentence")
 _HOW_TO = re.compile(r"^(?:how (?:do|can|should|would|to)|what(?:'s| is) the (?:best|right|easiest) way)\b", re.I)
 
@@ -38,6 +45,19 @@ class PromptSet:
     prompts: tuple[str, ...]
     forms: tuple[str, ...]
     kinds: tuple[str, ...] = ()  # each prompt's kind, where the file gives one (pair sets, the over-refusal set)
+
+    def sampled(self, limit: int | None) -> "PromptSet":
+        """At most `limit` prompts of the set, a seeded sample kept in the file's order: the same for every run, and
+        the same positions for two sets of one length (a pair file's safe and unsafe halves)."""
+        n = len(self.prompts)
+        if limit is None or n <= limit:
+            return self
+        keep = sorted(random.Random(SAMPLE_SEED).sample(range(n), limit))
+
+        def pick(values: tuple) -> tuple:
+            return tuple(values[i] for i in keep) if values else values
+
+        return replace(self, prompts=pick(self.prompts), forms=pick(self.forms), kinds=pick(self.kinds))
 
 
 def prompt_form(prompt: str) -> str:
@@ -127,7 +147,7 @@ def replies(reference: Reference, prompts: list[str], max_new_tokens: int, desc:
     return [reference.tokenizer.decode([t for t in r.tokens if t not in stop]) for r in out]
 
 
-def evaluate(base: BaseModel, sets: list[PromptSet], soft_prompt: Path | None = None, guard=None,
+def evaluate(base: BaseModel, sets: list[PromptSet], soft_prompt: SoftPrompt | None = None, guard=None,
              max_new_tokens: int = 48, bundles: dict[str, Callable[[list[str]], list[str]]] | None = None,
              include_base: bool = True, adapter: LoraAdapter | None = None,
              steering: SteeringVectors | None = None) -> dict[str, SystemResult]:
@@ -229,3 +249,23 @@ def to_json(results: dict[str, SystemResult]) -> dict:
                                        "refused": list(s.refused), "replies": list(s.replies)}
                    for s in system.sets}
             for name, system in results.items()}
+
+
+def workload(base: BaseModel, sets: list[PromptSet], systems: list[str], max_new_tokens: int) -> str:
+    """The run's size, said before it starts, and its time estimated from one batch of the base model's full-length
+    replies (replies that end early cost less; the bundles' engines run one prompt at a time)."""
+    prompts = [p for s in sets for p in s.prompts]
+    probe = [chat_ids(base.tokenizer, p) for p in prompts[:PROBE_BATCH]]
+    start = time.perf_counter()
+    greedy_batch(base.model, probe, max_new_tokens, stop=set())
+    per_reply = (time.perf_counter() - start) / len(probe)
+    replies = len(prompts) * len(systems)
+    return (f"softfold eval: {len(prompts):,} prompts ({len(sets)} sets) x {len(systems)} systems "
+            f"({', '.join(systems)}) = {replies:,} greedy replies of up to {max_new_tokens} tokens, about "
+            f"{_duration(replies * per_reply)} here (timed on one batch); --limit N samples N prompts per set")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{max(seconds, 1):.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"

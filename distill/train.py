@@ -46,8 +46,8 @@ class Method(Enum):
     STEERING = "steering"  # one vector per chosen layer added after its block (a llama.cpp control vector)
 
 
-# steering: Adam moves each component by at most lr per step, so 200 steps of 1e-2 reach about 2, the median magnitude
-# of SmolLM2-135M's residual stream in its middle blocks (1.4 to 3, measured): room to matter, not to swamp it
+# steering: Adam moves each component by at most lr per step, so 200 steps of 1e-2 reach about 2, the size of a small
+# model's middle-block residual stream: room to matter, not to swamp it (docs/commands.md, "distill")
 DEFAULT_LR = {Method.PROMPT: 1e-2, Method.LORA: 2e-4, Method.STEERING: 1e-2}
 
 

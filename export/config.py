@@ -180,19 +180,19 @@ def default_algorithm(recipe: Recipe, weight_bits: int | None, folding: Folding 
     """4-bit weights (8da4w, int4) of prefix-kv bundles keep the source's own 4-bit grid where they lie on one, GPTQ
     elsewhere; round-to-nearest for 8 bits, whose error is already small, and for virtual-token bundles, which
     compute the soft prompt's positions with the rounded weights: there GPTQ does no better than round-to-nearest
-    (docs/lab/runs.md)."""
+    (docs/folding.md)."""
     four_bit = recipe in (Recipe.X8DA4W, Recipe.INT4) and (weight_bits or 4) == 4 and folding is Folding.PREFIX_KV
     return Algorithm.GRID if four_bit else Algorithm.RTN
 
 
-# The quantized recipes quantize the embedding table by default: on a phone it is a large share of the bundle
-# (SmolLM2 8da4w: the whole bundle 0.19x of fp32 with an 8-bit table, 0.32x with an fp32 one). The defaults are the
-# widths the shipped prompt's 4-bit bundles pass their gates with (docs/lab/runs.md): 8 bits on XNNPACK, 4 on ONNX
-# (GatherBlockQuantized's only width in ORT's quantizer); fp32 in the ORT format, which cannot hold 4-bit tensors.
+# The quantized recipes quantize the embedding table by default: on a phone it is a large share of the bundle. The
+# defaults are the widths the shipped prompt's 4-bit bundles pass their gates with: 8 bits on XNNPACK, 4 on ONNX
+# (GatherBlockQuantized's only width in ORT's quantizer); fp32 in the ORT format, which cannot hold 4-bit tensors
+# (docs/folding.md, "Why the recipes' defaults").
 DEFAULT_EMBEDDING_BITS = {Recipe.X8DA4W: 8, Recipe.X8DA8W: 8, Recipe.INT4: 4}
 
-# The grid's per-block offsets on XNNPACK: fp32, exact. int8 (`--offset-bits 8`) makes the same 4-bit decisions on
-# SmolLM2 and decodes a few percent faster, but lowering the extra 8da8w Linears makes the export ~50% longer.
+# The grid's per-block offsets on XNNPACK: fp32, exact; int8 (`--offset-bits 8`) trades a longer export for a smaller,
+# slightly faster bundle (docs/folding.md, "Why the recipes' defaults").
 DEFAULT_OFFSET_BITS = 32
 
 

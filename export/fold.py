@@ -1,4 +1,4 @@
-"""Fold a soft prompt into the compact model (DESIGN.md section 2): as prefix K/V, or as virtual-token rows; and
+"""Fold a soft prompt into the compact model (docs/folding.md): as prefix K/V, or as virtual-token rows; and
 steering vectors, as constants added after their blocks."""
 import torch
 

@@ -3,7 +3,8 @@
     python scripts/import_graph.py
 
 Prints, package to package, how many import statements run from one package of softfold to another (a module
-belongs to the package it sits in: `softfold.inputs.model` to `softfold.inputs`, `softfold.errors` to `softfold`),
+belongs to the package it sits in: `softfold.inputs.lora` to `softfold.inputs`; softfold's own top-level modules,
+`softfold.errors` or `softfold.api`, stand for themselves),
 then every import of a softfold module made inside a function, with the reason its comment gives.
 """
 import ast
@@ -33,7 +34,9 @@ def modules() -> dict[str, Path]:
 
 
 def package_of(module: str, known: dict[str, Path]) -> str:
-    return module if known[module].name == "__init__.py" else module.rpartition(".")[0]
+    """The package a module sits in; softfold's own top-level modules (errors, files, api, ...) stand for themselves."""
+    package = module if known[module].name == "__init__.py" else module.rpartition(".")[0]
+    return module if package == "softfold" else package
 
 
 def imports(path: Path, known: set[str]) -> list[tuple[int, str, bool, str]]:

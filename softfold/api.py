@@ -27,16 +27,14 @@ from softfold.data.shipped import DEFAULT_PROMPTS
 from softfold.engines.engine import bundle_engine
 from softfold.errors import UserError
 from softfold.export.config import Algorithm, Folding, QuantConfig, Recipe, Target
-from softfold.inputs.base_model import load_base, read_config
-from softfold.inputs.soft_prompt import load_soft_prompt
-from softfold.inputs.lora import load_lora
+from softfold.inputs.lora import WEIGHTS_FILE
 from softfold.inputs.named_models import resolve_model
+from softfold.inputs.read import Inputs, read_inputs
 from softfold.bundle.manifest import Manifest
 from softfold.parity.gate import GateConfig, ParityReport, recipe_thresholds, run_parity
 from softfold.pipeline.options import ExportOptions
 from softfold.pipeline.stages import export_bundle
 from softfold.reference.reference import Reference
-from softfold.inputs.control_vector import load_steering
 
 PathArg = Path | None  # an argument taking a path: a str or os.PathLike is accepted too
 Prompts = tuple[str, ...]  # a list of strings is accepted too
@@ -113,22 +111,42 @@ class Bundle:
                     steering_vector=(steering_vector, PathArg), check=(check, bool))
         if check:
             self.opened()
-        manifest = read_manifest(self.path)
         if soft_prompt is None and adapter is None and steering_vector is None:
             raise UserError("parity against the reference needs the bundle's soft prompt, LoRA adapter and/or "
                             "steering vectors")
-        config = read_config(resolve_model(model))  # one-line errors for a bad soft prompt or adapter, in seconds
-        if soft_prompt is not None:
-            load_soft_prompt(Path(soft_prompt), config.hidden_size)
-        lora = load_lora(adapter, config) if adapter is not None else None
-        steering = load_steering(steering_vector, config) if steering_vector is not None else None
-        base = load_base(resolve_model(model), chat_template)
+        return self.parity_with(read_inputs(resolve_model(model), chat_template, soft_prompt, adapter, steering_vector),
+                                prompts)
+
+    def parity_with(self, inputs: Inputs, prompts: tuple[str, ...] = ()) -> ParityReport:
+        """`parity` against the reference of inputs already read (softfold.inputs.read.read_inputs)."""
+        manifest = read_manifest(self.path)
         virtual_ids = manifest.get("soft_prompt", {}).get("virtual_token_ids", [])
         user_context = manifest["model"]["context_length"] - len(virtual_ids)
-        reference = Reference(base, Path(soft_prompt) if soft_prompt is not None else None, lora, steering)
+        reference = Reference(inputs.model.load(), inputs.soft_prompt, inputs.adapter, inputs.steering)
         return run_parity(reference, bundle_engine(self.path, manifest),
                           list(DEFAULT_PROMPTS) + list(prompts), manifest["recipe"], user_context,
                           recipe_thresholds(Recipe(manifest["recipe"])))
+
+    def mismatched(self, inputs: Inputs) -> list[str]:
+        """Where `inputs` are not the ones this bundle was exported with (the gate then fails), or one it folded is
+        missing from them."""
+        manifest, notes = self.manifest, []
+        exported = manifest.soft_prompt.sha256 if manifest.soft_prompt else None
+        if inputs.soft_prompt and inputs.soft_prompt.sha256 != exported:
+            notes.append(f"{inputs.soft_prompt.path} is not the soft prompt this bundle was exported with (sha256 "
+                         "differs)")
+        merged = {f["path"]: f["sha256"] for f in manifest.adapter.files} if manifest.adapter else {}
+        if inputs.adapter and inputs.adapter.sha256[WEIGHTS_FILE] != merged.get(WEIGHTS_FILE):
+            notes.append(f"{inputs.adapter.path} is not the LoRA this bundle merged (sha256 differs)")
+        if merged and not inputs.adapter:
+            notes.append(f"this bundle merged the LoRA {manifest.adapter.source}: pass it as --adapter")
+        folded = manifest.steering.sha256 if manifest.steering else None
+        if inputs.steering and inputs.steering.sha256 != folded:
+            notes.append(f"{inputs.steering.path} is not the control vector this bundle folded (sha256 differs)")
+        if folded and not inputs.steering:
+            notes.append(f"this bundle folded the steering vectors {manifest.steering.source}: pass them as "
+                         "--steering-vector")
+        return notes
 
     def compare(self, released: "Bundle | str | Path", prompts: tuple[str, ...] = (), max_new_tokens: int = 32,
                 thresholds: BundleThresholds = BundleThresholds(), check: bool = True) -> BundleParityReport:

@@ -25,7 +25,7 @@ from tiny import make_control_vector, make_lora_dir, make_model_dir, make_soft_p
 
 import softfold
 import softfold.files
-import softfold.pipeline.stages
+import softfold.inputs.base_model
 from softfold.bundle.integrity import write_manifest
 from softfold.parity.against import BundleThresholds
 from softfold.cli.main import build_parser, main
@@ -228,7 +228,7 @@ def _interrupt_loading(monkeypatch) -> None:
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(softfold.pipeline.stages, "load_base", interrupted)
+    monkeypatch.setattr(softfold.inputs.base_model.ModelSource, "load", interrupted)
 
 
 def _stdin(data: bytes) -> Callable[[pytest.MonkeyPatch], None]:
@@ -631,7 +631,7 @@ CASES = [
     Case("bench-zero-rounds", lambda w: ["bench", "--soft-prompt", str(w.prompt), "--work", str(w.root / "b"),
                                          "--rounds", "0"], "must be a positive integer"),
     # demo
-    Case("demo-unknown-model", lambda w: ["demo", "--model", "gpt5"], "invalid choice: 'gpt5'"),
+    Case("demo-unknown-model", lambda w: ["demo", "--model", "gpt5"], "softfold ships a soft prompt for smollm2-135m, gemma3-270m only"),
     # optimum-cli export softfold: softfold export's checks and one-line errors
     OptimumCli("optimum-cli-out-is-soft-prompt", lambda w: ["--model", str(w.model), "--soft-prompt", str(w.prompt),
                                                             "--force", str(w.prompt)], "is or holds the input"),

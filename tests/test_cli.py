@@ -193,13 +193,12 @@ def test_eval_says_its_size_up_front_and_limit_samples_each_set(capsys, tiny_mod
 def test_limit_samples_the_same_positions_of_a_pair_files_two_halves():
     """--limit's sample is seeded: one file's safe and unsafe halves (two sets of one length) keep the same pairs, in
     the file's order; a set no longer than the limit is kept whole."""
-    from softfold.cli.evaluate import sampled
     from softfold.distill.safety_eval import Label, PromptSet
 
     safe = PromptSet("pairs:safe", Label.BENIGN, tuple(f"safe {i}" for i in range(20)), ("short",) * 20,
                      tuple(f"kind {i}" for i in range(20)))
     unsafe = PromptSet("pairs:unsafe", Label.HARMFUL, tuple(f"unsafe {i}" for i in range(20)), ("short",) * 20)
-    a, b = sampled(safe, 5), sampled(unsafe, 5)
+    a, b = safe.sampled(5), unsafe.sampled(5)
     assert [p.split()[1] for p in a.prompts] == [p.split()[1] for p in b.prompts] == [k.split()[1] for k in a.kinds]
     assert len(a.prompts) == len(a.forms) == 5 and list(a.prompts) == sorted(a.prompts, key=lambda p: int(p.split()[1]))
-    assert sampled(safe, 5) == a and sampled(safe, 20) is safe and b.kinds == ()
+    assert safe.sampled(5) == a and safe.sampled(20) is safe and b.kinds == ()

@@ -5,6 +5,7 @@ and those below it, never one above. An import of a softfold module inside a fun
 comment (the CLI's commands load torch only when they run): it never dodges a cycle. Static: every module is parsed
 with `ast` (scripts/import_graph.py), nothing is imported.
 """
+import ast
 import sys
 from pathlib import Path
 
@@ -39,28 +40,28 @@ def layer(module: str) -> str:
 
 def violations(module: str, path: Path, known: set[str]) -> list[str]:
     problems = []
-    lines = path.read_text().splitlines()
+    source = path.read_text()
     for line, target, inside, statement in imports(path, known):
         if ORDER.index(layer(target)) > ORDER.index(layer(module)):
             problems.append(f"{module}:{line}: `{statement}` imports upward ({layer(module)} -> {layer(target)}): "
                             "move the code it needs down, or this module up")
-        if inside and not _says_why(lines, line):
+        if inside and not _says_why(source, line):
             problems.append(f"{module}:{line}: `{statement}` inside a function, with no comment saying why: import "
                             "it at the top (a function-level import only hides a cycle), or say why it waits")
     return problems
 
 
-def _says_why(lines: list[str], line: int) -> bool:
-    """A comment on the import's line, or on the lines of the same block right above it (other imports between)."""
-    at = line - 1
-    while at >= 0:
-        text = lines[at].strip()
-        if "#" in text:
+def _says_why(source: str, line: int) -> bool:
+    """A comment on the import's lines, or right above the block of imports it belongs to."""
+    lines = source.splitlines()
+    spans = [(n.lineno, n.end_lineno) for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    in_import = {i for start, end in spans for i in range(start, end + 1)}
+    at = line
+    while at in in_import:
+        if "#" in lines[at - 1]:
             return True
-        if not text.startswith(("from ", "import ")) or at < line - 6:
-            return False
         at -= 1
-    return False
+    return at >= 1 and lines[at - 1].strip().startswith("#")
 
 
 def test_every_package_has_a_layer():

@@ -12,7 +12,7 @@ from softfold.files import file_sha256
 from softfold.bundle.integrity import read_manifest
 from softfold.cli.main import main
 from softfold.engines.engine import bundle_engine
-from softfold.inputs.base_model import load_base
+from softfold.inputs.base_model import read_model
 from softfold.inputs.lora import CONFIG_FILE, WEIGHTS_FILE, load_lora, merged, with_lora
 from softfold.parity.gate import GateConfig, run_parity
 from softfold.pipeline.options import ExportOptions
@@ -35,7 +35,7 @@ def lora_bundle(tiny_models, lora, tmp_path_factory):
 
 
 def test_merged_weights_compute_what_peft_computes_unmerged(tiny_models, lora):
-    base = load_base(tiny_models["llama"])
+    base = read_model(tiny_models["llama"]).load()
     adapter = load_lora(lora, base.config)
     assert (adapter.rank, adapter.alpha, len(adapter.modules)) == (4, 8.0, 2 * 7)
     ids = torch.tensor([[5, 9, 17, 33, 2, 40]])
@@ -71,7 +71,7 @@ def test_the_gate_holds_the_bundle_to_the_lora_it_merged(lora_bundle, tiny_model
     assert capsys.readouterr().out.startswith("parity PASSED")
     # the same bundle against the base model alone, as if the merge had been skipped: the gate fails
     manifest = read_manifest(bundle)
-    without = run_parity(Reference(load_base(tiny_models["llama"])), bundle_engine(bundle, manifest), list(PROMPTS),
+    without = run_parity(Reference(read_model(tiny_models["llama"]).load()), bundle_engine(bundle, manifest), list(PROMPTS),
                          "fp32", MAX_CONTEXT, check_engine=False)
     assert not without.passed and without.metrics["top1"] < 0.5
 

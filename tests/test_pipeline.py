@@ -16,6 +16,7 @@ from softfold.parity.gate import GateConfig
 from softfold.pipeline.options import ExportOptions
 from softfold.pipeline.stages import export_bundle
 from softfold.engines.text_runner import cut_at_stop
+from softfold.inputs.soft_prompt import load_soft_prompt
 
 CASES = [(arch, n) for arch in ("llama", "qwen2") for n in (1, 16)]
 ARCH_CASES = CASES + [(arch, 16) for arch in NEW_ARCHS]
@@ -85,7 +86,7 @@ def test_perturbed_soft_prompt_fails_the_gate(tiny_models, soft_prompts, tmp_pat
     """Export with one soft prompt, check parity against another: the gate must catch it."""
     from tiny import make_soft_prompt_dir
 
-    from softfold.inputs.base_model import load_base
+    from softfold.inputs.base_model import read_model
     from softfold.parity.gate import run_parity
     from softfold.reference.reference import Reference
 
@@ -94,7 +95,7 @@ def test_perturbed_soft_prompt_fails_the_gate(tiny_models, soft_prompts, tmp_pat
     report = export_bundle(ExportOptions(model=tiny_models["llama"], soft_prompt=perturbed, out=out,
                                          max_context=MAX_CONTEXT, gate=GateConfig(PROMPTS[:1])))
     assert report.passed  # the bundle matches the prompt it was exported from...
-    reference = Reference(load_base(tiny_models["llama"]), soft_prompts[("llama", 16)])
+    reference = Reference(read_model(tiny_models["llama"]).load(), load_soft_prompt(soft_prompts[("llama", 16)], 64))
     against_original = run_parity(reference, ExecuTorchEngine(out), list(PROMPTS), "fp32", MAX_CONTEXT)
     assert not against_original.passed  # ...and not the original one
     assert any(f.startswith("rel_dlogit") for f in against_original.failures)

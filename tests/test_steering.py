@@ -14,7 +14,7 @@ from softfold.bundle.integrity import read_manifest
 from softfold.cli.main import main
 from softfold.engines.engine import bundle_engine
 from softfold.export.fold import build_folded_model, build_virtual_token_model
-from softfold.inputs.base_model import load_base
+from softfold.inputs.base_model import read_model
 from softfold.native_io import muted
 from softfold.parity.gate import GateConfig, run_parity
 from softfold.pipeline.options import ExportOptions
@@ -22,6 +22,7 @@ from softfold.pipeline.stages import export_bundle
 from softfold.inputs.chat_template import chat_ids
 from softfold.reference.reference import Reference
 from softfold.inputs.control_vector import decoder_layers, load_steering, steered
+from softfold.inputs.soft_prompt import load_soft_prompt
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def _inputs_of(model, block: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor
 
 def test_each_vector_is_added_to_its_blocks_output_at_every_position(deep, vectors):
     """llama.cpp's direction.N, after block N: what block N + 1 (or the final norm, after the last block) sees."""
-    base = load_base(deep)
+    base = read_model(deep).load()
     steering = load_steering(vectors, base.config)
     assert steering.layers == [1, 2] and steering.model_hint == "llama"
     ids = torch.tensor([[5, 9, 17, 33, 2, 40]])
@@ -77,12 +78,12 @@ def test_each_vector_is_added_to_its_blocks_output_at_every_position(deep, vecto
 def test_the_folded_graph_adds_the_vectors_as_the_hooks_do(deep, vectors, tmp_path):
     """Eager export model, every position: the vectors alone, and with a soft prompt (whose folded K/V are computed
     with the vectors added, as the reference computes the virtual tokens), folded as prefix K/V or virtual tokens."""
-    base = load_base(deep)
+    base = read_model(deep).load()
     steering = load_steering(vectors, base.config)
     prompt_dir = make_soft_prompt_dir(tmp_path / "prompt", deep, 4, seed=2)
     ids = chat_ids(base.tokenizer, "Tell me a story about the sea.")
-    for soft_prompt in (None, prompt_dir):
-        reference = Reference(load_base(deep), soft_prompt, steering=steering)
+    for soft_prompt in (None, load_soft_prompt(prompt_dir, base.config.hidden_size)):
+        reference = Reference(read_model(deep).load(), soft_prompt, steering=steering)
         embeds = reference.model.get_input_embeddings()(torch.tensor([ids]))
         with torch.no_grad():
             if soft_prompt is not None:
@@ -130,7 +131,7 @@ def test_the_gate_holds_the_bundle_to_its_steering_vectors(steering_bundle, deep
                  "--report", str(tmp_path / "other")]) == 1
     assert "is not the control vector this bundle folded (sha256 differs)" in capsys.readouterr().err
     # the same bundle against the base model alone, as if the vectors had not been folded: the gate fails
-    without = run_parity(Reference(load_base(deep)), bundle_engine(bundle, read_manifest(bundle)), list(PROMPTS),
+    without = run_parity(Reference(read_model(deep).load()), bundle_engine(bundle, read_manifest(bundle)), list(PROMPTS),
                          "fp32", MAX_CONTEXT, check_engine=False)
     assert not without.passed and without.metrics["top1"] < 0.5
 

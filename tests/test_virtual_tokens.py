@@ -1,4 +1,4 @@
-"""Virtual-token folding (DESIGN.md section 2): the soft prompt as N special tokens, through the real runtimes."""
+"""Virtual-token folding (docs/folding.md): the soft prompt as N special tokens, through the real runtimes."""
 import json
 
 import numpy as np

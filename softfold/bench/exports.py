@@ -21,7 +21,7 @@ from softfold.export.executorch import export_pte, lower_to_xnnpack, runner_meta
 from softfold.export.fold import build_folded_model
 from softfold.export.quantize import quantize_executorch
 from softfold.inputs.named_models import default_model_path
-from softfold.inputs.base_model import load_base
+from softfold.inputs.base_model import read_model
 from softfold.inputs.soft_prompt import load_soft_prompt
 from softfold.inputs.base_model import _bos_id
 from softfold.bundle.tokenizer_files import save_tokenizer
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--soft-prompt", type=Path)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    base = load_base(args.model or default_model_path())
+    base = read_model(args.model or default_model_path()).load()
     if args.kind == "hf":
         base.model.hf_quantizer = None  # GGUF weights are dequantized to fp32 at load: plain safetensors from here
         base.model.save_pretrained(args.out)
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         export_naive(base, args.soft_prompt, args.out, args.recipe)
     else:
         guard_dir = write_guard_model(base.tokenizer, args.out / "hf")
-        export_guard(load_base(guard_dir), args.out, args.recipe)
+        export_guard(read_model(guard_dir).load(), args.out, args.recipe)
     print(json.dumps({"kind": args.kind, "out": str(args.out)}))
 
 

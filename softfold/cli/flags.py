@@ -1,13 +1,13 @@
-"""What several commands share: the parser class, flag types, the flags declared once, report checks."""
+"""The flags commands share, each defined once, with one meaning wherever it appears (docs/commands.md); the parser
+class and the flag types. A command's default for a shared flag says itself in the help's "(default: ...)"."""
 import argparse
 import math
-import sys
 from pathlib import Path
 from typing import Callable
 
-from softfold.errors import ExitCode, UserError
+from softfold.errors import ExitCode
 from softfold.export.config import DEFAULT_OFFSET_BITS, Algorithm, QuantConfig, Recipe, Target
-from softfold.inputs.named_models import NAMED_MODELS, resolve_model
+from softfold.inputs.named_models import DEFAULT_MODEL, MODEL_NAMES, resolve_model
 
 
 class Parser(argparse.ArgumentParser):
@@ -73,116 +73,121 @@ class Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def add_model_flag(p: argparse.ArgumentParser, chat_template: bool = True) -> None:
+def add_model(p: argparse.ArgumentParser, chat_template: bool = True) -> None:
     """--model, and --chat-template for the commands that load the model themselves."""
-    p.add_argument("--model", help="base model: a Hugging Face model directory, a .gguf file, or a named model ("
-                                   f"{', '.join(NAMED_MODELS)}: assembled and cached in ~/.cache/softfold on first "
-                                   "use) (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--model", action=Once,
+                   help="base model: a Hugging Face directory, a .gguf file, or a named model "
+                        f"({', '.join(MODEL_NAMES)}) (default: {DEFAULT_MODEL})")
     if chat_template:
-        p.add_argument("--chat-template", metavar="FILE",
-                       help="a Jinja chat template file for the model's turns, replacing its own; needed for a model "
-                            "without one (a base model's GGUF), except a named model softfold ships one for "
-                            "(gemma3-270m: Gemma's <start_of_turn> format)")
+        p.add_argument("--chat-template", metavar="FILE", action=Once,
+                       help="a Jinja chat template replacing the model's own (needed when it has none)")
 
 
-def add_soft_prompt_flag(p: argparse.ArgumentParser, required: bool = True, help: str = "") -> None:
+def add_soft_prompt(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--soft-prompt", required=required, metavar="DIR", action=Once,
-                   help=help or "PEFT prompt-tuning adapter directory (the distillation checkpoint)")
+                   help="a PEFT prompt-tuning directory: the distilled soft prompt")
 
 
-def add_adapter_flag(p: argparse.ArgumentParser, help: str) -> None:
-    p.add_argument("--adapter", metavar="DIR", action=Once, help=help)
+def add_adapter(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--adapter", metavar="DIR", action=Once, help="a PEFT LoRA adapter directory")
 
 
-def add_steering_flag(p: argparse.ArgumentParser, help: str) -> None:
-    p.add_argument("--steering-vector", metavar="FILE", action=Once, help=help + " (one file: merge several into one)")
+def add_steering_vector(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--steering-vector", metavar="FILE", action=Once,
+                   help="a llama.cpp control-vector GGUF (one file: merge several into one)")
+
+
+def add_out(p: argparse.ArgumentParser, default: str | None = None, positional: bool = False) -> None:
+    """--out, what the command writes (its description says what kind); optimum-cli takes it positional."""
+    where = "where the output goes: a new path, or this command's own previous output"
+    if positional:
+        p.add_argument("out", help=where)
+    else:
+        p.add_argument("--out", required=default is None, default=default, action=Once,
+                       help=where + (f" (default: {default})" if default else ""))
+
+
+def add_prompts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prompts", nargs="+", default=[], metavar="FILE",
+                   help="extra prompt files (.txt, one per line; .jsonl, a \"prompt\" field), added to the gate's")
+
+
+def add_prompt_sets(p: argparse.ArgumentParser, harmful: tuple[list[str], str], benign: tuple[list[str], str],
+                    pairs: tuple[list[str], str]) -> None:
+    """--harmful, --benign, --pairs: labelled prompt files, each (its default files, what the help calls them)."""
+    p.add_argument("--harmful", nargs="*", default=harmful[0], metavar="FILE",
+                   help=f"harmful prompt files, where a refusal is right (default: {harmful[1]})")
+    p.add_argument("--benign", nargs="*", default=benign[0], metavar="FILE",
+                   help=f"benign prompt files, where an answer is right (default: {benign[1]})")
+    p.add_argument("--pairs", nargs="*", default=pairs[0], metavar="FILE",
+                   help=f"minimal-pair files: safe members answered, unsafe twins refused (default: {pairs[1]})")
+
+
+def add_guard(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument("--guard", default=default,
+                   help="the guard: labels (the files' own), classifier:DIR or causal-lm:DIR "
+                        f"(default: {default or 'none'})")
+
+
+def add_max_new_tokens(p: argparse.ArgumentParser, default: int) -> None:
+    p.add_argument("--max-new-tokens", type=positive_int, default=default, metavar="N",
+                   help=f"the most new tokens of each greedy reply (default: {default})")
+
+
+def add_steps(p: argparse.ArgumentParser, default: int) -> None:
+    p.add_argument("--steps", type=nonnegative_int, default=default, metavar="N",
+                   help=f"optimizer steps (default: {default})")
+
+
+def add_seed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="the random seed: the same run for the same seed (default: 0)")
+
+
+def add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON to this file")
+
+
+def add_junit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--junit", metavar="FILE", help="also write the gate as JUnit XML to this file")
+
+
+def add_weight_grid(p: argparse.ArgumentParser) -> None:
+    """--weight-bits and --group-size: the quantized weights' grid (the recipes', and sensitivity's simulation)."""
+    p.add_argument("--weight-bits", type=int, choices=[2, 4, 8],
+                   help="weight bits in place of the recipe's 4 or 8 (2: onnx int4 only) (default: the recipe's)")
+    p.add_argument("--group-size", type=int, default=32, choices=[0, 16, 32, 64, 128, 256],
+                   help="weights per quantization group, 0: one group per output channel (default: 32)")
+
+
+def add_recipe(p: argparse.ArgumentParser) -> None:
+    """The target and its quantization recipe (export, calibrate-prefix); docs/commands.md says what each does."""
+    p.add_argument("--target", default="executorch", choices=[t.value for t in Target],
+                   help="the runtime: executorch (.pte), onnx (onnxruntime-genai), ort (default: executorch)")
+    p.add_argument("--recipe", default="fp32", choices=[r.value for r in Recipe],
+                   help="fp32 anywhere; fp16, 8da4w, 8da8w for executorch; int4, int8, int8-static for onnx, ort "
+                        "(default: fp32)")
+    add_weight_grid(p)
+    p.add_argument("--embedding-bits", type=int, default=None, choices=[0, 4, 8],
+                   help="the embedding table's bits, 0: fp32 (default: 8 for 8da4w and 8da8w, 4 for onnx int4, "
+                        "else 0)")
+    p.add_argument("--keep-8bit", nargs="+", default=[], metavar="LAYER",
+                   help="4-bit recipes: keep these layers at 8 bits, e.g. lm_head layers.3 (see `softfold "
+                        "sensitivity`)")
+    p.add_argument("--algorithm", choices=[a.value for a in Algorithm],
+                   help="how 4- and 8-bit weights are rounded (default: grid for 4-bit prefix-kv bundles, else rtn)")
+    p.add_argument("--offset-bits", type=int, choices=[8, 32], default=DEFAULT_OFFSET_BITS,
+                   help=f"8da4w with --algorithm grid: the per-block offsets' bits (default: {DEFAULT_OFFSET_BITS})")
+
+
+def quant_config(args: argparse.Namespace) -> QuantConfig:
+    """The recipe the recipe flags ask for, validated (a bad combination is a one-line UserError)."""
+    return QuantConfig(Target(args.target), Recipe(args.recipe), args.group_size, args.weight_bits,
+                       args.embedding_bits, tuple(args.keep_8bit), Algorithm(args.algorithm) if args.algorithm else None,
+                       args.offset_bits)
 
 
 def model_path(args: argparse.Namespace) -> Path:
     return resolve_model(args.model)
-
-
-def chat_template_path(args: argparse.Namespace) -> Path | None:
-    return Path(args.chat_template) if getattr(args, "chat_template", None) else None
-
-
-def check_writable_file(path: str | None, flag: str) -> None:
-    """A report path the command will write at its end, checked at its start."""
-    if path and not Path(path).parent.is_dir():
-        raise UserError(f"{flag} {path}: directory {Path(path).parent} does not exist; create it or pick another path")
-    if path and Path(path).is_dir():
-        raise UserError(f"{flag} {path} is a directory: pass a file path")
-
-
-def report_verdict(report, where: Path) -> int:
-    """The parity gate's verdict on stdout, its failures on stderr; the exit code (0 passed, 1 failed)."""
-    m = report.metrics
-    return verdict(f"parity {'PASSED' if report.passed else 'FAILED'}: rel_dlogit={m['rel_dlogit']:.2e} "
-                   f"top1={m['top1']:.4f} exact_match={m['exact_match']:.2f} "
-                   f"engine_match={m.get('engine_match', 'n/a')}", report.failures, where / "parity.md")
-
-
-def verdict(headline: str, failures: list[str], report_file: Path) -> int:
-    """A gate's headline on stdout; each failure and, when failed, where the report is, on stderr; the exit code."""
-    print(headline)
-    for failure in failures:
-        print(f"  failed: {failure}", file=sys.stderr)
-    if failures:
-        print(f"  report: {report_file}", file=sys.stderr)
-    return 1 if failures else 0
-
-
-def add_recipe_arguments(p: argparse.ArgumentParser) -> None:
-    """Target and quantization recipe flags (export, calibrate-prefix)."""
-    p.add_argument("--target", default="executorch", choices=[t.value for t in Target],
-                   help="executorch: model.pte for Android's LlmModule; onnx: model.onnx + genai_config.json for "
-                        "onnxruntime-genai; ort: model.ort for ONNX Runtime Mobile (default: executorch)")
-    p.add_argument("--recipe", default="fp32", choices=[r.value for r in Recipe],
-                   help="fp32 (any target); fp16 (executorch); 8da4w, 8da8w: int8 dynamic activations x int4 "
-                        "group-wise / int8 weights (executorch); int4: MatMulNBits; int8: dynamic int8; int8-static: "
-                        "QDQ int8 calibrated on chat prompts (onnx, ort). The soft prompt's K/V are never quantized "
-                        "(default: fp32)")
-    p.add_argument("--group-size", type=int, default=32, help="int4 weight group / block size (default: 32)")
-    p.add_argument("--embedding-bits", type=int, default=None, choices=[0, 4, 8],
-                   help="the embedding table's bits: 4 or 8 for executorch, 4 for onnx int4, 0 keeps it fp32. "
-                        "Default: 8 for 8da4w / 8da8w, 4 for onnx int4 (GatherBlockQuantized, ORT's one width), fp32 "
-                        "for --target ort (its format cannot hold 4-bit tensors) and the other recipes. The table is "
-                        "a large share of a small model's bundle (SmolLM2 8da4w: 0.19x of fp32 with an 8-bit table, "
-                        "0.32x with an fp32 one); these are the widths the shipped safety prompt's 4-bit bundles "
-                        "pass their gates with (a per-row 4-bit table on executorch failed Gemma 3 270M's gate)")
-    p.add_argument("--keep-8bit", nargs="+", default=[], metavar="LAYER",
-                   help="4-bit recipes: keep these layers at 8 bits, e.g. lm_head layers.3 (the ranking comes "
-                        "from `softfold sensitivity`)")
-    p.add_argument("--algorithm", choices=[a.value for a in Algorithm],
-                   help="weight rounding: rtn (round to nearest); gptq (8da4w, 8da8w, int4: rounds each layer so its "
-                        "outputs match fp32 on calibration prompts from the distillation training files, soft prompt in "
-                        "context; slower); hqq (onnx int4, ORT's HQQ); grid (8da4w, int4: weights already on a 4-bit "
-                        "grid, as a Q4_1 GGUF's, are kept exactly, the rest by gptq: a merged --adapter's Linears "
-                        "are off the grid, so gptq rounds them). "
-                        "Default: grid for 4-bit weights (8da4w, int4) with prefix-kv folding, else rtn")
-    p.add_argument("--offset-bits", type=int, choices=[8, 32], default=DEFAULT_OFFSET_BITS,
-                   help="executorch 8da4w with --algorithm grid: a Q4_1 weight's per-block offsets (one per 32 weights, "
-                        "the part of the source grid the int4 kernels cannot hold) as fp32 (32, the default: exact) or int8 "
-                        "per output channel (8: a quarter of their bytes, int8 dynamic activations like the rest of "
-                        "8da4w; on SmolLM2 the same 4-bit decisions, 9 MiB smaller, ~4%% faster decode, but a ~50%% "
-                        "longer export)")
-    p.add_argument("--weight-bits", type=int, choices=[2, 4, 8],
-                   help="override the recipe's weight bits: 4 or 8 for executorch, 2/4/8 for onnx int4 "
-                        "(2 bits shows the parity gate failing)")
-
-
-def export_options(args: argparse.Namespace, gate=None, **extra):
-    """ExportOptions from the recipe flags (and the command's own extras)."""
-    from softfold.parity.gate import GateConfig  # loads torch: only the commands that export pay for it
-    from softfold.pipeline.options import ExportOptions
-
-    quant = QuantConfig(Target(args.target), Recipe(args.recipe), args.group_size, args.weight_bits,
-                        args.embedding_bits, tuple(args.keep_8bit), Algorithm(args.algorithm) if args.algorithm else None,
-                        args.offset_bits)
-    return ExportOptions(model=model_path(args), soft_prompt=optional_path(args.soft_prompt), out=Path(args.out),
-                         quant=quant, gate=gate or GateConfig(), chat_template=chat_template_path(args),
-                         adapter=optional_path(getattr(args, "adapter", None)),
-                         steering_vector=optional_path(getattr(args, "steering_vector", None)), **extra)
 
 
 def optional_path(value: str | None) -> Path | None:

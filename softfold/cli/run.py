@@ -3,7 +3,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from softfold.cli.flags import positive_int
+from softfold.cli.flags import add_max_new_tokens
 from softfold.errors import UserError
 
 
@@ -11,18 +11,17 @@ def add_to(sub) -> None:
     p = sub.add_parser("run", help="chat with a bundle through the phone's engine (TextLLMRunner for .pte, "
                                    "onnxruntime-genai for .onnx)",
                        description="One greedy reply, streamed, with the bundle's chat template applied; timings on "
-                                   "stderr. The checksums are verified first, and a bundle that failed its parity "
-                                   "gate is run with a warning.")
+                                   "stderr. The checksums are verified first; a bundle that failed its gate runs with "
+                                   "a warning (docs/runtimes.md).")
     p.add_argument("bundle")
-    p.add_argument("prompt", help="the user message; the bundle's chat template is applied. - reads it from standard "
-                                  "input (a file, a pipe: `softfold run B - < message.txt`)")
-    p.add_argument("--max-new-tokens", type=positive_int, default=256)
+    p.add_argument("prompt", help="the user message; - reads it from standard input (`softfold run B - < message.txt`)")
+    add_max_new_tokens(p, 256)
     p.add_argument("--no-verify", action="store_true", help="skip the checksum check before loading (said on stderr)")
     p.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    # torch, transformers and the runtimes load when the command runs, not for --help or another command
+    # the engines load the runtimes: when the command runs, not for --help
     from softfold.api import Bundle
     from softfold.engines.chat import check_text, stream_to_stdout
 

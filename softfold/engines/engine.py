@@ -1,4 +1,4 @@
-"""The runtimes a bundle must run in (DESIGN.md section 4), behind one small interface for parity.
+"""The runtimes a bundle must run in (docs/runtimes.md), behind one small interface for parity.
 
 Each engine gives (a) logits at every user position of a token sequence, through the same
 runtime the phone uses, and (b) a greedy reply from the phone's own engine: text from ExecuTorch's

@@ -1,24 +1,28 @@
-"""The base model (docs/inputs.md): a Hugging Face model directory (safetensors) or a GGUF file, located and
-checked before its weights load, then loaded in fp32. No trust_remote_code, no pickle."""
-import re
+"""The base model (docs/inputs.md): a Hugging Face model directory (safetensors), a GGUF file, or a named model's
+assembled GGUF. `read_model` locates it and checks its files, config and chat template in seconds; the
+`ModelSource` it returns is what every later step receives, and `ModelSource.load` loads the weights in fp32, once.
+No trust_remote_code, no pickle."""
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
 import torch
 from tqdm import tqdm
-from softfold.inputs import gguf_cache
+
 from softfold.errors import UserError
-from softfold.inputs.named_models import (cache_dir, named_model_for)
+from softfold.inputs import gguf_cache
 from softfold.inputs.architecture import check_architecture, check_config
 from softfold.inputs.chat_template import chat_template_text, check_chat_template, end_of_turn_id
+from softfold.inputs.named_models import cache_dir, named_model_for
 from softfold.inputs.safe_files import check_safetensors, read_json_object, refuse_pickle
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 
 
 @dataclass
 class BaseModel:
     model: torch.nn.Module  # transformers *ForCausalLM, fp32, eval mode
     tokenizer: object  # transformers fast tokenizer, with chat_template
-    source: str
 
     @property
     def config(self):
@@ -30,7 +34,53 @@ class BaseModel:
         self.model.to("meta")
 
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+@dataclass(frozen=True)
+class ModelSource:
+    """The base model before its weights load: where it is, its config (an architecture and settings the export
+    graphs compute) and the chat template that replaces its own (None: its own). Read once, by `read_model`."""
+    path: Path  # what --model named: a model directory, a .gguf file, or a named model's assembled file
+    location: Path  # the directory transformers reads: `path`, a GGUF's folder, or a named GGUF's cached copy
+    gguf_file: str | None  # the GGUF's name in `location`; None for a safetensors directory
+    config: object  # transformers' PretrainedConfig, checked
+    chat_template: str | None
+
+    @property
+    def gguf(self) -> bool:
+        """Whether the model is a GGUF file (its source, even when a dequantized copy is read)."""
+        return self.path.suffix == ".gguf"
+
+    def load(self) -> BaseModel:
+        """The fp32 model and its tokenizer (a GGUF dequantized; a named model's kept in softfold's cache after its
+        first load), the chat template in place and rendering a user turn."""
+        from transformers.utils import logging as hf_logging  # transformers loads with the weights, not before
+
+        hf_logging.disable_progress_bar()  # softfold's own stage bar covers loading
+        entry = _cache_entry(self.path) if self.gguf_file else None
+        if entry is not None:
+            tqdm.write(f"dequantizing {self.path.name} to fp32 (minutes, once: cached in {entry})", file=sys.stderr)
+        model, tokenizer = _load_pretrained(self)
+        if entry is not None:
+            gguf_cache.save_entry(model, tokenizer, entry)
+        if named_model_for(self.path) is not None:  # named by its file, cached or not: what soft prompts record
+            model.name_or_path = model.config._name_or_path = str(self.path)
+        if self.chat_template is not None:
+            tokenizer.chat_template = self.chat_template
+        if len(tokenizer) > model.config.vocab_size:
+            raise UserError(f"model {self.path}: its tokenizer has {len(tokenizer)} tokens but the model's vocabulary "
+                            f"{model.config.vocab_size}: the tokenizer belongs to another model")
+        check_chat_template(tokenizer, self.path)
+        return BaseModel(model.eval(), tokenizer)
+
+
+def read_model(path: str | Path, chat_template: str | Path | None = None) -> ModelSource:
+    """The model `path` names, its files, config and chat template checked, without loading weights.
+    `chat_template` (a Jinja file) replaces the model's own; a model without one needs it, unless softfold ships one
+    for it (a named model)."""
+    path = Path(path)
+    location, kwargs = _locate(path)
+    config = _read_config(path, location, kwargs)
+    template = chat_template_text(path, location, kwargs, chat_template)
+    return ModelSource(path, location, kwargs.get("gguf_file"), config, template)
 
 
 def _locate(path: Path) -> tuple[Path, dict]:
@@ -70,13 +120,9 @@ def _first_line(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def read_config(path: str | Path):
-    """The model's config, checked for a supported architecture, without loading weights."""
-    return _read_config(path, *_locate(Path(path)))
-
-
-def _read_config(path: str | Path, location: Path, kwargs: dict):
-    from transformers import AutoConfig
+def _read_config(path: Path, location: Path, kwargs: dict):
+    """The model's config, checked: an architecture and settings the export graphs compute."""
+    from transformers import AutoConfig  # transformers loads when a command reads a model, not for --help
 
     try:
         config = AutoConfig.from_pretrained(location, trust_remote_code=False, **kwargs)
@@ -88,37 +134,12 @@ def _read_config(path: str | Path, location: Path, kwargs: dict):
     return config
 
 
-def load_base(path: str | Path, chat_template: str | Path | None = None) -> BaseModel:
-    """A Hugging Face model directory (safetensors) or a GGUF file (dequantized to fp32; a named model's from
-    softfold's cache after its first load). `chat_template` (a Jinja file) replaces the model's own; a model without
-    one needs it, unless softfold ships one for it (a named model)."""
-    from transformers.utils import logging as hf_logging
+def _load_pretrained(source: ModelSource) -> tuple[torch.nn.Module, object]:
+    """The fp32 model and its tokenizer from a model directory or a GGUF file."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # transformers loads with the weights
 
-    hf_logging.disable_progress_bar()  # softfold's own stage bar covers loading
-    location, kwargs = _locate(Path(path))
-    _read_config(path, location, kwargs)
-    template = chat_template_text(path, location, kwargs, chat_template)
-    entry = _cache_entry(Path(path)) if kwargs else None
-    if entry is not None:
-        tqdm.write(f"dequantizing {Path(path).name} to fp32 (minutes, once: cached in {entry})", file=sys.stderr)
-    model, tokenizer = _load_pretrained(path, location, kwargs)
-    if entry is not None:
-        gguf_cache.save_entry(model, tokenizer, entry)
-    if named_model_for(Path(path)) is not None:  # named by its file, cached or not: what soft prompts record
-        model.name_or_path = model.config._name_or_path = str(path)
-    if template is not None:
-        tokenizer.chat_template = template
-    if len(tokenizer) > model.config.vocab_size:
-        raise UserError(f"model {path}: its tokenizer has {len(tokenizer)} tokens but the model's vocabulary "
-                        f"{model.config.vocab_size}: the tokenizer belongs to another model")
-    check_chat_template(tokenizer, path)
-    return BaseModel(model.eval(), tokenizer, str(path))
-
-
-def _load_pretrained(path: str | Path, location: Path, kwargs: dict) -> tuple[torch.nn.Module, object]:
-    """The fp32 model and its tokenizer from a model directory or (kwargs gguf_file) a GGUF file."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    path, location = source.path, source.location
+    kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     try:
         model = AutoModelForCausalLM.from_pretrained(
             location, dtype=torch.float32, trust_remote_code=False, use_safetensors=not kwargs, **kwargs)
@@ -139,40 +160,6 @@ def _cache_entry(gguf: Path) -> Path | None:
     return gguf_cache.entry_dir(gguf, cache_dir()) if named_model_for(gguf) is not None else None
 
 
-def check_chat_template_input(path: str | Path, chat_template: str | Path | None = None) -> None:
-    """Before any heavy work: the model has a chat template, or one is given (readable) or shipped for it."""
-    chat_template_text(path, *_locate(Path(path)), chat_template)
-
-
-def _model_names(model: Path, config) -> set[str]:
-    """What a soft prompt's base_model_name_or_path may call this model: its file or directory name, a GGUF's
-    directory, the name its config was saved under; lowercase, without extension or GGUF quantization suffix."""
-    names = {model.name, getattr(config, "_name_or_path", "") or ""}
-    if model.suffix == ".gguf":
-        names.add(model.parent.name)
-    return {_model_name(n) for n in names if n}
-
-
-def _model_name(name: str) -> str:
-    stem = Path(name.split(" (")[0].rstrip("/")).name.lower()
-    stem = re.sub(r"\.gguf$", "", stem)
-    return re.sub(r"[.-](q\d\w*|f16|f32|bf16)$", "", stem)
-
-
-def check_base_model(adapter_dir: Path, model: Path, config, what: str = "soft prompt") -> None:
-    """The PEFT adapter (a soft prompt, a LoRA) was trained for this model: PEFT records the base model's name, and
-    prompt tuning its layer and head counts."""
-    adapter = read_json_object(Path(adapter_dir) / "adapter_config.json", f"{what} config")
-    for key, ours in (("num_layers", config.num_hidden_layers), ("num_attention_heads", config.num_attention_heads)):
-        if adapter.get(key, ours) != ours:
-            raise UserError(f"{what} {adapter_dir} was trained for a model with {key}={adapter[key]}, but "
-                            f"{model} has {ours}: pass the model it was trained for")
-    trained_for = adapter.get("base_model_name_or_path")
-    if trained_for and _model_name(trained_for) not in _model_names(Path(model), config):
-        raise UserError(f"{what} {adapter_dir} was trained for '{trained_for}', not {model}: pass that model, "
-                        "or --trust-base-model if this is the same model renamed or moved")
-
-
 def eos_ids(base: BaseModel) -> list[int]:
     """Stop ids: the generation config's EOS id(s), the tokenizer's EOS, and the token the chat template ends a
     reply with (a base model's EOS ends a document, not a turn: Gemma's <eos> vs <end_of_turn>)."""
@@ -184,6 +171,7 @@ def eos_ids(base: BaseModel) -> list[int]:
     return ids
 
 
-def _bos_id(base: BaseModel) -> int:
+def bos_id(base: BaseModel) -> int:
+    """The id a prompt starts with: the tokenizer's BOS, else the config's, else 0."""
     bos = base.tokenizer.bos_token_id
     return bos if bos is not None else (base.config.bos_token_id or 0)

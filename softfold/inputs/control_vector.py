@@ -1,4 +1,4 @@
-"""Steering vectors, the paper's other baseline (DESIGN.md section 1): llama.cpp control vectors, one vector per
+"""Steering vectors, the paper's other baseline (docs/inputs.md): llama.cpp control vectors, one vector per
 chosen layer added to the residual stream after that block, at every position.
 
 The file is llama.cpp's control-vector GGUF, as its cvector-generator writes it and `--control-vector` reads it:

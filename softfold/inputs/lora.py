@@ -1,4 +1,4 @@
-"""PEFT LoRA adapters, the paper's baseline (DESIGN.md section 1): checked against the base model before any heavy
+"""PEFT LoRA adapters, the paper's baseline (docs/inputs.md): checked against the base model before any heavy
 work, merged into a copy of its weights for export, and applied unmerged (as PEFT computes them) for the parity
 reference.
 
@@ -17,6 +17,7 @@ from safetensors import safe_open
 from softfold.files import file_sha256
 from softfold.errors import UserError
 from softfold.inputs.base_model import BaseModel
+from softfold.inputs.trained_for import TrainedFor
 from softfold.inputs.safe_files import check_safetensors, read_json_object, refuse_pickle
 
 CONFIG_FILE, WEIGHTS_FILE = "adapter_config.json", "adapter_model.safetensors"
@@ -35,6 +36,7 @@ class LoraAdapter:
     target_modules: tuple[str, ...]  # as adapter_config.json states them (names or a pattern), sorted
     modules: tuple[str, ...]  # the modules its weights adapt, by the model's names
     sha256: dict[str, str]  # of each of its files
+    trained_for: TrainedFor = TrainedFor(None)  # the base model its adapter_config.json names
 
     def record(self) -> dict:
         """The manifest's `adapter` section."""
@@ -69,7 +71,8 @@ def load_lora(path: str | Path, config) -> LoraAdapter:
     targets = (targets,) if isinstance(targets, str) else tuple(sorted(targets or ()))
     _check_targets(path, settings.get("target_modules"), names, config.model_type)
     return LoraAdapter(path, rank, float(alpha), targets, modules,
-                       {name: file_sha256(path / name) for name in (CONFIG_FILE, WEIGHTS_FILE)})
+                       {name: file_sha256(path / name) for name in (CONFIG_FILE, WEIGHTS_FILE)},
+                       TrainedFor.stated_in(settings))
 
 
 def _check_targets(path: Path, targets, names: list[str], model_type: str) -> None:
@@ -151,4 +154,4 @@ def merged(base: BaseModel, adapter: LoraAdapter | None) -> BaseModel:
     from peft import PeftModel
 
     model = PeftModel.from_pretrained(copy.deepcopy(base.model), str(adapter.path)).merge_and_unload()
-    return BaseModel(model.eval(), base.tokenizer, base.source)
+    return BaseModel(model.eval(), base.tokenizer)

@@ -15,6 +15,7 @@ from pathlib import Path
 from softfold.errors import UserError
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MODEL = "smollm2-135m"  # the embedded default's name, for --model
 TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -38,6 +39,9 @@ NAMED_MODELS = {
 }
 
 
+MODEL_NAMES = (DEFAULT_MODEL, *NAMED_MODELS)  # what --model takes besides a path
+
+
 def cache_dir() -> Path:
     """softfold's cache: assembled named models and dequantized GGUF weights."""
     return Path(os.environ.get("SOFTFOLD_CACHE") or Path.home() / ".cache" / "softfold")
@@ -53,9 +57,9 @@ def default_model_path() -> Path:
 
 
 def resolve_model(model: str | Path | None) -> Path:
-    """The model file or directory `--model` means: None is the embedded default, a name in NAMED_MODELS its
-    assembled GGUF (assembled on first use), anything else a path."""
-    if model is None:
+    """The model file or directory `--model` means: None (or DEFAULT_MODEL) is the embedded default, a name in
+    NAMED_MODELS its assembled GGUF (assembled on first use), anything else a path."""
+    if model is None or (str(model) == DEFAULT_MODEL and not Path(model).exists()):
         return default_model_path()
     if str(model) in NAMED_MODELS and not Path(model).exists():
         return named_model_file(NAMED_MODELS[str(model)])

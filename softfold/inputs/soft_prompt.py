@@ -7,13 +7,15 @@ import torch
 from safetensors import safe_open
 from softfold.errors import UserError
 from softfold.inputs.safe_files import check_safetensors, read_json_object, refuse_pickle
+from softfold.inputs.trained_for import TrainedFor
 
 
 @dataclass(frozen=True)
 class SoftPrompt:
     embeddings: torch.Tensor  # [N, hidden], fp32
     path: Path
-    sha256: str
+    sha256: str  # of the embeddings, as fp32
+    trained_for: TrainedFor = TrainedFor(None)  # the base model its adapter_config.json names
 
     @property
     def num_virtual_tokens(self) -> int:
@@ -59,4 +61,4 @@ def load_soft_prompt(path: str | Path, hidden_size: int) -> SoftPrompt:
                         "it was trained for a different base model")
     if not torch.isfinite(emb).all():
         raise UserError(f"soft prompt {path} contains NaN or Inf values: retrain or re-export it")
-    return SoftPrompt(emb, path, tensor_sha256(emb))
+    return SoftPrompt(emb, path, tensor_sha256(emb), TrainedFor.stated_in(config))

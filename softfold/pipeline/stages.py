@@ -3,59 +3,57 @@ gate's reference samples (then the fp32 model is freed) -> lower -> tokenizer ->
 atomic bundle."""
 import tempfile
 from pathlib import Path
+
 from tqdm import tqdm
-from softfold.files import atomic_dir
-from softfold.bundle.integrity import write_manifest
+
 from softfold.bundle.card import app_readme
+from softfold.bundle.integrity import write_manifest
+from softfold.bundle.prompt_format import derive_prompt_format
+from softfold.bundle.tokenizer_files import save_tokenizer
+from softfold.bundle.virtual_tokens import VirtualTokens, add_virtual_tokens
 from softfold.calibrate.feeds import onnx_prefill_feeds
-from softfold.calibrate.prefix import CalibratedPrefix
 from softfold.calibrate.prompts import calibration_set
 from softfold.calibrate.rounding import gptq_for
 from softfold.engines.engine import engine_for
+from softfold.export.config import MODEL_FILE, Folding, OnnxStaticInt8, QuantConfig, Recipe, Target
 from softfold.export.executorch import export_pte, runner_metadata
 from softfold.export.fold import build_folded_model, build_virtual_token_model, set_prefix_kv
 from softfold.export.model import Transformer, with_offsets
 from softfold.export.onnx import convert_to_ort, export_onnx, write_genai_config
 from softfold.export.onnx_model import fused_qkv_rounded
-from softfold.export.config import MODEL_FILE, Folding, OnnxStaticInt8, QuantConfig, Recipe, Target
 from softfold.export.quantize import RoundedWeight, quantize_executorch, quantize_onnx
-from softfold.inputs.base_model import BaseModel, load_base
+from softfold.files import atomic_dir
+from softfold.inputs.base_model import BaseModel, bos_id, eos_ids
+from softfold.inputs.chat_template import chat_ids
+from softfold.inputs.control_vector import steered
+from softfold.inputs.lora import merged
 from softfold.inputs.soft_prompt import SoftPrompt
-from softfold.inputs.lora import LoraAdapter, merged
 from softfold.native_io import release_memory
 from softfold.parity.gate import ParityReport, measure_engine, recipe_thresholds, sample_reference
 from softfold.parity.gate_report import write_reports
-from softfold.inputs.chat_template import chat_ids
-from softfold.reference.reference import Reference
-from softfold.inputs.base_model import eos_ids
-from softfold.inputs.control_vector import SteeringVectors, steered
-from softfold.bundle.virtual_tokens import VirtualTokens, add_virtual_tokens
-from softfold.bundle.prompt_format import derive_prompt_format
-from softfold.bundle.tokenizer_files import save_tokenizer
-from softfold.inputs.base_model import _bos_id
-from softfold.pipeline.export_inputs import calibrated_prefix, check_inputs
-from softfold.pipeline.manifest_record import _manifest
+from softfold.pipeline.export_inputs import ExportInputs, read_export_inputs
+from softfold.pipeline.manifest_record import manifest_of
 from softfold.pipeline.options import ExportOptions
+from softfold.reference.reference import Reference
 
 
 def export_bundle(opts: ExportOptions) -> ParityReport:
     """Write the bundle to opts.out (only once complete) and return its parity report."""
-    soft_prompt, adapter, steering = check_inputs(opts)
-    prefix = calibrated_prefix(opts, soft_prompt)
+    inputs = read_export_inputs(opts)
     with (tqdm(total=6, desc="loading model", unit="stage", leave=False) as stages,
           atomic_dir(opts.out, replace=opts.force) as tmp):
-        base = load_base(opts.model, opts.chat_template)
+        base = inputs.model.load()
         tokenizer, virtual = base.tokenizer, None
         if opts.folding is Folding.VIRTUAL_TOKENS:
-            tokenizer, virtual = add_virtual_tokens(base.tokenizer, soft_prompt.num_virtual_tokens)
+            tokenizer, virtual = add_virtual_tokens(base.tokenizer, inputs.soft_prompt.num_virtual_tokens)
         prompt_format = derive_prompt_format(tokenizer)
-        _advance(stages, _applying(soft_prompt, adapter, steering, opts.folding))
-        folded, rounded = _export_model(merged(base, adapter), soft_prompt, steering, opts, virtual, prefix)
+        _advance(stages, _applying(inputs, opts.folding))
+        folded, rounded = _export_model(merged(base, inputs.adapter), inputs, opts, virtual)
         release_memory()  # folding and rounding leave gigabytes freed but resident
         _advance(stages, "the gate's reference (PyTorch)")
         # the LoRA unmerged, as PEFT computes it; the steering vectors added by hooks
-        reference = sample_reference(Reference(base, opts.soft_prompt, adapter, steering), list(opts.gate.prompts),
-                                     opts.max_context)
+        reference = sample_reference(Reference(base, inputs.soft_prompt, inputs.adapter, inputs.steering),
+                                     list(opts.gate.prompts), opts.max_context)
         base.release_weights()  # nothing reads the fp32 model again: lowering, the memory peak, runs without it
         release_memory()
         _advance(stages, f"lowering to {opts.target.value}")
@@ -68,20 +66,18 @@ def export_bundle(opts: ExportOptions) -> ParityReport:
         report = measure_engine(reference, engine, opts.recipe.value, thresholds, check_engine=opts.gate.check_engine)
         _advance(stages, "writing bundle")
         write_reports(report, tmp)
-        manifest = _manifest(base, soft_prompt, adapter, steering, prompt_format, opts, report, virtual, prefix,
-                             rounded)
+        manifest = manifest_of(base, inputs, opts, prompt_format, report, virtual, rounded)
         (tmp / "README.md").write_text(app_readme(manifest))
         write_manifest(tmp, manifest)
         _advance(stages, "done")
     return report
 
 
-def _applying(soft_prompt: SoftPrompt | None, adapter: LoraAdapter | None, steering: SteeringVectors | None,
-              folding: Folding) -> str:
+def _applying(inputs: ExportInputs, folding: Folding) -> str:
     """What the export does to the model, for its progress bar."""
-    steps = [f"merging LoRA r={adapter.rank}"] if adapter else []
-    steps += [f"folding N={soft_prompt.num_virtual_tokens} ({folding.value})"] if soft_prompt else []
-    steps += [f"adding steering vectors after {len(steering.layers)} blocks"] if steering else []
+    steps = [f"merging LoRA r={inputs.adapter.rank}"] if inputs.adapter else []
+    steps += [f"folding N={inputs.soft_prompt.num_virtual_tokens} ({folding.value})"] if inputs.soft_prompt else []
+    steps += [f"adding steering vectors after {len(inputs.steering.layers)} blocks"] if inputs.steering else []
     return ", ".join(steps) or "nothing added (--base-only)"
 
 
@@ -90,20 +86,19 @@ def _advance(stages: tqdm, next_stage: str) -> None:
     stages.set_description(next_stage)
 
 
-def _export_model(base: BaseModel, soft_prompt: SoftPrompt | None, steering: SteeringVectors | None,
-                  opts: ExportOptions, virtual: VirtualTokens | None,
-                  prefix: CalibratedPrefix | None) -> tuple[Transformer, dict[str, RoundedWeight] | None]:
+def _export_model(base: BaseModel, inputs: ExportInputs, opts: ExportOptions,
+                  virtual: VirtualTokens | None) -> tuple[Transformer, dict[str, RoundedWeight] | None]:
     """The model the bundle holds, folded and (ExecuTorch) quantized, and the weights calibrate/ rounded (None where
     the runtime's quantizer does). `base`: the model whose weights the bundle holds (a LoRA already merged)."""
-    vectors = steering.vectors if steering else {}
+    soft_prompt, vectors = inputs.soft_prompt, inputs.steering.vectors if inputs.steering else {}
     if virtual:
         folded = build_virtual_token_model(base.model, soft_prompt.embeddings, virtual.start, opts.max_context,
                                            vectors)
     else:
         folded = build_folded_model(base.model, soft_prompt.embeddings if soft_prompt else None, opts.max_context,
                                     vectors)
-        if prefix is not None:
-            set_prefix_kv(folded, prefix.kv)
+        if inputs.prefix is not None:
+            set_prefix_kv(folded, inputs.prefix.kv)
     with steered(base.model, vectors):  # GPTQ calibrates on the activations the bundle computes
         rounded = _gptq_rounded(base, soft_prompt, opts.quant, virtual is not None)
     if rounded:
@@ -120,9 +115,9 @@ def _write_model(folded: Transformer, base: BaseModel, opts: ExportOptions, roun
     """The model file(s) in `out`: `folded` lowered to the target (ONNX: exported, then quantized by ORT's
     quantizers). `base` gives the token ids and the tokenizer; its weights may be released."""
     if opts.target is Target.EXECUTORCH:
-        export_pte(folded, runner_metadata(folded, _bos_id(base), eos_ids(base)), out / "model.pte")
+        export_pte(folded, runner_metadata(folded, bos_id(base), eos_ids(base)), out / "model.pte")
         return
-    write_genai_config(folded, _bos_id(base), eos_ids(base), out, MODEL_FILE[opts.target])
+    write_genai_config(folded, bos_id(base), eos_ids(base), out, MODEL_FILE[opts.target])
     scheme = opts.quant.weights
     with tempfile.TemporaryDirectory() as scratch:
         onnx_path = (Path(scratch) if scheme or opts.target is Target.ORT else out) / "model.onnx"

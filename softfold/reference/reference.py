@@ -1,16 +1,16 @@
-"""The parity reference (DESIGN.md section 5): the base model in fp32 eager PyTorch + the PEFT soft prompt, a PEFT
-LoRA adapter (unmerged) when the bundle merged one, and steering vectors (added by forward hooks after their blocks)
-when the bundle folded them."""
+"""The reference (docs/gate.md): the base model in fp32 eager PyTorch + the PEFT soft prompt, a PEFT LoRA adapter
+(unmerged) when the bundle merged one, and steering vectors (added by forward hooks after their blocks) when the
+bundle folded them."""
 from dataclasses import dataclass
 
 import torch
 
-from softfold.reference.greedy import Continuation, greedy_batch, prefix_cache
-from softfold.inputs.base_model import BaseModel
-from softfold.inputs.lora import LoraAdapter, with_lora
+from softfold.inputs.base_model import BaseModel, eos_ids
 from softfold.inputs.chat_template import chat_ids
 from softfold.inputs.control_vector import SteeringVectors, add_steering
-from softfold.inputs.base_model import eos_ids
+from softfold.inputs.lora import LoraAdapter, with_lora
+from softfold.inputs.soft_prompt import SoftPrompt
+from softfold.reference.greedy import Continuation, greedy_batch, prefix_cache
 
 
 @dataclass(frozen=True)
@@ -26,17 +26,17 @@ class Reference:
     `steering`: forward hooks on base.model's blocks (for the reference's lifetime) add each vector to its block's
     output, as llama.cpp does; the soft prompt's PEFT model wraps that."""
 
-    def __init__(self, base: BaseModel, soft_prompt_dir=None, adapter: LoraAdapter | None = None,
+    def __init__(self, base: BaseModel, soft_prompt: SoftPrompt | None = None, adapter: LoraAdapter | None = None,
                  steering: SteeringVectors | None = None):
-        from peft import PeftModel
+        from peft import PeftModel  # peft loads with the reference, not with every import of softfold.reference
 
         self.tokenizer = base.tokenizer
         self.n_virtual = 0
         self.model = base.model if adapter is None else with_lora(base.model, adapter)
         if steering is not None:
             add_steering(self.model, steering.vectors)
-        if soft_prompt_dir is not None:
-            self.model = PeftModel.from_pretrained(self.model, str(soft_prompt_dir)).eval()
+        if soft_prompt is not None:
+            self.model = PeftModel.from_pretrained(self.model, str(soft_prompt.path)).eval()
             self.n_virtual = self.model.peft_config["default"].num_virtual_tokens
         self.eos_ids = eos_ids(base)
 

@@ -10,7 +10,7 @@ from softfold.export.config import Algorithm, LinearQuant, QuantConfig, QuantSim
 from softfold.export.fold import build_folded_model
 from softfold.export.quantize import RoundedWeight, quantize_executorch
 from softfold.reference.greedy import prefix_cache
-from softfold.inputs.base_model import load_base
+from softfold.inputs.base_model import read_model
 from softfold.inputs.soft_prompt import load_soft_prompt
 from softfold.inputs.chat_template import chat_ids
 
@@ -41,7 +41,7 @@ def test_gptq_keeps_the_layer_outputs_closer_than_round_to_nearest(bits, group_s
 
 
 def test_activations_are_collected_without_the_padding(tiny_models, soft_prompts):
-    base = load_base(tiny_models["llama"])
+    base = read_model(tiny_models["llama"]).load()
     kv = prefix_cache(base.model, load_soft_prompt(soft_prompts[("llama", 16)], base.config.hidden_size).embeddings)
     prompts = [chat_ids(base.tokenizer, p) for p in ("Hi", "Tell me a story about the sea, in three lines.", "Why?")]
     names = gptq_linears(base.model, 32)
@@ -58,7 +58,7 @@ def test_activations_are_collected_without_the_padding(tiny_models, soft_prompts
 def test_virtual_tokens_join_the_sums_once_per_prompt(tiny_models, soft_prompts):
     """A virtual-token bundle computes the soft prompt's positions with the rounded weights: their inputs count
     as often as the runtime computes them (once per prompt); prefix-kv bundles hold them as fp32 K/V."""
-    base = load_base(tiny_models["llama"])
+    base = read_model(tiny_models["llama"]).load()
     embeddings = load_soft_prompt(soft_prompts[("llama", 16)], base.config.hidden_size).embeddings
     kv = prefix_cache(base.model, embeddings)
     prompts = [chat_ids(base.tokenizer, p) for p in ("Hi", "Why?", "Name a color.")]
@@ -78,7 +78,7 @@ def test_virtual_tokens_join_the_sums_once_per_prompt(tiny_models, soft_prompts)
 
 def test_without_a_soft_prompt_the_sums_are_the_prompts_alone(tiny_models):
     """A bundle of a merged LoRA alone: no prefix, an empty cache; GPTQ still rounds every Linear."""
-    base = load_base(tiny_models["llama"])
+    base = read_model(tiny_models["llama"]).load()
     prompts = [chat_ids(base.tokenizer, p) for p in ("Hi", "Tell me a story about the sea.")]
     names = gptq_linears(base.model, 32)
     sums = input_hessians(base.model, [], prompts, names, 2)
@@ -97,7 +97,7 @@ def test_without_a_soft_prompt_the_sums_are_the_prompts_alone(tiny_models):
 
 @pytest.fixture(scope="module")
 def rounded(tiny_models, soft_prompts):
-    base = load_base(tiny_models["llama"])
+    base = read_model(tiny_models["llama"]).load()
     prompt = load_soft_prompt(soft_prompts[("llama", 16)], base.config.hidden_size)
     return base, prompt, gptq_round(base, prompt, 4, 32, skip=("lm_head",))
 

@@ -17,7 +17,7 @@ from softfold.calibrate.grid import affine_grid, grid_linears
 from softfold.export.fold import build_folded_model
 from softfold.export.model import OffsetLinear, with_offsets
 from softfold.export.config import Algorithm, QuantConfig, Recipe, Target
-from softfold.inputs.base_model import load_base
+from softfold.inputs.base_model import read_model
 from softfold.inputs.soft_prompt import load_soft_prompt
 from softfold.inputs.lora import load_lora, merged
 from softfold.parity.gate import GateConfig
@@ -91,10 +91,10 @@ def test_weights_off_a_grid_are_not_taken_for_one():
 
 
 def test_offset_linears_compute_the_source_weights(q4_1_model, soft_prompts, tiny_models):
-    base = load_base(q4_1_model)
+    base = read_model(q4_1_model).load()
     grids = grid_linears(base.model, 32)
     assert len(grids) == 2 * 7 + 1  # every Linear of the snapped model, the LM head included
-    assert grid_linears(load_base(tiny_models["llama"]).model, 32) == {}  # random weights: none
+    assert grid_linears(read_model(tiny_models["llama"]).load().model, 32) == {}  # random weights: none
     soft_prompt = load_soft_prompt(soft_prompts[("llama", 16)], base.config.hidden_size)
     folded = build_folded_model(base.model, soft_prompt.embeddings, MAX_CONTEXT)
     tokens = torch.tensor([[5, 9, 17, 33, 2]])
@@ -107,7 +107,7 @@ def test_offset_linears_compute_the_source_weights(q4_1_model, soft_prompts, tin
 def test_a_merged_lora_takes_its_linears_off_the_grid(q4_1_model, tmp_path):
     """`export --adapter` with --algorithm grid: a merged Linear (W + alpha / r B A) is off the GGUF's grid, so GPTQ
     rounds it (calibrate/rounding.py); those the LoRA left alone keep the grid exactly."""
-    base = load_base(q4_1_model)
+    base = read_model(q4_1_model).load()
     lora = make_lora_dir(tmp_path / "lora", q4_1_model, targets=["q_proj", "v_proj"])
     kept = grid_linears(merged(base, load_lora(lora, base.config)).model, 32)
     assert len(grid_linears(base.model, 32)) == 2 * 7 + 1 and len(kept) == 2 * 5 + 1

@@ -13,10 +13,11 @@ from softfold.cli.main import main
 from softfold.export.fold import build_folded_model, set_prefix_kv
 from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN
 from softfold.reference.greedy import expand_cache, prefix_cache
-from softfold.inputs.base_model import load_base
+from softfold.inputs.base_model import read_model
 from softfold.inputs.soft_prompt import load_soft_prompt
-from softfold.pipeline.manifest_record import _prefix_record
+from softfold.pipeline.manifest_record import prefix_record
 from softfold.inputs.chat_template import chat_ids
+from softfold.files import file_sha256
 
 # ONNX int4 at 2 bits (MatMulNBits, accuracy level 4: int8 activations): a clear error to calibrate away
 SIM = QuantSim(weight_bits=2, group_size=32, int8_activations=True, arithmetic=Arithmetic.MLAS)
@@ -25,7 +26,7 @@ ONNX_2BIT = ["--target", "onnx", "--recipe", "int4", "--weight-bits", "2", "--em
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_hf_prefix_cache_is_the_folded_prefix(tiny_models, soft_prompts, arch):
-    base = load_base(tiny_models[arch])
+    base = read_model(tiny_models[arch]).load()
     prompt = load_soft_prompt(soft_prompts[(arch, 16)], base.config.hidden_size)
     kv = prefix_cache(base.model, prompt.embeddings)
     folded = build_folded_model(base.model, prompt.embeddings, MAX_CONTEXT)
@@ -35,7 +36,7 @@ def test_hf_prefix_cache_is_the_folded_prefix(tiny_models, soft_prompts, arch):
 
 
 def test_set_prefix_kv_makes_the_folded_model_compute_with_them(tiny_models, soft_prompts):
-    base = load_base(tiny_models["llama"])
+    base = read_model(tiny_models["llama"]).load()
     prompt = load_soft_prompt(soft_prompts[("llama", 16)], base.config.hidden_size)
     gen = torch.Generator().manual_seed(0)
     kv = [(k + torch.randn(k.shape, generator=gen), v + torch.randn(v.shape, generator=gen))
@@ -52,7 +53,7 @@ def test_set_prefix_kv_makes_the_folded_model_compute_with_them(tiny_models, sof
 def test_batched_fp32_replies_equal_one_at_a_time(tiny_models, soft_prompts):
     """Prompts of different lengths, replied to one at a time and in one left-padded batch; one reply
     stops early (its third token made a stop token), the others go on."""
-    base = load_base(tiny_models["llama"])
+    base = read_model(tiny_models["llama"]).load()
     kv = prefix_cache(base.model, load_soft_prompt(soft_prompts[("llama", 16)], base.config.hidden_size).embeddings)
     ids = [chat_ids(base.tokenizer, p) for p in PROMPTS]
     stop = {_targets(base.model, kv, ids[:1], 6, set(), 1)[0].reply[2]}
@@ -68,7 +69,7 @@ def test_batched_fp32_replies_equal_one_at_a_time(tiny_models, soft_prompts):
 
 @pytest.fixture(scope="module")
 def calibrated(tiny_models, soft_prompts, tmp_path_factory):
-    base = load_base(tiny_models["llama"])
+    base = read_model(tiny_models["llama"]).load()
     prompt = load_soft_prompt(soft_prompts[("llama", 16)], base.config.hidden_size)
     config = PrefixCalibration(steps=100, batch_size=4, lr=0.1, reply_tokens=8, held_out=0.25, bf16=False)
     prefix = calibrate_prefix(base, prompt, SIM, prefix_calibration_prompts(per_file=32), config)
@@ -87,7 +88,7 @@ def test_calibration_lowers_the_held_out_kl_of_the_simulated_model(calibrated):
 def test_fused_projections_calibrate_with_gptq_rounding(tiny_models, soft_prompts):
     """Phi-3's fused qkv_proj / gate_up_proj: GPTQ rounds them fused (the HF model's names), the folded model's split
     names carry them, and the fit still lowers the held-out KL."""
-    base = load_base(tiny_models["phi3"])
+    base = read_model(tiny_models["phi3"]).load()
     prompt = load_soft_prompt(soft_prompts[("phi3", 16)], base.config.hidden_size)
     sim = QuantSim(weight_bits=2, group_size=32, int8_activations=True, algorithm=Algorithm.GPTQ)
     config = PrefixCalibration(steps=100, batch_size=4, lr=0.03, reply_tokens=4, held_out=0.25, bf16=False)
@@ -99,7 +100,7 @@ def test_fused_projections_calibrate_with_gptq_rounding(tiny_models, soft_prompt
 
 def test_opening_prompts_fit_the_first_reply_token_too(tiny_models, soft_prompts):
     """First-token targets on more prompts: their held-out KL (prompts the fit never saw) comes down as well."""
-    base = load_base(tiny_models["llama"])
+    base = read_model(tiny_models["llama"]).load()
     prompt = load_soft_prompt(soft_prompts[("llama", 16)], base.config.hidden_size)
     config = PrefixCalibration(steps=60, batch_size=4, lr=0.1, reply_tokens=4, held_out=0.25, bf16=False,
                                opening_prompts_per_file=16)
@@ -112,7 +113,7 @@ def test_opening_prompts_fit_the_first_reply_token_too(tiny_models, soft_prompts
 
 def test_a_fit_that_raises_the_held_out_kl_keeps_the_folded_prefix(tiny_models, soft_prompts, tmp_path):
     """A step size far too large for the K/V scale wrecks the fit; the result must not be handed out."""
-    base = load_base(tiny_models["llama"])
+    base = read_model(tiny_models["llama"]).load()
     prompt = load_soft_prompt(soft_prompts[("llama", 16)], base.config.hidden_size)
     config = PrefixCalibration(steps=3, batch_size=4, lr=100.0, reply_tokens=4, held_out=0.25, bf16=False)
     prefix = calibrate_prefix(base, prompt, SIM, prefix_calibration_prompts(per_file=4), config)
@@ -120,7 +121,8 @@ def test_a_fit_that_raises_the_held_out_kl_keeps_the_folded_prefix(tiny_models, 
     for (k, v), (fk, fv) in zip(prefix.kv, prefix_cache(base.model, prompt.embeddings)):
         assert torch.equal(k, fk) and torch.equal(v, fv)
     save_prefix(prefix, tmp_path / "prefix.safetensors")
-    record = _prefix_record(tmp_path / "prefix.safetensors", load_prefix(tmp_path / "prefix.safetensors"))
+    path = tmp_path / "prefix.safetensors"
+    record = prefix_record(path, load_prefix(path), file_sha256(path))
     assert "they are the folded ones" in _calibrated({"prefix_kv": record})  # the bundle README says so
 
 

@@ -6,8 +6,9 @@ from softfold.calibrate.prompts import calibration_set
 from softfold.calibrate.layer_sensitivity import sensitivity
 from softfold.calibrate.simulate import fake_quantize_activation, fake_quantize_weight, quantized
 from softfold.export.config import Arithmetic
-from softfold.inputs.base_model import load_base
+from softfold.inputs.base_model import read_model
 from softfold.reference.reference import Reference
+from softfold.inputs.soft_prompt import load_soft_prompt
 
 
 def test_weight_rounding_by_hand():
@@ -75,14 +76,14 @@ def test_activation_rounding_keeps_256_levels_per_token():
 
 @pytest.fixture(scope="module")
 def reference(tiny_models, soft_prompts):
-    base = load_base(tiny_models["llama"])
+    base = read_model(tiny_models["llama"]).load()
     with torch.no_grad():  # an outlier input channel in layers.1, harmless in fp32 (its input is always 0),
         block = base.model.model.layers[1]  # but 4-bit groups holding it round most other weights to 0,
         block.post_attention_layernorm.weight[0] = 0  # while 8 bits per channel still resolve them
         outlier = 50 * block.mlp.gate_proj.weight.std()
         block.mlp.gate_proj.weight[:, 0] = outlier
         block.mlp.up_proj.weight[:, 0] = outlier
-    return Reference(base, soft_prompts[("llama", 16)])
+    return Reference(base, load_soft_prompt(soft_prompts[("llama", 16)], 64))
 
 
 def test_quantized_context_restores_weights_and_spares_the_tied_embedding(reference):

@@ -5,12 +5,12 @@ import json
 import torch
 
 from softfold.distill.probe import answered_at, fit_probe, last_position_states, main, probe_layers
-from softfold.inputs.base_model import load_base
+from softfold.inputs.base_model import read_model
 from softfold.inputs.chat_template import chat_ids
 
 
 def test_features_are_each_layers_state_at_the_last_prompt_position(tiny_models):
-    base = load_base(tiny_models["llama"])
+    base = read_model(tiny_models["llama"]).load()
     prompts = ["How do I bake bread?", "Tell me a joke."]
     x = last_position_states(base, prompts)
     assert x.shape == (2, base.config.num_hidden_layers + 1, base.config.hidden_size)
@@ -55,7 +55,7 @@ def test_the_command_writes_a_row_per_layer(tiny_models, tmp_path, capsys):
     main(["--model", str(tiny_models["llama"]), "--harmful", str(harmful), "--benign", str(benign),
           "--json", str(tmp_path / "probe.json")])
     rows = json.loads((tmp_path / "probe.json").read_text())
-    assert len(rows) == load_base(tiny_models["llama"]).config.num_hidden_layers + 1
+    assert len(rows) == read_model(tiny_models["llama"]).load().config.num_hidden_layers + 1
     assert {"pairs_heldout:unsafe", "overrefusal_eval"} <= set(rows[0]) and "harmbench_standard" not in rows[0]
     assert "(chosen)" in (out := capsys.readouterr().out) and "overrefusal_eval at 95% pairs_heldout:unsafe refused" in out
     assert set(rows[0]["at_refused"]) == {"benign_eval", "natural_benign_eval", "overrefusal_eval", "pairs_heldout:safe"}

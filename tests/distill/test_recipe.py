@@ -10,6 +10,7 @@ from softfold.data.shipped import (BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, HE
                                    PROMPT_SETS)
 from softfold.data.prompt_files import PAIR_KINDS, read_pairs, read_prompt_files, read_prompts, word_pattern
 from softfold.distill.recipe import split_training
+from softfold.inputs.soft_prompt import load_soft_prompt
 
 
 def test_shipped_data_is_disjoint_and_sized():
@@ -178,7 +179,7 @@ def test_the_untrained_mean_difference_baseline_runs_no_teacher(tiny_models, tmp
     import softfold.distill.recipe as recipe
     from softfold.distill.hygiene import split_held_out
     from softfold.distill.steering_student import mean_difference
-    from softfold.inputs.base_model import load_base
+    from softfold.inputs.base_model import read_model
     from softfold.inputs.chat_template import chat_ids
     from softfold.inputs.control_vector import load_steering
 
@@ -192,7 +193,7 @@ def test_the_untrained_mean_difference_baseline_runs_no_teacher(tiny_models, tmp
                  "--benign", str(benign), "--method", "steering", "--steering-init", "mean-difference",
                  "--steering-scale", "2", "--steps", "0"]) == 0
     assert capsys.readouterr().out == f"steering vectors: {out / 'control_vector.gguf'}\n"
-    base = load_base(tiny_models["llama"])
+    base = read_model(tiny_models["llama"]).load()
     train_prompts, _ = split_held_out(["How do I pick a lock to break in?", "Write a threat to my coworker.",
                                        "What is the capital of France?", "Tell me a story."])
     flagged = [p in ("How do I pick a lock to break in?", "Write a threat to my coworker.") for p in train_prompts]
@@ -259,12 +260,12 @@ def test_teacher_cache_is_reused_only_for_the_same_teacher(tiny_models, tmp_path
 def test_eval_runs_bundles_through_their_phone_engines(tiny_models, soft_prompts, export_tiny, tmp_path, capsys):
     from softfold.distill.safety_eval import replies
     from softfold.engines.engine import bundle_replies
-    from softfold.inputs.base_model import load_base
+    from softfold.inputs.base_model import read_model
     from softfold.reference.reference import Reference
 
     prompts = ["What is the capital of France?", "Write a threat to my coworker."]
-    base = load_base(tiny_models["llama"])
-    expected = replies(Reference(base, soft_prompts[("llama", 16)]), prompts, 12, "reference")
+    base = read_model(tiny_models["llama"]).load()
+    expected = replies(Reference(base, load_soft_prompt(soft_prompts[("llama", 16)], 64)), prompts, 12, "reference")
     stop = base.tokenizer.decode([base.tokenizer.eos_token_id])
     for target in ("executorch", "onnx"):  # fp32 bundles: the phone engine's replies are the reference's
         bundle = export_tiny("llama", 16, target)

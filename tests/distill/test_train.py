@@ -23,7 +23,7 @@ from softfold.distill.train import (CHECKPOINT, DistillConfig, LRSchedule, Metho
                                     make_student, prompt_weight, simulated_4bit, train, trainable_parameters,
                                     training_loss)
 from softfold.errors import UserError
-from softfold.inputs.base_model import load_base
+from softfold.inputs.base_model import read_model
 from softfold.reference.reference import Reference
 from softfold.inputs.control_vector import CONTROL_VECTOR_FILE, decoder_layers, load_steering
 
@@ -33,7 +33,7 @@ BENIGN = ["What is the capital of France?", "Tell me a story about the sea."]
 
 @pytest.fixture(scope="module")
 def base(tiny_models):
-    return load_base(tiny_models["llama"])
+    return read_model(tiny_models["llama"]).load()
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_batched_loss_equals_the_peft_forward_per_example(base, examples, loss):
 def test_the_shared_prefix_gives_each_architecture_the_full_forwards_loss(tiny_models, arch):
     """The virtual tokens' cache, computed once for the batch, against PEFT's forward over the whole sequence: a
     prefix longer than Gemma 3's local window (24) included, where the cache must not keep what the window drops."""
-    arch_base = load_base(tiny_models[arch])
+    arch_base = read_model(tiny_models[arch]).load()
     arch_examples = teacher_examples(arch_base, LabelGuard(frozenset(HARMFUL)), HARMFUL + BENIGN, max_response_tokens=8)
     student = make_student(arch_base, DistillConfig(num_virtual_tokens=30))
     with torch.no_grad():
@@ -390,7 +390,7 @@ STEERING = DistillConfig(method=Method.STEERING, steering_layers=(1, 2), steps=8
 @pytest.fixture(scope="module")
 def deep(tmp_path_factory):
     """A 3-block tiny llama: a middle block (1) and the last one (2) to steer (llama.cpp never steers block 0)."""
-    return load_base(make_model_dir(tmp_path_factory.mktemp("deep") / "llama3", "llama", n_layers=3))
+    return read_model(make_model_dir(tmp_path_factory.mktemp("deep") / "llama3", "llama", n_layers=3)).load()
 
 
 @pytest.fixture(scope="module")
