@@ -18,13 +18,30 @@ MODEL_FIXTURES = {"tiny_models", "soft_prompts", "export_tiny", "bundles"}
 FIRST = ("test_smollm.py", "test_bench.py")
 
 
-def pytest_collection_modifyitems(items) -> None:
-    """The integration tier: every test that builds or loads a model (directly or through a fixture), marked so
-    `pytest -m "not integration"` runs the unit tier alone, in seconds."""
+def pytest_addoption(parser) -> None:
+    parser.addoption("--integration", action="store_true",
+                     help="also run the integration tier: every test that builds or loads a model (plain pytest runs "
+                          "the unit tier alone)")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The integration tier: every test that builds or loads a model (directly or through a fixture), marked so; it
+    runs only with --integration, so plain `pytest` runs the unit tier alone, in seconds."""
     items.sort(key=lambda item: item.path.name not in FIRST)
     for item in items:
         if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.integration)
+    if not config.getoption("--integration"):
+        integration = [item for item in items if item.get_closest_marker("integration")]
+        items[:] = [item for item in items if not item.get_closest_marker("integration")]
+        config.hook.pytest_deselected(items=integration)
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    deselected = len(terminalreporter.stats.get("deselected", []))
+    if deselected and not config.getoption("--integration"):
+        terminalreporter.write_line(f"the unit tier: {deselected} deselected (integration and -m/-k); --integration "
+                                    "runs both tiers")
 
 
 NEW_ARCHS = ("qwen3", "phi3", "llama3_rope", "gemma3")  # tested with N = 16 through both runtimes, one export each

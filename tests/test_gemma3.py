@@ -78,6 +78,7 @@ class GeluTanh(torch.nn.Module):
         return gelu_tanh(x)
 
 
+@pytest.mark.integration  # lowers a program to ExecuTorch and runs it
 def test_pte_computes_the_tanh_gelu(tmp_path):
     """Gemma's GELU-tanh through XNNPACK, over the range activations take (F.gelu(approximate="tanh") would lower to
     the erf GELU, up to 5e-4 off)."""

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import MAX_CONTEXT, PROMPTS
 
 BIN = Path(sys.executable).parent
@@ -28,6 +29,7 @@ def test_optimum_cli_writes_the_bundle_softfold_export_writes(tiny_models, soft_
     assert (tmp_path / "softfold" / "manifest.json").read_bytes() == (tmp_path / "optimum" / "manifest.json").read_bytes()
 
 
+@pytest.mark.integration  # runs the real optimum-cli, a process that loads optimum, torch and softfold
 def test_optimum_cli_keeps_softfolds_errors_and_exit_codes(tmp_path):
     result = run(BIN / "optimum-cli", "export", "softfold", "--soft-prompt", tmp_path / "absent", tmp_path / "out")
     lines = result.stderr.strip().splitlines()
