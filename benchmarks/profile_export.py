@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from executorch.exir.program import _program
 
-from softfold.cli import main as cli
+import softfold.cli.main as cli
 from softfold.inputs.base_model import ModelSource
 from softfold.pipeline import stages
 

@@ -25,16 +25,15 @@ def peak_rss_gib() -> float:
 
 
 def main(work: Path) -> dict:
+    from softfold.bundle.tokenizer_files import save_tokenizer
+    from softfold.distill.prompt_init import SAFETY_INIT_TEXT, text_initialized_prompt
     from softfold.export.executorch import export_pte, runner_metadata
     from softfold.export.fold import build_folded_model
     from softfold.export.onnx import export_onnx, write_genai_config
-    from softfold.inputs.named_models import default_model_path
-    from softfold.inputs.base_model import read_model
-    from softfold.inputs.soft_prompt import load_soft_prompt
-    from softfold.bundle.tokenizer_files import save_tokenizer
+    from softfold.inputs.base_model import eos_ids, read_model
     from softfold.inputs.chat_template import chat_text
-    from softfold.inputs.base_model import eos_ids
-    from softfold.distill.prompt_init import SAFETY_INIT_TEXT, text_initialized_prompt
+    from softfold.inputs.named_models import default_model_path
+    from softfold.inputs.soft_prompt import load_soft_prompt
 
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

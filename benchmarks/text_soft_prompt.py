@@ -14,8 +14,8 @@ import torch
 from peft import PromptTuningConfig, TaskType, get_peft_model
 
 from softfold.inputs.base_model import read_model
-from softfold.inputs.named_models import resolve_model
 from softfold.inputs.chat_template import chat_ids
+from softfold.inputs.named_models import resolve_model
 
 TEXT = "You are a careful assistant. Refuse requests that could cause harm; answer everything else helpfully."
 REPLIES = {  # some of softfold's default parity prompts among them, so the gate sees replies end

@@ -19,10 +19,10 @@ from tqdm import tqdm
 
 from softfold.calibrate.prompts import prefix_calibration_prompts
 from softfold.export.quantize import RoundedWeight, in_layers
-from softfold.reference.greedy import KV, expand_cache, prefix_cache
 from softfold.inputs.base_model import BaseModel
-from softfold.inputs.soft_prompt import SoftPrompt
 from softfold.inputs.chat_template import chat_ids
+from softfold.inputs.soft_prompt import SoftPrompt
+from softfold.reference.greedy import KV, expand_cache, prefix_cache
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,10 @@ from softfold.calibrate.rounding import gptq_for
 from softfold.calibrate.simulate import simulated
 from softfold.errors import UserError
 from softfold.export.config import QuantSim
-from softfold.reference.greedy import KV, expand_cache, greedy_batch, prefix_cache
-from softfold.inputs.base_model import BaseModel
-from softfold.inputs.soft_prompt import SoftPrompt
+from softfold.inputs.base_model import BaseModel, eos_ids
 from softfold.inputs.chat_template import chat_ids
-from softfold.inputs.base_model import eos_ids
+from softfold.inputs.soft_prompt import SoftPrompt
+from softfold.reference.greedy import KV, expand_cache, greedy_batch, prefix_cache
 
 PREFIX_METADATA = "softfold_prefix_kv"  # the metadata key of the files save_prefix writes
 

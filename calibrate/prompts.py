@@ -2,8 +2,8 @@
 `softfold sensitivity` / `calibrate-prefix` see. Drawn from the distillation *training* files only, never the
 held-out evaluation sets.
 """
-from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN
 from softfold.data.prompt_files import read_prompt_files
+from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN
 
 
 def calibration_set(per_class: int = 16) -> tuple[list[str], list[str]]:

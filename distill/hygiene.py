@@ -1,10 +1,10 @@
 """Training-data hygiene for distillation: held-out sets kept out of training, a held-out slice for the loss
-curve, file hashes for the provenance sidecar. The prompt files themselves: softfold.data."""
-
+curve. The prompt files themselves: softfold.data."""
 from softfold.errors import UserError
 
 
 def check_disjoint(train: list[str], held_out: list[str], what: str) -> None:
+    """No training prompt is a held-out one; else a one-line UserError naming one."""
     shared = set(train) & set(held_out)
     if shared:
         raise UserError(f"{len(shared)} training prompt(s) also appear in the {what} set, e.g. "

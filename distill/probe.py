@@ -26,11 +26,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, HELD_OUT
 from softfold.data.prompt_files import is_pair_file, read_pairs, read_prompt_files
+from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_EVAL, HARMFUL_TRAIN, HELD_OUT
 from softfold.inputs.base_model import BaseModel, read_model
-from softfold.inputs.named_models import resolve_model
 from softfold.inputs.chat_template import chat_ids
+from softfold.inputs.named_models import resolve_model
 
 
 @torch.no_grad()

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
-from softfold.errors import UserError
-from softfold.files import OutputKind, check_out, check_out_file, file_sha256
-from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT
 from softfold.data.prompt_files import Pair, read_pairs, read_prompt_files, read_prompts, word_pattern
-from softfold.distill.hygiene import check_disjoint, split_held_out
+from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT
 from softfold.distill.guards import guard_for
+from softfold.distill.hygiene import check_disjoint, split_held_out
 from softfold.distill.teacher import DEFAULT_REFUSAL, TEACHER_TOP_K, load_examples, save_examples, teacher_examples
 from softfold.distill.train import CHECKPOINT, SCRATCH, DistillConfig, check_student, train
+from softfold.errors import UserError
+from softfold.files import OutputKind, check_out, check_out_file, file_sha256
 from softfold.inputs.base_model import read_model
 from softfold.inputs.chat_template import chat_ids
 

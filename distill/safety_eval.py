@@ -20,12 +20,12 @@ from softfold.distill.teacher import DEFAULT_REFUSAL
 from softfold.errors import UserError
 from softfold.inputs.base_model import BaseModel
 from softfold.inputs.chat_template import chat_ids
-from softfold.inputs.soft_prompt import SoftPrompt
+from softfold.inputs.control_vector import SteeringVectors
 from softfold.inputs.lora import LoraAdapter
+from softfold.inputs.soft_prompt import SoftPrompt
 from softfold.reference.greedy import greedy_batch
 from softfold.reference.reference import Reference
 from softfold.reference.refusal import is_refusal, trailing_apology
-from softfold.inputs.control_vector import SteeringVectors
 
 SAMPLE_SEED = 0  # --limit's sample: one seed, so every run of a command evaluates the same prompts
 PROBE_BATCH = 16  # replies timed for the estimate: one batch, as the PyTorch systems generate them

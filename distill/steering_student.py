@@ -1,6 +1,6 @@
 """The steering student (`softfold distill --method steering`): the frozen LLM with one learned vector per chosen layer
-added to the residual stream after that block, as llama.cpp adds a control vector (softfold/inputs/control_vector.py); and the
-classic untrained baseline, the mean difference of residual activations between refused and answered prompts.
+added to the residual stream after that block, as llama.cpp adds a control vector (softfold/inputs/control_vector.py);
+and the classic untrained baseline, the mean difference of residual activations between refused and answered prompts.
 """
 from pathlib import Path
 

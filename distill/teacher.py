@@ -13,10 +13,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from softfold.inputs.base_model import BaseModel
-from softfold.reference.greedy import greedy_batch
+from softfold.inputs.base_model import BaseModel, eos_ids
 from softfold.inputs.chat_template import chat_ids
-from softfold.inputs.base_model import eos_ids
+from softfold.reference.greedy import greedy_batch
 
 DEFAULT_REFUSAL = "I'm sorry, but I can't help with that request."
 POINT_MASS_LOGIT = -1e4  # logits of a point mass: 0 on the token, this elsewhere

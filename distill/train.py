@@ -22,14 +22,14 @@ from tqdm import tqdm
 
 from softfold.calibrate.simulate import quantized
 from softfold.distill.losses import Loss, distillation_loss, margin_hinge
+from softfold.distill.prompt_init import SAFETY_INIT_TEXT, text_embeddings
 from softfold.distill.steering_student import SteeringStudent, mean_difference
 from softfold.distill.teacher import TeacherExample
 from softfold.errors import UserError
-from softfold.inputs.lora import ALL_LINEAR
 from softfold.inputs.base_model import BaseModel
-from softfold.inputs.soft_prompt import load_soft_prompt
-from softfold.distill.prompt_init import SAFETY_INIT_TEXT, text_embeddings
 from softfold.inputs.control_vector import check_layers, default_layers
+from softfold.inputs.lora import ALL_LINEAR
+from softfold.inputs.soft_prompt import load_soft_prompt
 
 CHECKPOINT = "checkpoint"
 STEPS = "steps"  # OUT/steps/STEP: the adapter at each evaluated step (--keep-steps)

@@ -25,9 +25,8 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from executorch.extension.llm.custom_ops import custom_ops  # noqa: F401  (registers llama:: ops)
+from torch import nn
 
 from softfold.inputs.architecture import activation_of
 

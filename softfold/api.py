@@ -21,16 +21,16 @@ from pathlib import Path
 from typing import Callable
 
 from softfold.bundle.integrity import read_manifest, verify
-from softfold.parity.against import BundleParityReport, BundleThresholds, compare_bundles
-from softfold.engines.chat import Reply, check_prompt, check_text, generate
+from softfold.bundle.manifest import Manifest
 from softfold.data.shipped import DEFAULT_PROMPTS
+from softfold.engines.chat import Reply, check_prompt, check_text, generate
 from softfold.engines.engine import bundle_engine
 from softfold.errors import UserError
 from softfold.export.config import Algorithm, Folding, QuantConfig, Recipe, Target
 from softfold.inputs.lora import WEIGHTS_FILE
 from softfold.inputs.named_models import resolve_model
 from softfold.inputs.read import Inputs, read_inputs
-from softfold.bundle.manifest import Manifest
+from softfold.parity.against import BundleParityReport, BundleThresholds, compare_bundles
 from softfold.parity.gate import GateConfig, ParityReport, recipe_thresholds, run_parity
 from softfold.pipeline.options import ExportOptions
 from softfold.pipeline.stages import export_bundle

@@ -16,8 +16,8 @@ import re
 import sys
 from pathlib import Path
 
-from softfold.data.shipped import HELD_OUT, PAIRS_EVAL, PROMPT_SETS
 from softfold.data.prompt_files import read_pairs, read_prompt_files, word_pattern
+from softfold.data.shipped import HELD_OUT, PAIRS_EVAL, PROMPT_SETS
 
 STOP = set("""a an the and or but if of to in on at by for with from as is are was were be been being do does did i me my
 you your we our he she it its they them their this that these those what which who whom how why when where can could

@@ -16,16 +16,14 @@ from safetensors.torch import save_file
 from torch.export import Dim
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from softfold.bundle.tokenizer_files import save_tokenizer
 from softfold.export.config import EmbeddingQuant, LinearQuant
 from softfold.export.executorch import export_pte, lower_to_xnnpack, runner_metadata
 from softfold.export.fold import build_folded_model
 from softfold.export.quantize import quantize_executorch
+from softfold.inputs.base_model import bos_id, eos_ids, read_model
 from softfold.inputs.named_models import default_model_path
-from softfold.inputs.base_model import read_model
 from softfold.inputs.soft_prompt import load_soft_prompt
-from softfold.inputs.base_model import _bos_id
-from softfold.bundle.tokenizer_files import save_tokenizer
-from softfold.inputs.base_model import eos_ids
 
 # Llama-Guard-3-1B's shape (Llama 3.2 1B): what matters for cost; the weights here are random
 GUARD_CONFIG = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
@@ -42,7 +40,7 @@ def export_guard(base, out: Path, recipe: str) -> None:
     """The guard as a plain program (torchao round-to-nearest for 8da4w): the dual system's cost, not its accuracy."""
     model = build_folded_model(base.model, None, 2048)
     _quantize(model, recipe)
-    export_pte(model, runner_metadata(model, _bos_id(base), eos_ids(base)), out / "model.pte")
+    export_pte(model, runner_metadata(model, bos_id(base), eos_ids(base)), out / "model.pte")
     save_tokenizer(base.tokenizer, out)
 
 

@@ -10,10 +10,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from tqdm import tqdm
-from softfold.inputs.chat_template import chat_text
+
 from softfold.bench.report import goals, machine
 from softfold.bench.variants import GUARD_MESSAGE, GUARD_PROMPT, INPUT_FLAGS, PROMPT, Variant, variants
+from softfold.inputs.chat_template import chat_text
 
 
 @dataclass

@@ -3,7 +3,6 @@ of the same run."""
 import os
 import platform
 
-
 # (what, variant, metric, anchor variant, anchor metric, bound): variant / anchor must be >= or <= bound
 GOALS = [
     ("8da4w decode vs optimum-executorch 8da4w", "softfold-pte-8da4w", "decode_tok_s", "optimum-executorch-8da4w",

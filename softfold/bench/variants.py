@@ -2,13 +2,10 @@
 run in a fresh process and an engine that times it."""
 from dataclasses import dataclass
 
-
 PROMPT = ("Write a short, friendly note to my neighbor thanking them for watering my plants while I was away last "
           "week, and invite them over for coffee on Sunday afternoon.")
 
-
 GUARD_MESSAGE = PROMPT
-
 
 # The guard's prompt, in Llama Guard's layout (task, categories, conversation, answer format); its
 # length, not its wording, is what costs: about 230 tokens around the user's message.

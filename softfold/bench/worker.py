@@ -55,9 +55,9 @@ def genai_samples(bundle: Path, text: str, new_tokens: int, runs: int) -> tuple[
 
 def naive_samples(bundle: Path, text: str, new_tokens: int, runs: int) -> tuple[int, list[tuple[float, float]]]:
     import torch
+    from executorch.runtime import Runtime
     from safetensors.torch import load_file
     from tokenizers import Tokenizer
-    from executorch.runtime import Runtime
 
     text_runner.register_kernels()
     program = Runtime.get().load_program(str(bundle / "model.pte"))

@@ -6,13 +6,12 @@ import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
 from typing import Iterator
-from softfold.errors import UserError
+
 from softfold.bundle.manifest import MANIFEST_SCHEMA, READABLE_VERSIONS, SCHEMA_VERSION, upgraded
+from softfold.errors import UserError
 from softfold.files import OutputKind, file_sha256
 
-
 MANIFEST = "manifest.json"
-
 
 TOOLS = ("softfold", "torch", "executorch", "transformers", "peft", "tokenizers", "onnx", "onnxruntime",
          "onnxruntime-genai")

@@ -5,6 +5,7 @@ result into per-role prefix/suffix strings, and then proves the strings rebuild 
 output for probe conversations. A template that cannot be expressed this way is refused at export.
 """
 from dataclasses import asdict, dataclass
+
 from softfold.errors import UserError
 from softfold.inputs.chat_template import MARK
 
@@ -76,5 +77,6 @@ def check(fmt: PromptFormat, render) -> None:
 
 
 def derive_prompt_format(tokenizer) -> PromptFormat:
+    """The prompt format of the tokenizer's chat template (transformers' apply_chat_template renders it)."""
     return derive(lambda messages, add_generation_prompt: tokenizer.apply_chat_template(
         messages, add_generation_prompt=add_generation_prompt, tokenize=False))

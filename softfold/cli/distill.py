@@ -3,9 +3,8 @@ guard system."""
 import argparse
 from pathlib import Path
 
-from softfold.cli.flags import (NONNEGATIVE, POSITIVE, Once, add_guard, add_model, add_out, add_prompt_sets,
-                                add_seed, add_steps, finite_number, model_path, nonnegative_int, optional_path,
-                                positive_int)
+from softfold.cli.flags import (NONNEGATIVE, POSITIVE, Once, add_guard, add_model, add_out, add_prompt_sets, add_seed,
+                                add_steps, finite_number, model_path, nonnegative_int, optional_path, positive_int)
 from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN
 from softfold.errors import UserError
 
@@ -57,7 +56,8 @@ def add_to(sub) -> None:
                    help="the teacher's reply tokens trained on (default: 16)")
     p.add_argument("--teacher-cache", metavar="FILE", action=Once,
                    help="keep the teacher's replies here, and reuse those this teacher already gave")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the frozen LLM; adapter and loss stay fp32")
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 autocast for the frozen LLM; the adapter and the loss stay fp32")
     p.add_argument("--quantization-aware", action="store_true",
                    help="--method prompt or steering: also train through simulated 4-bit arithmetic")
     p.add_argument("--quantized-weight", type=POSITIVE, default=1.0, metavar="W",

@@ -181,9 +181,9 @@ def add_recipe(p: argparse.ArgumentParser) -> None:
 
 def quant_config(args: argparse.Namespace) -> QuantConfig:
     """The recipe the recipe flags ask for, validated (a bad combination is a one-line UserError)."""
+    algorithm = Algorithm(args.algorithm) if args.algorithm else None
     return QuantConfig(Target(args.target), Recipe(args.recipe), args.group_size, args.weight_bits,
-                       args.embedding_bits, tuple(args.keep_8bit), Algorithm(args.algorithm) if args.algorithm else None,
-                       args.offset_bits)
+                       args.embedding_bits, tuple(args.keep_8bit), algorithm, args.offset_bits)
 
 
 def model_path(args: argparse.Namespace) -> Path:

@@ -11,8 +11,7 @@ import sys
 import traceback
 import warnings
 
-from softfold.cli import (bench, calibrate_prefix, demo, distill, evaluate, export, parity, run, sensitivity,
-                          verify)
+from softfold.cli import bench, calibrate_prefix, demo, distill, evaluate, export, parity, run, sensitivity, verify
 from softfold.cli.flags import Parser
 from softfold.errors import EnvironmentFailure, ExitCode, UserError, environment_failure
 

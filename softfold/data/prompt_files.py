@@ -7,7 +7,6 @@ from pathlib import Path
 
 from softfold.errors import UserError
 
-
 PAIR_KINDS = ("homonym", "figurative", "safe-target", "safe-context", "definition", "history", "privacy",
               "discrimination-nonsense", "safety", "chit-chat")
 

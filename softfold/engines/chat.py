@@ -11,10 +11,10 @@ from typing import Callable, Sequence
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer
 
-from softfold.engines import text_runner
 from softfold.bundle.integrity import read_manifest
-from softfold.errors import UserError
+from softfold.engines import text_runner
 from softfold.engines.text_runner import load_text_runner
+from softfold.errors import UserError
 
 
 def chat_template(bundle: Path) -> str:

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from softfold.engines import text_runner
 from softfold.bundle.integrity import read_manifest
-from softfold.native_io import muted
-from softfold.inputs.chat_template import chat_text
-from softfold.engines.text_runner import RunnerText, cut_at_stop, load_text_runner
 from softfold.bundle.virtual_tokens import VirtualTokens, read_virtual_tokens
+from softfold.engines import text_runner
+from softfold.engines.text_runner import RunnerText, cut_at_stop, load_text_runner
+from softfold.inputs.chat_template import chat_text
+from softfold.native_io import muted
 
 
 class Engine(Protocol):

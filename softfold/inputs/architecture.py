@@ -2,15 +2,11 @@
 never exported wrong."""
 from softfold.errors import UserError
 
-
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "phi3", "gemma3_text")  # what export/model.py computes
-
 
 SUPPORTED_ROPE_TYPES = ("default", "llama3")  # static tables, no attention scaling: what both graphs compute
 
-
 SUPPORTED_ACTIVATIONS = ("silu", "gelu_pytorch_tanh")
-
 
 WINDOWED_ARCHITECTURES = ("gemma3_text",)  # whose sliding-window layers both graphs compute
 

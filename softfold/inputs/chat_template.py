@@ -1,10 +1,12 @@
 """The model's chat template: the one a model's files carry, a file given in its place, or the one softfold
 ships for a named model; and a user turn rendered with it."""
 from pathlib import Path
+
 from jinja2.exceptions import TemplateError
-from softfold.inputs.gguf_header import gguf_metadata
+
 from softfold.errors import UserError
-from softfold.inputs.named_models import (named_chat_template)
+from softfold.inputs.gguf_header import gguf_metadata
+from softfold.inputs.named_models import named_chat_template
 from softfold.inputs.safe_files import read_json_object
 
 

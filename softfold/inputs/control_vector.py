@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softfold.files import file_sha256
 from softfold.errors import UserError
+from softfold.files import file_sha256
 
 CONTROL_VECTOR_FILE = "control_vector.gguf"  # what `softfold distill --method steering` writes into --out
 ARCHITECTURE = "controlvector"

@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from softfold.files import file_sha256
 from softfold.errors import UserError
+from softfold.files import file_sha256
 from softfold.inputs.base_model import BaseModel
-from softfold.inputs.trained_for import TrainedFor
 from softfold.inputs.safe_files import check_safetensors, read_json_object, refuse_pickle
+from softfold.inputs.trained_for import TrainedFor
 
 CONFIG_FILE, WEIGHTS_FILE = "adapter_config.json", "adapter_model.safetensors"
 ALL_LINEAR = "all-linear"  # PEFT's target_modules for every Linear but the LM head

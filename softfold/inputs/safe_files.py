@@ -2,9 +2,10 @@
 safetensors headers checked whole; each problem a one-line UserError naming the file."""
 import json
 from pathlib import Path
-from safetensors import safe_open
-from softfold.errors import UserError
 
+from safetensors import safe_open
+
+from softfold.errors import UserError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 

@@ -3,8 +3,10 @@ adapter_model.safetensors holding `prompt_embeddings` [N, hidden]; checked whole
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
 import torch
 from safetensors import safe_open
+
 from softfold.errors import UserError
 from softfold.inputs.safe_files import check_safetensors, read_json_object, refuse_pickle
 from softfold.inputs.trained_for import TrainedFor

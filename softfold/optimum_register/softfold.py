@@ -14,8 +14,8 @@ from optimum.commands.export.base import ExportCommand
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # as `softfold export` sets it, before torch loads
 
-from softfold.cli.main import run_command  # noqa: E402
 from softfold.cli.export import add_export_arguments, handle  # noqa: E402
+from softfold.cli.main import run_command  # noqa: E402
 from softfold.errors import ExitCode  # noqa: E402
 
 

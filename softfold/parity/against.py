@@ -16,10 +16,10 @@ from tqdm import tqdm
 from softfold.bundle.integrity import read_manifest
 from softfold.engines.chat import format_prompt
 from softfold.engines.engine import bundle_engine
+from softfold.engines.text_runner import cut_at_stop
 from softfold.errors import UserError
 from softfold.parity.gate_report import junit_suite
 from softfold.reference.refusal import is_refusal
-from softfold.engines.text_runner import cut_at_stop
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,18 @@
 """The parity gate (docs/gate.md): an exported bundle's engine measured against the fp32 PyTorch reference,
 prompt by prompt, as data."""
 from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
+
 from softfold.data.shipped import DEFAULT_PROMPTS
 from softfold.engines.engine import Engine
+from softfold.engines.text_runner import cut_at_stop
 from softfold.errors import UserError
 from softfold.inputs.chat_template import chat_text
-from softfold.reference.reference import RefSample, Reference
+from softfold.reference.reference import Reference, RefSample
 from softfold.reference.refusal import is_refusal
-from softfold.engines.text_runner import cut_at_stop
-
 
 GREEDY_TOKENS = 64
 
@@ -31,7 +32,6 @@ class Thresholds:
 # Quantized recipes: looser on numbers, as strict as fp32 on behavior (refusal decisions).
 QUANTIZED = Thresholds(max_rel_dlogit=1.0, max_mean_kl=0.25, min_top1=0.75, min_top5_overlap=0.6,
                        min_exact_match=0.0, min_engine_match=0.0, min_refusal_agreement=0.97)
-
 
 # Half precision: fp16's 11-bit mantissa moves logits ~1e-3 relative; long greedy runs may drift apart.
 HALF = Thresholds(max_rel_dlogit=2e-2, max_mean_kl=1e-3, min_top1=0.98, min_top5_overlap=0.95,

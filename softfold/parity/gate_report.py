@@ -3,6 +3,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
+
 from softfold.parity.gate import ParityReport
 
 

@@ -2,6 +2,7 @@
 folded, and the gate: the one config of `softfold export` and `softfold.fold`."""
 from dataclasses import dataclass
 from pathlib import Path
+
 from softfold.export.config import Folding, QuantConfig, Recipe, Target
 from softfold.parity.gate import GateConfig
 
