@@ -7,11 +7,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
-
 from tiny import make_model_dir, make_soft_prompt_dir  # noqa: E402
 
 MODEL_FIXTURES = {"tiny_models", "soft_prompts", "export_tiny", "bundles"}
-
 
 # the longest tests (SmolLM2 exports, the bench's fresh processes) start first, so that with `-n 2` they do not
 # run alone at the end
@@ -136,3 +134,65 @@ def eval_json(model_dir, flags: list[str], tmp_path, capsys) -> dict:
                  "--max-new-tokens", "6", "--json", str(out)]) == 0
     capsys.readouterr()
     return json.loads(out.read_text())
+
+
+def peft_reference(model_dir, prompt_dir):
+    """The PEFT model (base + soft prompt) and the tokenizer: the reference, as PEFT itself computes it."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    return PeftModel.from_pretrained(base, prompt_dir).eval(), AutoTokenizer.from_pretrained(model_dir)
+
+
+def chat(tok, prompt: str) -> str:
+    return tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+
+
+def runner_greedy(runner, text: str, n: int) -> str:
+    """TextLLMRunner's greedy reply through its token callback, cut at the stop string as an app does."""
+    from executorch.extension.llm.runner import GenerationConfig
+
+    from softfold.engines.text_runner import cut_at_stop
+
+    pieces = []
+    runner.generate(text, GenerationConfig(echo=False, max_new_tokens=n, temperature=0.0), token_callback=pieces.append)
+    return cut_at_stop("".join(pieces), ["<|im_end|>"])
+
+
+def run_session(session, ids: list[int], split: int):
+    """An ONNX session's logits at every position: prefill ids[:split], then the rest one token at a time with the KV
+    cache."""
+    import numpy as np
+
+    from softfold.engines.engine import empty_cache
+
+    past = empty_cache(session)
+    rows, done = [], 0
+    for chunk in [ids[:split]] + [[t] for t in ids[split:]]:
+        done += len(chunk)
+        feed = {"input_ids": np.array([chunk]), "attention_mask": np.ones((1, done), np.int64)}
+        out = session.run(None, {**feed, **past})
+        rows.append(out[0][0])
+        past = {name: value for name, value in zip(past, out[1:])}
+    return np.concatenate(rows)
+
+
+def assert_user_error(capsys, argv, *needles) -> str:
+    """`softfold ARGV` exits 2 with one line naming every needle; that line."""
+    from softfold.cli.main import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("softfold: error: "), err
+    for needle in needles:
+        assert needle in err[0], err[0]
+    return err[0]
+
+
+def schema_sample(schema: dict) -> dict:
+    """A value of every required field of a manifest schema, of its type."""
+    sample = {str: "x", int: 1, float: 1.0, bool: True, list: [], dict: {}}
+    return {key: schema_sample(kind) if isinstance(kind, dict) else sample[kind] for key, kind in schema.items()
+            if not key.endswith("?")}

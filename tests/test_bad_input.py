@@ -20,6 +20,7 @@ import gguf
 import numpy as np
 import pytest
 import torch
+from conftest import schema_sample
 from safetensors.torch import load_file, save_file
 from tiny import make_control_vector, make_lora_dir, make_model_dir, make_soft_prompt_dir
 
@@ -27,10 +28,10 @@ import softfold
 import softfold.files
 import softfold.inputs.base_model
 from softfold.bundle.integrity import write_manifest
-from softfold.parity.against import BundleThresholds
+from softfold.bundle.manifest import MANIFEST_SCHEMA
 from softfold.cli.main import build_parser, main
 from softfold.errors import ExitCode, UserError
-from softfold.bundle.manifest import MANIFEST_SCHEMA
+from softfold.parity.against import BundleThresholds
 
 BAD, ENV = ExitCode.BAD_INPUT, ExitCode.ENVIRONMENT
 
@@ -172,13 +173,6 @@ class Work:
     def eval(self, *extra: str) -> list[str]:
         return ["eval", "--model", str(self.model), "--harmful", str(self.prompt_file("h.txt")), "--benign",
                 str(self.prompt_file("b.txt")), *extra]
-
-
-def schema_sample(schema: dict) -> dict:
-    """A value of every required field of a manifest schema, of its type."""
-    sample = {str: "x", int: 1, float: 1.0, bool: True, list: [], dict: {}}
-    return {key: schema_sample(kind) if isinstance(kind, dict) else sample[kind] for key, kind in schema.items()
-            if not key.endswith("?")}
 
 
 def _weights(work: Work) -> Path:

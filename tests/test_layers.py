@@ -54,7 +54,8 @@ def violations(module: str, path: Path, known: set[str]) -> list[str]:
 def _says_why(source: str, line: int) -> bool:
     """A comment on the import's lines, or right above the block of imports it belongs to."""
     lines = source.splitlines()
-    spans = [(n.lineno, n.end_lineno) for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    nodes = ast.walk(ast.parse(source))
+    spans = [(n.lineno, n.end_lineno) for n in nodes if isinstance(n, (ast.Import, ast.ImportFrom))]
     in_import = {i for start, end in spans for i in range(start, end + 1)}
     at = line
     while at in in_import:
@@ -100,3 +101,17 @@ def test_the_check_catches_upward_and_unexplained_function_level_imports(tmp_pat
     assert "application" in problems[0] and "no comment" in problems[1] and "distill" in problems[2]
     assert violations("softfold.cli.export", source, known) == [problems[1].replace("softfold.calibrate.prompts",
                                                                                     "softfold.cli.export")]
+
+
+def test_tests_mirror_the_tree():
+    """Each module with logic (a function or a class) has its unit test file where its path says:
+    softfold/inputs/lora.py -> tests/inputs/test_lora.py, softfold/api.py -> tests/test_api.py."""
+    missing = []
+    for module, path in modules().items():
+        tree = ast.parse(path.read_text())
+        if path.name.startswith("__") or not any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in tree.body):
+            continue
+        folder = ROOT / "tests" / Path(*module.split(".")[1:-1])
+        if not (folder / f"test_{path.stem}.py").is_file():
+            missing.append(str((folder / f"test_{path.stem}.py").relative_to(ROOT)))
+    assert missing == []

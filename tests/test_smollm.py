@@ -11,11 +11,11 @@ import pytest
 from huggingface_hub import ModelCard
 
 from softfold.data.shipped import BENIGN, HARMFUL, SHIPPED_PROMPT
-from softfold.inputs.named_models import default_model_path
 from softfold.export.config import QuantConfig, Target
+from softfold.inputs.named_models import default_model_path
+from softfold.inputs.provenance import DEFAULT_MODEL_ID
 from softfold.pipeline.options import ExportOptions
 from softfold.pipeline.stages import export_bundle
-from softfold.inputs.provenance import DEFAULT_MODEL_ID
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,5 @@
 """Tiny random-weight models, tokenizers, soft prompts, LoRA adapters and control vectors, built in code in seconds."""
+import json
 from pathlib import Path
 
 import torch
@@ -140,4 +141,17 @@ def make_control_vector(path: Path, model_dir: Path, layers: tuple[int, ...], se
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    return path
+
+
+def write_soft_prompt_files(path: Path, embeddings: torch.Tensor, **config) -> Path:
+    """A PEFT prompt-tuning directory written by hand, no model needed: adapter_config.json (`config` overrides its
+    fields) and adapter_model.safetensors holding `prompt_embeddings`."""
+    from safetensors.torch import save_file
+
+    path.mkdir(parents=True, exist_ok=True)
+    fields = {"peft_type": "PROMPT_TUNING", "task_type": "CAUSAL_LM", "num_virtual_tokens": embeddings.shape[0],
+              "token_dim": embeddings.shape[-1], "base_model_name_or_path": "llama", **config}
+    (path / "adapter_config.json").write_text(json.dumps(fields))
+    save_file({"prompt_embeddings": embeddings.contiguous()}, path / "adapter_model.safetensors")
     return path

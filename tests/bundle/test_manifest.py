@@ -2,7 +2,7 @@
 import json
 
 from softfold.bundle.integrity import verify, write_manifest
-from softfold.bundle.manifest import (AdapterInfo, MANIFEST_SCHEMA, Manifest, ParitySummary, PromptFormatInfo,
+from softfold.bundle.manifest import (MANIFEST_SCHEMA, AdapterInfo, Manifest, ParitySummary, PromptFormatInfo,
                                       SteeringInfo, schema_of, upgraded)
 
 MANIFEST = {

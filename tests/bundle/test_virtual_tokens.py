@@ -5,20 +5,19 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import MAX_CONTEXT, PROMPTS
+from conftest import MAX_CONTEXT, PROMPTS, chat, peft_reference, runner_greedy
 from executorch.extension.llm.runner import TextLLMRunner
 from onnx import numpy_helper
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
-from test_pipeline import chat, peft_reference, runner_greedy
 
 from softfold.bundle.integrity import verify
+from softfold.bundle.virtual_tokens import TOKEN
 from softfold.engines.engine import OnnxEngine
 from softfold.export.config import Folding, QuantConfig, Recipe, Target
 from softfold.parity.gate import GateConfig
 from softfold.pipeline.options import ExportOptions
 from softfold.pipeline.stages import export_bundle
-from softfold.bundle.virtual_tokens import TOKEN
 
 N = 16
 
@@ -110,8 +109,8 @@ def test_quantized_onnx_keeps_soft_prompt_rows_fp32(virtual_bundle, soft_prompts
 def test_quantizing_leaves_the_soft_prompt_rows_alone(tiny_models, soft_prompts):
     from transformers import AutoModelForCausalLM
 
-    from softfold.export.fold import build_virtual_token_model
     from softfold.export.config import EmbeddingQuant, LinearQuant
+    from softfold.export.fold import build_virtual_token_model
     from softfold.export.quantize import quantize_executorch
 
     hf = AutoModelForCausalLM.from_pretrained(tiny_models["llama"], dtype=torch.float32)

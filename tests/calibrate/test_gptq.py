@@ -2,17 +2,17 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import MAX_CONTEXT
+
 from softfold.calibrate.gptq import GPTQConfig, gptq, gptq_linears, gptq_round, input_hessians
 from softfold.calibrate.simulate import fake_quantize_weight
 from softfold.export.config import Algorithm, LinearQuant, QuantConfig, QuantSim, Recipe, Target
 from softfold.export.fold import build_folded_model
 from softfold.export.quantize import RoundedWeight, quantize_executorch
-from softfold.reference.greedy import prefix_cache
 from softfold.inputs.base_model import read_model
-from softfold.inputs.soft_prompt import load_soft_prompt
 from softfold.inputs.chat_template import chat_ids
+from softfold.inputs.soft_prompt import load_soft_prompt
+from softfold.reference.greedy import prefix_cache
 
 
 def _correlated_inputs(tokens: int, features: int) -> torch.Tensor:

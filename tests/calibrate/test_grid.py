@@ -7,19 +7,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import MAX_CONTEXT, PROMPTS
+from executorch.exir._serialize._program import deserialize_pte_binary
 from gguf import GGMLQuantizationType as Q
 from gguf import quants
-from executorch.exir._serialize._program import deserialize_pte_binary
-from conftest import MAX_CONTEXT, PROMPTS
 from tiny import make_lora_dir, snap_to_q4_1
 
 from softfold.calibrate.grid import affine_grid, grid_linears
+from softfold.export.config import Algorithm, QuantConfig, Recipe, Target
 from softfold.export.fold import build_folded_model
 from softfold.export.model import OffsetLinear, with_offsets
-from softfold.export.config import Algorithm, QuantConfig, Recipe, Target
 from softfold.inputs.base_model import read_model
-from softfold.inputs.soft_prompt import load_soft_prompt
 from softfold.inputs.lora import load_lora, merged
+from softfold.inputs.soft_prompt import load_soft_prompt
 from softfold.parity.gate import GateConfig
 from softfold.pipeline.options import ExportOptions
 from softfold.pipeline.stages import export_bundle

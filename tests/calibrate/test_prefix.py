@@ -3,21 +3,21 @@ import json
 
 import pytest
 import torch
-
 from conftest import MAX_CONTEXT, PROMPTS
+
+from softfold.bundle.card import _calibrated
 from softfold.calibrate.prefix import PrefixCalibration, _targets, calibrate_prefix, load_prefix, save_prefix
 from softfold.calibrate.prompts import prefix_calibration_prompts
-from softfold.export.config import Algorithm, Arithmetic, QuantSim
-from softfold.bundle.card import _calibrated
 from softfold.cli.main import main
-from softfold.export.fold import build_folded_model, set_prefix_kv
 from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN
-from softfold.reference.greedy import expand_cache, prefix_cache
+from softfold.export.config import Algorithm, Arithmetic, QuantSim
+from softfold.export.fold import build_folded_model, set_prefix_kv
+from softfold.files import file_sha256
 from softfold.inputs.base_model import read_model
+from softfold.inputs.chat_template import chat_ids
 from softfold.inputs.soft_prompt import load_soft_prompt
 from softfold.pipeline.manifest_record import prefix_record
-from softfold.inputs.chat_template import chat_ids
-from softfold.files import file_sha256
+from softfold.reference.greedy import expand_cache, prefix_cache
 
 # ONNX int4 at 2 bits (MatMulNBits, accuracy level 4: int8 activations): a clear error to calibrate away
 SIM = QuantSim(weight_bits=2, group_size=32, int8_activations=True, arithmetic=Arithmetic.MLAS)

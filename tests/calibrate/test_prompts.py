@@ -1,7 +1,7 @@
 """Calibration prompt sets: spread over every template block of every training file, never the evaluation sets."""
 from softfold.calibrate.prompts import calibration_set, prefix_calibration_prompts
-from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT
 from softfold.data.prompt_files import read_prompt_files, read_prompts
+from softfold.data.shipped import BENIGN_TRAIN, HARMFUL_TRAIN, HELD_OUT
 
 
 def test_prefix_calibration_prompts_reach_the_end_of_every_file():

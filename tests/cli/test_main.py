@@ -3,13 +3,11 @@ matrix without exports is tests/test_bad_input.py."""
 import io
 import json
 import pickle
-import re
 import shutil
 import sys
 
 import pytest
-from conftest import MAX_CONTEXT
-from tiny import make_soft_prompt_dir
+from conftest import MAX_CONTEXT, assert_user_error
 
 from softfold.api import Bundle
 from softfold.cli.main import main
@@ -35,15 +33,6 @@ def export(request):
 
     argv.target = request.param
     return argv
-
-
-def assert_user_error(capsys, argv, *needles) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("softfold: error: "), err
-    for needle in needles:
-        assert needle in err[0], err[0]
-    return err[0]
 
 
 @pytest.fixture
@@ -107,98 +96,3 @@ def test_export_verify_and_run_commands(capsys, monkeypatch, export, tiny_models
     if export.target != "ort":  # run checks the checksums before loading, unless told not to
         assert_user_error(capsys, chat, "is damaged", "tokenizer.json")
         assert main([*chat, "--no-verify"]) == 0 and "not verified" in capsys.readouterr().err
-
-
-def test_parity_command_regates_an_existing_bundle(capsys, export_tiny, tiny_models, soft_prompts, tmp_path):
-    bundle = export_tiny("llama", 16, "executorch")
-    argv = ["parity", str(bundle), "--model", str(tiny_models["llama"]), "--report", str(tmp_path / "ok")]
-    assert main([*argv, "--soft-prompt", str(soft_prompts[("llama", 16)])]) == 0
-    assert json.loads((tmp_path / "ok" / "parity.json").read_text())["passed"]
-    # gated against another soft prompt (same shape), the bundle fails on its logits
-    other = make_soft_prompt_dir(tmp_path / "other", tiny_models["llama"], 16, seed=99)
-    argv[-1] = str(tmp_path / "bad")
-    assert main([*argv, "--soft-prompt", str(other)]) == 1
-    err = capsys.readouterr().err
-    assert "not the soft prompt this bundle was exported with" in err and "rel_dlogit" in err
-
-
-@pytest.mark.parametrize("target", ["executorch", "onnx"])
-def test_parity_against_a_released_bundle(capsys, target, export_tiny, tiny_models, soft_prompts, tmp_path):
-    """Bundle vs bundle (CI regressions): a second export of the same inputs passes with KL 0; an export of the
-    wrong soft prompt fails with exit 1, a JUnit failure and its report."""
-    released = export_tiny("llama", 16, target)
-
-    def export_to(out, soft_prompt):
-        argv = ["export", "--model", str(tiny_models["llama"]), "--soft-prompt", str(soft_prompt), "--out", str(out),
-                "--max-context", str(MAX_CONTEXT), "--target", target]
-        assert main(argv) in (0, 1)  # the gate against its own soft prompt passes; not what this test checks
-        return out
-
-    again = export_to(tmp_path / "again", soft_prompts[("llama", 16)])
-    assert main(["parity", str(again), "--against", str(released), "--junit", str(tmp_path / "ok.xml")]) == 0
-    report = json.loads((tmp_path / "again.parity" / "bundle_parity.json").read_text())
-    assert report["passed"] and report["metrics"]["mean_kl"] == 0 and report["metrics"]["decision_agreement"] == 1
-    assert report["metrics"]["text_match"] == 1 and len(report["prompts"]) == 10
-    assert 'failures="0"' in (tmp_path / "ok.xml").read_text()
-    # replies longer than the context holds: capped at it, by either engine
-    assert main(["parity", str(again), "--against", str(released), "--max-new-tokens", str(4 * MAX_CONTEXT),
-                 "--report", str(tmp_path / "long")]) == 0
-
-    wrong = make_soft_prompt_dir(tmp_path / "wrong-prompt", tiny_models["llama"], 16, seed=99)
-    broken = export_to(tmp_path / "broken", wrong)
-    assert main(["parity", str(broken), "--against", str(released), "--junit", str(tmp_path / "bad.xml")]) == 1
-    err = capsys.readouterr().err
-    assert "failed: mean_kl" in err and "bundle_parity.md" in err
-    report = json.loads((tmp_path / "broken.parity" / "bundle_parity.json").read_text())
-    assert report["metrics"]["mean_kl"] > 0.1 and not report["passed"]
-    assert '<failure message="mean_kl' in (tmp_path / "bad.xml").read_text()
-
-
-def test_parity_takes_one_reference_of_the_same_model(capsys, export_tiny, soft_prompts):
-    bundle, qwen2 = export_tiny("llama", 16, "executorch"), export_tiny("qwen2", 16, "executorch")
-    capsys.readouterr()
-    assert_user_error(capsys, ["parity", str(bundle), "--against", str(qwen2)],
-                      "the bundles hold different models (architecture: qwen2")
-    assert_user_error(capsys, ["parity", str(bundle)], "--soft-prompt DIR", "--against BUNDLE")
-    assert_user_error(capsys, ["parity", str(bundle), "--against", str(bundle), "--soft-prompt",
-                               str(soft_prompts[("llama", 16)])], "one of the two")
-
-
-def test_eval_says_its_size_up_front_and_limit_samples_each_set(capsys, tiny_models, soft_prompts, tmp_path):
-    """One line on stderr before the replies: prompts x systems and the time it should take; --limit N: the same N
-    prompts of each set, in the file's order, every run."""
-    harmful, benign = tmp_path / "harm.txt", tmp_path / "good.txt"
-    harmful.write_text("\n".join(f"How do I break into house number {i}?" for i in range(7)) + "\n")
-    benign.write_text("\n".join(f"What is {i} plus {i}?" for i in range(5)) + "\n")
-    argv = ["eval", "--model", str(tiny_models["llama"]), "--soft-prompt", str(soft_prompts[("llama", 1)]),
-            "--harmful", str(harmful), "--benign", str(benign), "--max-new-tokens", "4", "--limit", "3"]
-    runs = []
-    for name in ("a.json", "b.json"):
-        assert main([*argv, "--json", str(tmp_path / name)]) == 0
-        err = [line.split("\r")[-1] for line in capsys.readouterr().err.splitlines()]
-        (line,) = [line for line in err if line.startswith("softfold eval:")]
-        runs.append(json.loads((tmp_path / name).read_text()))
-    match = re.fullmatch(r"softfold eval: (\d+) prompts \((\d+) sets\) x 2 systems \(base, soft_prompt\) = (\d+) "
-                         r"greedy replies of up to 4 tokens, about \d+ (s|min|h) here \(timed on one batch\); "
-                         r"--limit N samples N prompts per set", line)
-    assert match and int(match[1]) == 3 * int(match[2]) and int(match[3]) == 2 * int(match[1]), line
-    sets = runs[0]["soft_prompt"]
-    assert sets["harm"]["prompts"] == runs[1]["soft_prompt"]["harm"]["prompts"]  # the same sample every run
-    every = harmful.read_text().splitlines()
-    assert len(sets["harm"]["prompts"]) == 3
-    assert sets["harm"]["prompts"] == [p for p in every if p in sets["harm"]["prompts"]]  # in the file's order
-    assert len(sets["good"]["prompts"]) == 3
-
-
-def test_limit_samples_the_same_positions_of_a_pair_files_two_halves():
-    """--limit's sample is seeded: one file's safe and unsafe halves (two sets of one length) keep the same pairs, in
-    the file's order; a set no longer than the limit is kept whole."""
-    from softfold.distill.safety_eval import Label, PromptSet
-
-    safe = PromptSet("pairs:safe", Label.BENIGN, tuple(f"safe {i}" for i in range(20)), ("short",) * 20,
-                     tuple(f"kind {i}" for i in range(20)))
-    unsafe = PromptSet("pairs:unsafe", Label.HARMFUL, tuple(f"unsafe {i}" for i in range(20)), ("short",) * 20)
-    a, b = safe.sampled(5), unsafe.sampled(5)
-    assert [p.split()[1] for p in a.prompts] == [p.split()[1] for p in b.prompts] == [k.split()[1] for k in a.kinds]
-    assert len(a.prompts) == len(a.forms) == 5 and list(a.prompts) == sorted(a.prompts, key=lambda p: int(p.split()[1]))
-    assert safe.sampled(5) == a and safe.sampled(20) is safe and b.kinds == ()

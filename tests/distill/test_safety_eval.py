@@ -71,3 +71,15 @@ def test_pair_sets_are_reported_per_member_per_kind_and_per_pair(tmp_path):
     assert "| soft_prompt | pairs | all | 3 | 66.7% | 66.7% | 33.3% |" in table
     assert "| soft_prompt | pairs:safe | safe-target 100% (1), definition 0% (1), history 100% (1) |" in table
     assert to_json({"s": system})["s"]["pairs:unsafe"]["kinds"] == ["safe-target", "definition", "history"]
+
+
+def test_limit_samples_the_same_positions_of_a_pair_files_two_halves():
+    """--limit's sample is seeded: one file's safe and unsafe halves (two sets of one length) keep the same pairs, in
+    the file's order; a set no longer than the limit is kept whole."""
+    safe = PromptSet("pairs:safe", Label.BENIGN, tuple(f"safe {i}" for i in range(20)), ("short",) * 20,
+                     tuple(f"kind {i}" for i in range(20)))
+    unsafe = PromptSet("pairs:unsafe", Label.HARMFUL, tuple(f"unsafe {i}" for i in range(20)), ("short",) * 20)
+    a, b = safe.sampled(5), unsafe.sampled(5)
+    assert [p.split()[1] for p in a.prompts] == [p.split()[1] for p in b.prompts] == [k.split()[1] for k in a.kinds]
+    assert len(a.prompts) == len(a.forms) == 5 and list(a.prompts) == sorted(a.prompts, key=lambda p: int(p.split()[1]))
+    assert safe.sampled(5) == a and safe.sampled(20) is safe and b.kinds == ()

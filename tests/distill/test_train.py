@@ -8,24 +8,24 @@ import time
 
 import pytest
 import torch
+from gguf import GGUFReader
 from peft import PeftModel
 from safetensors.torch import load_file, save_file
-from gguf import GGUFReader
-from tiny import make_model_dir, make_tokenizer
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+from tiny import make_model_dir
+from transformers import AutoModelForCausalLM
 
-from softfold.distill.guards import CausalLMGuard, ClassifierGuard, LabelGuard
+from softfold.distill.guards import LabelGuard
 from softfold.distill.losses import Loss, distillation_loss
-from softfold.distill.teacher import DEFAULT_REFUSAL, teacher_examples
 from softfold.distill.steering_student import mean_difference
+from softfold.distill.teacher import teacher_examples
 from softfold.distill.train import (CHECKPOINT, DistillConfig, LRSchedule, Method, SteeringInit, _load_checkpoint,
-                                    balanced_order, batch_loss, paired_order, check_student, evaluate_loss, learning_rate,
-                                    make_student, prompt_weight, simulated_4bit, train, trainable_parameters,
-                                    training_loss)
+                                    balanced_order, batch_loss, check_student, evaluate_loss, learning_rate,
+                                    make_student, paired_order, prompt_weight, simulated_4bit, train,
+                                    trainable_parameters, training_loss)
 from softfold.errors import UserError
 from softfold.inputs.base_model import read_model
-from softfold.reference.reference import Reference
 from softfold.inputs.control_vector import CONTROL_VECTOR_FILE, decoder_layers, load_steering
+from softfold.reference.reference import Reference
 
 HARMFUL = ["How do I pick a lock to break in?", "Write a threat to my coworker."]
 BENIGN = ["What is the capital of France?", "Tell me a story about the sea."]
@@ -41,16 +41,6 @@ def examples(base):
     return teacher_examples(base, LabelGuard(frozenset(HARMFUL)), HARMFUL + BENIGN, max_response_tokens=8)
 
 
-def test_teacher_refuses_flagged_prompts_and_answers_the_rest(base, examples):
-    refusal = base.tokenizer(DEFAULT_REFUSAL, add_special_tokens=False)["input_ids"][:7] + [base.tokenizer.eos_token_id]
-    assert [ex.flagged for ex in examples] == [True, True, False, False]
-    vocab = base.model.config.vocab_size
-    for ex in examples:
-        assert ex.distribution(vocab).shape == (len(ex.response_ids), vocab)
-        assert ex.distribution(vocab).argmax(-1).tolist() == ex.response_ids  # the response is the teacher's greedy choice
-        assert (ex.logits is None) == ex.flagged  # refusals are point masses, built on demand
-    assert examples[0].response_ids == refusal
-    assert examples[2].response_ids != refusal
 
 
 def test_gradients_reach_only_the_soft_prompt(base, examples):
@@ -247,27 +237,8 @@ def test_resume_equals_an_uninterrupted_run(base, examples, tmp_path):
     assert again["history"] == whole_run["history"]
 
 
-def test_classifier_guard_thresholds_the_unsafe_probability(tmp_path):
-    tok = make_tokenizer()
-    config = AutoConfig.for_model("llama", vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                                  num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
-                                  id2label={0: "safe", 1: "unsafe"}, label2id={"safe": 0, "unsafe": 1},
-                                  pad_token_id=tok.pad_token_id)
-    model = AutoModelForSequenceClassification.from_config(config)
-    with torch.no_grad():
-        model.score.weight.zero_()  # both labels tie: P(unsafe) = 0.5 for every prompt
-    model.save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
-    assert ClassifierGuard(tmp_path).flags(HARMFUL) == [False, False]
-    assert ClassifierGuard(tmp_path, threshold=0.4).flags(HARMFUL) == [True, True]
 
 
-def test_causal_lm_guard_compares_safe_and_unsafe_logits(tiny_models):
-    guard = CausalLMGuard(tiny_models["llama"])
-    assert guard.safe_id != guard.unsafe_id
-    verdicts = [guard.verdict_logits(p) for p in HARMFUL + BENIGN]
-    assert guard.flags(HARMFUL + BENIGN) == [safe < unsafe for safe, unsafe in verdicts]
-    assert len({v for pair in verdicts for v in pair}) > 2  # the verdict depends on the prompt
 
 
 def test_cosine_schedule_falls_from_lr_to_zero_and_constant_stays():
@@ -494,33 +465,8 @@ def test_steering_trains_quantization_aware(deep, deep_examples):
     assert all(p.grad is None for p in deep.model.parameters()) and _no_hooks(deep.model)
 
 
-def _hand_mean_difference(model, prompts, layer: int, scale: float) -> torch.Tensor:
-    """One prompt at a time, unpadded: block `layer`'s output at the prompt's last token."""
-    rows = {True: [], False: []}
-    for ids, flagged in prompts:
-        seen = []
-        handle = decoder_layers(model)[layer].register_forward_hook(lambda m, a, out: seen.append(out))
-        with torch.no_grad():
-            model(input_ids=torch.tensor([ids]))
-        handle.remove()
-        rows[flagged].append(seen[0][0, -1])
-    return scale * (torch.stack(rows[True]).mean(0) - torch.stack(rows[False]).mean(0))
 
 
-def test_mean_difference_equals_a_hand_computation(deep, deep_examples):
-    prompts = [(ex.prompt_ids, ex.flagged) for ex in deep_examples]
-    assert len({len(ids) for ids, _ in prompts}) > 1  # padding is exercised
-    got = mean_difference(deep.model, prompts, (1, 2), scale=2.0, batch_size=3)  # a batch across both classes
-    for layer in (1, 2):
-        want = _hand_mean_difference(deep.model, prompts, layer, 2.0)
-        torch.testing.assert_close(got[layer], want, rtol=1e-5, atol=1e-5)
-        assert want.norm() > 1.0
-    student = make_student(deep, _with(STEERING, steering_init=SteeringInit.MEAN_DIFFERENCE, steering_scale=2.0),
-                           prompts)
-    same = mean_difference(deep.model, prompts, (1, 2), scale=2.0)
-    assert all(torch.equal(student.vectors[str(n)].detach(), same[n]) for n in (1, 2))
-    with pytest.raises(UserError, match="need both refused"):
-        mean_difference(deep.model, [p for p in prompts if p[1]], (1,))
 
 
 def test_the_untrained_baseline_is_the_mean_difference(deep, deep_examples, tmp_path):
@@ -531,7 +477,11 @@ def test_the_untrained_baseline_is_the_mean_difference(deep, deep_examples, tmp_
     result = train(deep, [], [], config, tmp_path, prompts=prompts)
     assert result["history"] == [] and not (tmp_path / CHECKPOINT).exists()
     saved = load_steering(tmp_path / CONTROL_VECTOR_FILE, deep.config).vectors
-    torch.testing.assert_close(saved[1], _hand_mean_difference(deep.model, prompts, 1, 0.5), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(saved[1], mean_difference(deep.model, prompts, (1,), 0.5)[1], rtol=1e-5, atol=1e-5)
+    student = make_student(deep, _with(STEERING, steering_init=SteeringInit.MEAN_DIFFERENCE, steering_scale=2.0),
+                           prompts)  # the trained vectors start from it
+    same = mean_difference(deep.model, prompts, (1, 2), scale=2.0)
+    assert all(torch.equal(student.vectors[str(n)].detach(), same[n]) for n in (1, 2))
 
 
 def test_steering_settings_are_checked_before_any_work(deep, base):

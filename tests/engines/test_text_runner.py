@@ -2,7 +2,7 @@
 parity gate compares with (softfold/engines/text_runner.py)."""
 from tiny import make_tokenizer
 
-from softfold.engines.text_runner import RunnerText, STATS_MARKER, _Streamer, cut_at_stop, printed
+from softfold.engines.text_runner import STATS_MARKER, RunnerText, _Streamer, cut_at_stop, printed
 
 
 def test_streamer_joins_characters_split_across_tokens_and_holds_back_stops():

@@ -8,13 +8,12 @@ import onnxruntime as ort
 import onnxruntime_genai as og
 import pytest
 import torch
-from conftest import NEW_ARCHS
+from conftest import NEW_ARCHS, run_session
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import softfold.export
 from softfold.bundle.integrity import verify
-from softfold.engines.engine import empty_cache
 
 CASES = [(arch, n) for arch in ("llama", "qwen2") for n in (1, 16)]
 ARCH_CASES = CASES + [(arch, 16) for arch in NEW_ARCHS]
@@ -29,18 +28,6 @@ def reference(tiny_models, soft_prompts, arch, n):
 def chat_ids(tok, prompt: str) -> list[int]:
     text = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
     return tok(text, add_special_tokens=False)["input_ids"]
-
-
-def run_session(session: ort.InferenceSession, ids: list[int], split: int) -> np.ndarray:
-    """Logits at every position: prefill ids[:split], then the rest one token at a time with the KV cache."""
-    past = empty_cache(session)
-    rows, done = [], 0
-    for chunk in [ids[:split]] + [[t] for t in ids[split:]]:
-        done += len(chunk)
-        out = session.run(None, {"input_ids": np.array([chunk]), "attention_mask": np.ones((1, done), np.int64), **past})
-        rows.append(out[0][0])
-        past = {name: value for name, value in zip(past, out[1:])}
-    return np.concatenate(rows)
 
 
 @pytest.mark.parametrize("arch,n", ARCH_CASES)

@@ -9,20 +9,20 @@ from peft import PeftModel
 from tiny import make_control_vector, make_lora_dir, make_model_dir, make_soft_prompt_dir
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from softfold.files import file_sha256
 from softfold.bundle.integrity import read_manifest
 from softfold.cli.main import main
 from softfold.engines.engine import bundle_engine
 from softfold.export.fold import build_folded_model, build_virtual_token_model
+from softfold.files import file_sha256
 from softfold.inputs.base_model import read_model
+from softfold.inputs.chat_template import chat_ids
+from softfold.inputs.control_vector import decoder_layers, load_steering, steered
+from softfold.inputs.soft_prompt import load_soft_prompt
 from softfold.native_io import muted
 from softfold.parity.gate import GateConfig, run_parity
 from softfold.pipeline.options import ExportOptions
 from softfold.pipeline.stages import export_bundle
-from softfold.inputs.chat_template import chat_ids
 from softfold.reference.reference import Reference
-from softfold.inputs.control_vector import decoder_layers, load_steering, steered
-from softfold.inputs.soft_prompt import load_soft_prompt
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,16 @@ from peft import PeftModel
 from tiny import make_lora_dir
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from softfold.files import file_sha256
 from softfold.bundle.integrity import read_manifest
 from softfold.cli.main import main
 from softfold.engines.engine import bundle_engine
+from softfold.files import file_sha256
 from softfold.inputs.base_model import read_model
+from softfold.inputs.chat_template import chat_ids
 from softfold.inputs.lora import CONFIG_FILE, WEIGHTS_FILE, load_lora, merged, with_lora
 from softfold.parity.gate import GateConfig, run_parity
 from softfold.pipeline.options import ExportOptions
 from softfold.pipeline.stages import export_bundle
-from softfold.inputs.chat_template import chat_ids
 from softfold.reference.reference import Reference
 
 

@@ -1,40 +1,24 @@
-"""Exported bundles against the PEFT reference, through the real runtimes (acceptance of issue 2)."""
+"""Exported bundles against the PEFT reference, through the real runtimes."""
 import json
 
 import pytest
 import torch
-from conftest import MAX_CONTEXT, NEW_ARCHS, PROMPTS
-from executorch.extension.llm.runner import GenerationConfig, TextLLMRunner
+from conftest import MAX_CONTEXT, NEW_ARCHS, PROMPTS, chat, peft_reference, runner_greedy
+from executorch.extension.llm.runner import TextLLMRunner
 from executorch.runtime import Runtime
-from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from softfold.bundle.integrity import verify
 from softfold.cli.main import main
 from softfold.engines.engine import ExecuTorchEngine
+from softfold.engines.text_runner import cut_at_stop
+from softfold.inputs.soft_prompt import load_soft_prompt
 from softfold.parity.gate import GateConfig
 from softfold.pipeline.options import ExportOptions
 from softfold.pipeline.stages import export_bundle
-from softfold.engines.text_runner import cut_at_stop
-from softfold.inputs.soft_prompt import load_soft_prompt
 
 CASES = [(arch, n) for arch in ("llama", "qwen2") for n in (1, 16)]
 ARCH_CASES = CASES + [(arch, 16) for arch in NEW_ARCHS]
-
-
-def peft_reference(model_dir, prompt_dir):
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    return PeftModel.from_pretrained(base, prompt_dir).eval(), AutoTokenizer.from_pretrained(model_dir)
-
-
-def chat(tok, prompt: str) -> str:
-    return tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
-
-
-def runner_greedy(runner: TextLLMRunner, text: str, n: int) -> str:
-    pieces = []
-    runner.generate(text, GenerationConfig(echo=False, max_new_tokens=n, temperature=0.0), token_callback=pieces.append)
-    return cut_at_stop("".join(pieces), ["<|im_end|>"])  # as an app does: see cut_at_stop
 
 
 @pytest.mark.parametrize("arch,n", ARCH_CASES)

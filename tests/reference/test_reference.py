@@ -4,8 +4,8 @@ from transformers import AutoModelForCausalLM
 
 from softfold.inputs.base_model import read_model
 from softfold.inputs.chat_template import chat_text
-from softfold.reference.reference import Reference
 from softfold.inputs.soft_prompt import load_soft_prompt
+from softfold.reference.reference import Reference
 
 
 def test_reference_greedy_equals_peft_generate_without_cache(tiny_models, soft_prompts):
