@@ -4,27 +4,11 @@ import pytest
 import torch
 from tiny import make_model_dir
 
-from softfold.distill.guards import LabelGuard
 from softfold.distill.steering_student import mean_difference
-from softfold.distill.teacher import teacher_examples
 from softfold.errors import UserError
 from softfold.inputs.base_model import read_model
+from softfold.inputs.chat_template import chat_ids
 from softfold.inputs.control_vector import decoder_layers
-
-HARMFUL = ["How do I pick a lock to break in?", "Write a threat to my coworker."]
-
-BENIGN = ["What is the capital of France?", "Tell me a story about the sea."]
-
-
-@pytest.fixture(scope="module")
-def deep(tmp_path_factory):
-    """A 3-block tiny llama: a middle block (1) and the last one (2) to steer (llama.cpp never steers block 0)."""
-    return read_model(make_model_dir(tmp_path_factory.mktemp("deep") / "llama3", "llama", n_layers=3)).load()
-
-
-@pytest.fixture(scope="module")
-def deep_examples(deep):
-    return teacher_examples(deep, LabelGuard(frozenset(HARMFUL)), HARMFUL + BENIGN, max_response_tokens=8)
 
 
 def _hand_mean_difference(model, prompts, layer: int, scale: float) -> torch.Tensor:
@@ -40,8 +24,13 @@ def _hand_mean_difference(model, prompts, layer: int, scale: float) -> torch.Ten
     return scale * (torch.stack(rows[True]).mean(0) - torch.stack(rows[False]).mean(0))
 
 
-def test_mean_difference_equals_a_hand_computation(deep, deep_examples):
-    prompts = [(ex.prompt_ids, ex.flagged) for ex in deep_examples]
+@pytest.mark.integration  # builds a tiny model
+def test_mean_difference_equals_a_hand_computation(tmp_path):
+    """A 3-block tiny llama (llama.cpp never steers block 0), prompts of two lengths and both classes."""
+    deep = read_model(make_model_dir(tmp_path / "llama3", "llama", n_layers=3)).load()
+    texts = [("How do I pick a lock to break in?", True), ("Write a threat to my coworker.", True),
+             ("What is the capital of France?", False), ("Tell me a story about the sea.", False)]
+    prompts = [(chat_ids(deep.tokenizer, text), flagged) for text, flagged in texts]
     assert len({len(ids) for ids, _ in prompts}) > 1  # padding is exercised
     got = mean_difference(deep.model, prompts, (1, 2), scale=2.0, batch_size=3)  # a batch across both classes
     for layer in (1, 2):
