@@ -60,12 +60,26 @@ def imports(path: Path, known: set[str]) -> list[tuple[int, str, bool, str]]:
     return found
 
 
+def why(source: str, line: int) -> str:
+    """The comment an import gives: on its own lines, or right above the block of imports it belongs to."""
+    lines = source.splitlines()
+    nodes = ast.walk(ast.parse(source))
+    in_import = {i for n in nodes if isinstance(n, (ast.Import, ast.ImportFrom))
+                 for i in range(n.lineno, n.end_lineno + 1)}
+    at = line
+    while at in in_import:
+        if "#" in lines[at - 1]:
+            return lines[at - 1].partition("#")[2].strip()
+        at -= 1
+    return lines[at - 1].strip().lstrip("#").strip() if at >= 1 and lines[at - 1].strip().startswith("#") else ""
+
+
 def main() -> int:
     known = modules()
     edges: Counter = Counter()
     inside = []
     for module, path in known.items():
-        lines = path.read_text().splitlines()
+        source = path.read_text()
         for line, target, in_function, statement in imports(path, set(known)):
             target = target if target in known else next(
                 (m for m in sorted(known, key=len, reverse=True) if target.startswith(m + ".")), target)
@@ -74,7 +88,7 @@ def main() -> int:
             if source_package != target_package:
                 edges[source_package, target_package] += 1
             if in_function:
-                comment = lines[line - 1].partition("#")[2].strip()
+                comment = why(source, line)
                 inside.append(f"  {path.relative_to(ROOT)}:{line}  {statement}" + (f"  # {comment}" if comment else ""))
     print(f"package -> package (import statements), {len(known)} modules:")
     for (a, b), n in sorted(edges.items()):

@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from import_graph import imports, modules, package_dirs  # noqa: E402
+from import_graph import imports, modules, package_dirs, why  # noqa: E402
 
 LAYERS = {  # lowest first: the packages of each layer
     "foundations": ("softfold.inputs", "softfold.data", "softfold.reference", "softfold.bundle", "softfold.engines"),
@@ -45,24 +45,10 @@ def violations(module: str, path: Path, known: set[str]) -> list[str]:
         if ORDER.index(layer(target)) > ORDER.index(layer(module)):
             problems.append(f"{module}:{line}: `{statement}` imports upward ({layer(module)} -> {layer(target)}): "
                             "move the code it needs down, or this module up")
-        if inside and not _says_why(source, line):
+        if inside and not why(source, line):
             problems.append(f"{module}:{line}: `{statement}` inside a function, with no comment saying why: import "
                             "it at the top (a function-level import only hides a cycle), or say why it waits")
     return problems
-
-
-def _says_why(source: str, line: int) -> bool:
-    """A comment on the import's lines, or right above the block of imports it belongs to."""
-    lines = source.splitlines()
-    nodes = ast.walk(ast.parse(source))
-    spans = [(n.lineno, n.end_lineno) for n in nodes if isinstance(n, (ast.Import, ast.ImportFrom))]
-    in_import = {i for start, end in spans for i in range(start, end + 1)}
-    at = line
-    while at in in_import:
-        if "#" in lines[at - 1]:
-            return True
-        at -= 1
-    return at >= 1 and lines[at - 1].strip().startswith("#")
 
 
 def test_every_package_has_a_layer():

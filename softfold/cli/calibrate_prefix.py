@@ -1,9 +1,11 @@
 """`softfold calibrate-prefix`: fit the prefix K/V to a quantized recipe, for `export --prefix-kv`."""
 import argparse
 
+from softfold.calibrate.prompts import prefix_calibration_prompts
 from softfold.cli.export import export_options
 from softfold.cli.flags import (add_model, add_out, add_recipe, add_seed, add_soft_prompt, add_steps, nonnegative_int,
                                 positive_int)
+from softfold.files import check_out_file
 
 
 def add_to(sub) -> None:
@@ -29,8 +31,6 @@ def add_to(sub) -> None:
 def handle(args: argparse.Namespace) -> int:
     # calibration loads torch: when the command runs, not for --help
     from softfold.calibrate.prefix import PrefixCalibration, calibrate_prefix, is_prefix_file, save_prefix
-    from softfold.calibrate.prompts import prefix_calibration_prompts
-    from softfold.files import check_out_file
     from softfold.inputs.read import read_inputs
 
     opts = export_options(args)

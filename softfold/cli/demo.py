@@ -9,6 +9,7 @@ from pathlib import Path
 from softfold.bundle.integrity import read_manifest
 from softfold.cli.flags import add_model, add_out
 from softfold.data.shipped import GEMMA_DEMO_PROMPT, SHIPPED_PROMPT
+from softfold.engines.chat import generate
 from softfold.errors import UserError
 from softfold.export.config import QuantConfig, Target
 from softfold.inputs.named_models import DEFAULT_MODEL, resolve_model
@@ -54,8 +55,7 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def run_demo(out: Path, name: str = DEFAULT_MODEL) -> int:
-    # the export and the engines load torch, executorch and onnxruntime: imported when the demo runs, not for --help
-    from softfold.engines.chat import generate
+    # the export loads torch, executorch and onnxruntime: when the demo runs, not for --help
     from softfold.pipeline.options import ExportOptions
     from softfold.pipeline.stages import export_bundle
 

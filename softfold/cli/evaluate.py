@@ -9,6 +9,7 @@ from softfold.cli.flags import (add_adapter, add_guard, add_json, add_max_new_to
                                 add_soft_prompt, add_steering_vector, model_path, optional_path, positive_int)
 from softfold.cli.verdicts import check_writable_file
 from softfold.data.shipped import BENIGN_EVAL, HARMFUL_EVAL, NATURAL_BENIGN_EVAL, OVER_REFUSAL_EVAL, PAIRS_EVAL
+from softfold.engines.chat import check_prompt_files
 from softfold.errors import UserError
 
 
@@ -42,7 +43,6 @@ def handle(args: argparse.Namespace) -> int:
     from softfold.distill.guards import guard_for
     from softfold.distill.safety_eval import (Label, evaluate, load_pair_sets, load_set, markdown, student_name,
                                               to_json, workload)
-    from softfold.engines.chat import check_prompt_files
     from softfold.engines.engine import bundle_replies
     from softfold.inputs.read import read_inputs
 

@@ -9,6 +9,7 @@ from softfold.cli.flags import (Once, add_adapter, add_junit, add_model, add_out
 from softfold.cli.verdicts import check_writable_file, report_verdict
 from softfold.data.prompt_files import read_prompts
 from softfold.data.shipped import DEFAULT_PROMPTS
+from softfold.export.config import Folding
 
 
 def add_to(sub) -> None:
@@ -61,7 +62,6 @@ def export_options(args: argparse.Namespace, **extra):
 def handle(args: argparse.Namespace) -> int:
     # the export loads torch, executorch and onnxruntime: when the command runs, not for --help
     from softfold.api import export_with
-    from softfold.export.config import Folding
     from softfold.parity.gate import GateConfig
     from softfold.parity.gate_report import junit_xml
 

@@ -7,6 +7,7 @@ from softfold.cli.flags import (FRACTION, NONNEGATIVE, add_adapter, add_junit, a
                                 add_prompts, add_soft_prompt, add_steering_vector, model_path, optional_path)
 from softfold.cli.verdicts import check_writable_file, report_verdict, verdict
 from softfold.data.prompt_files import read_prompts
+from softfold.engines.chat import check_prompt_files
 from softfold.errors import UserError
 from softfold.files import OutputKind, check_out
 
@@ -45,7 +46,6 @@ def add_to(sub) -> None:
 def handle(args: argparse.Namespace) -> int:
     # the engines and the reference load torch and the runtimes: when the command runs, not for --help
     from softfold.api import Bundle
-    from softfold.engines.chat import check_prompt_files
 
     if bool(args.soft_prompt or args.adapter or args.steering_vector) == bool(args.against):
         raise UserError("parity takes --soft-prompt DIR, --adapter DIR and/or --steering-vector FILE (gate against the "

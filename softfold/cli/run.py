@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 from softfold.cli.flags import add_max_new_tokens
+from softfold.engines.chat import check_text, stream_to_stdout
 from softfold.errors import UserError
 
 
@@ -23,7 +24,6 @@ def add_to(sub) -> None:
 def handle(args: argparse.Namespace) -> int:
     # the engines load the runtimes: when the command runs, not for --help
     from softfold.api import Bundle
-    from softfold.engines.chat import check_text, stream_to_stdout
 
     bundle = Bundle(Path(args.bundle))
     prompt = read_message(args.prompt)

@@ -3,6 +3,7 @@ import argparse
 import json
 from pathlib import Path
 
+from softfold.calibrate.prompts import calibration_set
 from softfold.cli.flags import (add_json, add_model, add_soft_prompt, add_weight_grid, model_path, optional_path,
                                 positive_int)
 from softfold.cli.verdicts import check_writable_file
@@ -25,7 +26,6 @@ def add_to(sub) -> None:
 def handle(args: argparse.Namespace) -> int:
     # the simulation loads torch: when the command runs, not for --help
     from softfold.calibrate.layer_sensitivity import sensitivity
-    from softfold.calibrate.prompts import calibration_set
     from softfold.inputs.read import read_inputs
     from softfold.reference.reference import Reference
 

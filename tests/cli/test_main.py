@@ -96,3 +96,11 @@ def test_export_verify_and_run_commands(capsys, monkeypatch, export, tiny_models
     if export.target != "ort":  # run checks the checksums before loading, unless told not to
         assert_user_error(capsys, chat, "is damaged", "tokenizer.json")
         assert main([*chat, "--no-verify"]) == 0 and "not verified" in capsys.readouterr().err
+
+
+def test_the_parser_loads_no_torch():
+    """`softfold --help` and a flag mistake answer at once: the commands import torch only when they run."""
+    import subprocess
+
+    code = "import sys; from softfold.cli.main import build_parser; build_parser(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
