@@ -108,8 +108,9 @@ def add_out(p: argparse.ArgumentParser, default: str | None = None, positional: 
 
 
 def add_prompts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--prompts", nargs="+", default=[], metavar="FILE",
-                   help="extra prompt files (.txt, one per line; .jsonl, a \"prompt\" field), added to the gate's")
+    p.add_argument("--prompts", action="append", default=[], metavar="FILE",
+                   help="a prompt file (.txt, a prompt a line; .jsonl, a \"prompt\" field) added to the gate's; "
+                        "repeat it for more")
 
 
 def add_prompt_sets(p: argparse.ArgumentParser, harmful: tuple[list[str], str], benign: tuple[list[str], str],

@@ -20,7 +20,8 @@ def test_the_flags_become_one_export_options():
 
 
 def test_prompts_take_several_files_and_a_single_file_flag_once():
-    args = build_parser().parse_args(["export", "--soft-prompt", "p", "--out", "o", "--prompts", "a.txt", "b.jsonl"])
+    args = build_parser().parse_args(["export", "--soft-prompt", "p", "--out", "o", "--prompts", "a.txt", "--prompts",
+                                      "b.jsonl"])
     assert args.prompts == ["a.txt", "b.jsonl"]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["export", "--out", "o", "--soft-prompt", "p", "--soft-prompt", "q"])
